@@ -1,0 +1,70 @@
+import { parseArgs } from 'node:util';
+import { type BackupRequest, type BackupSummary, runBackup } from '../../functions/core/backup';
+import { readConfig, type Trigger } from '../../functions/core/config';
+import { formatBytes, targetFromEnv } from '../context';
+
+export const usage =
+  'dump-bag backup [--json] [--trigger schedule|manual]   back up every selected database now';
+
+/** Runs one backup and prints it; the exit status is 0 only when every database succeeded. */
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { json: { type: 'boolean', default: false }, trigger: { type: 'string', default: 'schedule' } },
+  });
+  if (values.trigger !== 'schedule' && values.trigger !== 'manual') {
+    console.error(`dump-bag backup: --trigger is schedule or manual, got "${values.trigger}"`);
+    return 2;
+  }
+  const summary = await backupFromEnv({
+    trigger: values.trigger,
+    onResult: values.json
+      ? undefined
+      : (r) =>
+          console.log(
+            r.status === 'ok'
+              ? `ok      ${r.database}  ${r.key}  ${formatBytes(r.bytes ?? 0)}  ${r.seconds.toFixed(1)} s${r.pruned?.length ? `  (deleted ${r.pruned.length} old)` : ''}${r.retentionError ? `  retention failed: ${r.retentionError}` : ''}`
+              : `FAILED  ${r.database}: ${r.error}`,
+          ),
+  });
+  if (values.json) {
+    console.log(JSON.stringify(jsonSummary(summary), null, 2));
+  } else if (summary.error) {
+    console.error(`dump-bag backup: ${summary.error}`);
+  } else if (summary.results.length === 0) {
+    console.error('dump-bag backup: no database selected');
+  }
+  return summary.ok && summary.results.length > 0 ? 0 : 1;
+}
+
+/** One backup configured by the environment; a cron job's run counts as scheduled unless told otherwise. */
+export async function backupFromEnv(
+  options: { trigger?: Trigger; onResult?: BackupRequest['onResult'] } = {},
+): Promise<BackupSummary> {
+  const config = readConfig();
+  return runBackup(targetFromEnv(config), {
+    config,
+    trigger: options.trigger ?? 'schedule',
+    onResult: options.onResult,
+  });
+}
+
+/** `--json`: one entry per database: database, key, bytes, seconds, status, error. */
+export function jsonSummary(summary: BackupSummary) {
+  return {
+    ok: summary.ok && summary.results.length > 0,
+    error:
+      summary.error ?? (summary.results.length === 0 && !summary.error ? 'no database selected' : undefined),
+    server: summary.server?.version,
+    databases: summary.results.map((r) => ({
+      database: r.database,
+      key: r.key ?? null,
+      bytes: r.bytes ?? null,
+      sha256: r.sha256 ?? null,
+      seconds: r.seconds,
+      status: r.status,
+      error: r.error ?? null,
+      pruned: r.pruned ?? [],
+    })),
+  };
+}

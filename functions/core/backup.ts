@@ -1,0 +1,240 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import { type DumpRecord, deleteDump, writeRecord } from './catalog';
+import type { DumpBagConfig, RetentionPolicy, Trigger } from './config';
+import { type BackupPlan, libpqEnv, type PgConnection, planBackup, type ServerInfo } from './databases';
+import { encryptStream } from './encrypt';
+import { DeadlineError, DumpBagError, errorMessage, UploadError } from './errors';
+import { type Encryption, loadEncryption } from './keys';
+import { dumpId, dumpKey } from './naming';
+import {
+  defaultCompression,
+  describeCompression,
+  type PgDumpBinary,
+  type PgDumpSource,
+  pgDumpVersion,
+  resolvePgDump,
+  startPgDump,
+} from './pg-dump';
+import { pruneDatabase } from './retention';
+import { uploadStream } from './upload';
+
+/** What every dump of a run shares: where to read from, where to write to, and how. */
+export interface BackupTarget {
+  readonly s3: S3Client;
+  readonly bucket: string;
+  readonly connection: PgConnection;
+  readonly pgDump: PgDumpSource;
+  /** pg_dump's `--compress`; undefined picks the default. */
+  readonly compression?: string;
+  readonly retention: RetentionPolicy;
+  /** Part size and parts in flight for the multipart upload. */
+  readonly upload?: { readonly partSize?: number; readonly concurrency?: number };
+}
+
+export interface DumpRequest {
+  readonly database: string;
+  readonly server: ServerInfo;
+  readonly encryption: Encryption;
+  readonly trigger: Trigger;
+  /** The database's size on disk, to size the upload's parts. */
+  readonly expectedBytes?: number;
+  /** Epoch milliseconds by which the dump must have finished or been aborted. */
+  readonly deadline?: number;
+}
+
+export interface DumpResult {
+  readonly database: string;
+  readonly status: 'ok' | 'failed';
+  readonly key?: string;
+  readonly bytes?: number;
+  readonly sha256?: string;
+  readonly seconds: number;
+  /** Why it failed: the cause, with the tail of pg_dump's stderr; never a password. */
+  readonly error?: string;
+  /** Keys of older dumps that retention deleted after this one succeeded. */
+  readonly pruned?: readonly string[];
+  /** Retention could not run; the new dump itself is fine. */
+  readonly retentionError?: string;
+}
+
+export interface BackupSummary {
+  readonly ok: boolean;
+  readonly server?: ServerInfo;
+  readonly results: DumpResult[];
+  /** A failure that stopped the whole run before any database was dumped (keys, connection). */
+  readonly error?: string;
+}
+
+const versionCache = new Map<string, Promise<string>>();
+function cachedVersion(binary: PgDumpBinary): Promise<string> {
+  let version = versionCache.get(binary.path);
+  if (!version) {
+    version = pgDumpVersion(binary);
+    version.catch(() => versionCache.delete(binary.path));
+    versionCache.set(binary.path, version);
+  }
+  return version;
+}
+
+function secretsOf(connection: PgConnection): string[] {
+  return [connection.password, process.env.PGPASSWORD].filter((s): s is string => Boolean(s));
+}
+
+/**
+ * Dumps one database: pg_dump → OpenPGP → S3, then its record, then retention of its older dumps.
+ * Any failure aborts the upload and is returned as a failed result; older dumps are left alone.
+ */
+export async function dumpDatabase(target: BackupTarget, request: DumpRequest): Promise<DumpResult> {
+  const started = new Date();
+  const seconds = () => (Date.now() - started.getTime()) / 1000;
+  const { database, encryption } = request;
+  const key = dumpKey(database, dumpId(started), encryption.mode !== 'none');
+  const redact = secretsOf(target.connection);
+  const scrub = (text: string) => redact.reduce((t, s) => t.split(s).join('***'), text);
+  let firstError: unknown;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const binary = resolvePgDump(target.pgDump, request.server.major);
+    const pgDumpVersionText = await cachedVersion(binary);
+    const compression = target.compression ?? defaultCompression();
+    const run = startPgDump({
+      binary,
+      database,
+      compression,
+      connectionEnv: libpqEnv(target.connection),
+      redact,
+    });
+    run.stdout.once('error', (error) => {
+      firstError ??= error;
+    });
+    const body = await encryptStream(run.stdout, encryption);
+    if (request.deadline !== undefined) {
+      timer = setTimeout(
+        () => {
+          const error = new DeadlineError(`time ran out before the dump of ${database} finished`);
+          firstError ??= error;
+          body.destroy(error);
+          run.stdout.destroy(error);
+        },
+        Math.max(0, request.deadline - Date.now()),
+      );
+    }
+    let stored: Awaited<ReturnType<typeof uploadStream>>;
+    try {
+      stored = await uploadStream({
+        client: target.s3,
+        bucket: target.bucket,
+        key,
+        body,
+        expectedBytes: request.expectedBytes,
+        partSize: target.upload?.partSize,
+        concurrency: target.upload?.concurrency,
+        contentType: encryption.mode === 'none' ? 'application/octet-stream' : 'application/pgp-encrypted',
+        metadata: { database: encodeURIComponent(database), trigger: request.trigger },
+      });
+    } catch (error) {
+      // The upload is aborted; make sure pg_dump does not go on writing into a closed pipe.
+      run.stdout.destroy();
+      throw (
+        firstError ??
+        (error instanceof DumpBagError
+          ? error
+          : new UploadError(`upload to S3 failed: ${errorMessage(error)}`))
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    const record: DumpRecord = {
+      database,
+      id: dumpId(started),
+      key,
+      createdAt: started.toISOString(),
+      trigger: request.trigger,
+      encryption: encryption.mode,
+      recipients:
+        encryption.mode === 'gpg'
+          ? encryption.recipients.map((r) => ({ fingerprint: r.fingerprint, userId: r.userId }))
+          : [],
+      pgDumpVersion: pgDumpVersionText,
+      serverVersion: request.server.version,
+      compression: describeCompression(compression),
+      sha256: stored.sha256,
+      bytes: stored.bytes,
+      seconds: Math.round(seconds() * 1000) / 1000,
+    };
+    try {
+      await writeRecord(target.s3, target.bucket, record);
+    } catch (error) {
+      // A dump without its record cannot be verified: take it away rather than leave it half-described.
+      await deleteDump(target.s3, target.bucket, key).catch(() => {});
+      throw new UploadError(`cannot record the dump of ${database}: ${errorMessage(error)}`);
+    }
+    let pruned: string[] = [];
+    let retentionError: string | undefined;
+    try {
+      pruned = (await pruneDatabase(target.s3, target.bucket, database, target.retention)).map((d) => d.key);
+    } catch (error) {
+      retentionError = scrub(errorMessage(error));
+    }
+    return {
+      database,
+      status: 'ok',
+      key,
+      bytes: stored.bytes,
+      sha256: stored.sha256,
+      seconds: record.seconds,
+      pruned,
+      retentionError,
+    };
+  } catch (error) {
+    clearTimeout(timer);
+    return {
+      database,
+      status: 'failed',
+      seconds: seconds(),
+      error: scrub(errorMessage(firstError ?? error)),
+    };
+  }
+}
+
+export interface BackupRequest {
+  readonly config: Pick<
+    DumpBagConfig,
+    'databases' | 'exclude' | 'encryption' | 'publicKeys' | 'recipients' | 'passphraseFile'
+  >;
+  readonly trigger: Trigger;
+  /** Called as each database finishes, for progress output. */
+  readonly onResult?: (result: DumpResult) => void;
+}
+
+/**
+ * One backup of every selected database, one after the other. Keys are read and checked first:
+ * if encryption cannot be set up, nothing is dumped. A failing database does not stop the others.
+ */
+export async function runBackup(target: BackupTarget, request: BackupRequest): Promise<BackupSummary> {
+  let encryption: Encryption;
+  let plan: BackupPlan;
+  try {
+    encryption = await loadEncryption(request.config);
+    plan = await planBackup(target.connection, request.config);
+  } catch (error) {
+    const message = secretsOf(target.connection).reduce(
+      (t, s) => t.split(s).join('***'),
+      errorMessage(error),
+    );
+    return { ok: false, results: [], error: message };
+  }
+  const results: DumpResult[] = [];
+  for (const db of plan.databases) {
+    const result = await dumpDatabase(target, {
+      database: db.name,
+      server: plan.server,
+      encryption,
+      trigger: request.trigger,
+      expectedBytes: db.sizeBytes,
+    });
+    results.push(result);
+    request.onResult?.(result);
+  }
+  return { ok: results.every((r) => r.status === 'ok'), server: plan.server, results };
+}

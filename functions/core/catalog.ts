@@ -1,0 +1,144 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import type { EncryptionMode, Trigger } from './config';
+import { NotFoundError } from './errors';
+import { DUMPS_PREFIX, databasePrefix, parseDumpKey, RECORD_SUFFIX, recordKey } from './naming';
+
+/** What Dump Bag records of every dump, next to it, so it can be listed and verified without downloading it. */
+export interface DumpRecord {
+  readonly database: string;
+  /** `YYYYMMDD-HHMMSS`, the start time in UTC. */
+  readonly id: string;
+  readonly key: string;
+  /** ISO time the dump started. */
+  readonly createdAt: string;
+  readonly trigger: Trigger;
+  readonly encryption: EncryptionMode;
+  /** Who can decrypt it: the recipients' keys. */
+  readonly recipients: readonly { readonly fingerprint: string; readonly userId: string }[];
+  readonly pgDumpVersion: string;
+  readonly serverVersion: string;
+  /** pg_dump's compression, e.g. `gzip:1`. */
+  readonly compression: string;
+  /** SHA-256 (hex) and size of the stored bytes. */
+  readonly sha256: string;
+  readonly bytes: number;
+  readonly seconds: number;
+}
+
+export interface StoredObject {
+  readonly key: string;
+  readonly size: number;
+  readonly lastModified?: Date;
+}
+
+/** Every object under a prefix, all pages. */
+export async function listObjects(client: S3Client, bucket: string, prefix: string): Promise<StoredObject[]> {
+  const out: StoredObject[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+    );
+    for (const o of page.Contents ?? []) {
+      if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified });
+    }
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return out;
+}
+
+export async function writeRecord(client: S3Client, bucket: string, record: DumpRecord): Promise<void> {
+  await client.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: recordKey(record.key),
+      Body: JSON.stringify(record, null, 2),
+      ContentType: 'application/json',
+    }),
+  );
+}
+
+async function readRecord(client: S3Client, bucket: string, dumpKey: string): Promise<DumpRecord> {
+  const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: recordKey(dumpKey) }));
+  return JSON.parse(
+    await (response.Body as { transformToString(): Promise<string> }).transformToString(),
+  ) as DumpRecord;
+}
+
+/** Runs `fn` over items with at most `limit` at once, keeping order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** Newest first by the time in the key (the bucket's LastModified is no order of dumps), then by database. */
+export function newestFirst(
+  a: { id: string; database: string },
+  b: { id: string; database: string },
+): number {
+  return a.id === b.id ? a.database.localeCompare(b.database) : a.id < b.id ? 1 : -1;
+}
+
+export interface DumpObjects {
+  /** Dumps with their record: complete and verifiable. */
+  readonly complete: StoredObject[];
+  /** Dump objects without a record: left by a run that died between upload and record. */
+  readonly orphans: StoredObject[];
+}
+
+/** The dump objects under `dumps/` (or one database's folder), split by whether their record exists. */
+export async function scanDumps(client: S3Client, bucket: string, database?: string): Promise<DumpObjects> {
+  const objects = await listObjects(
+    client,
+    bucket,
+    database === undefined ? DUMPS_PREFIX : databasePrefix(database),
+  );
+  const records = new Set(objects.filter((o) => o.key.endsWith(RECORD_SUFFIX)).map((o) => o.key));
+  const dumps = objects.filter((o) => parseDumpKey(o.key) !== undefined);
+  return {
+    complete: dumps.filter((o) => records.has(recordKey(o.key))),
+    orphans: dumps.filter((o) => !records.has(recordKey(o.key))),
+  };
+}
+
+/** The complete dumps, newest first, with their records. */
+export async function listDumps(client: S3Client, bucket: string, database?: string): Promise<DumpRecord[]> {
+  const { complete } = await scanDumps(client, bucket, database);
+  const records = await mapLimit(complete, 8, (o) => readRecord(client, bucket, o.key));
+  return records.sort(newestFirst);
+}
+
+/** One dump by id, or the newest with `latest`. */
+export async function getDump(
+  client: S3Client,
+  bucket: string,
+  database: string,
+  id: string,
+): Promise<DumpRecord> {
+  const dumps = await listDumps(client, bucket, database);
+  const found = id === 'latest' ? dumps[0] : dumps.find((d) => d.id === id);
+  if (!found)
+    throw new NotFoundError(id === 'latest' ? `no dump of ${database}` : `no dump ${id} of ${database}`);
+  return found;
+}
+
+/** Deletes a dump and its record, the dump first so that a half-done delete leaves an orphan, never a lie. */
+export async function deleteDump(client: S3Client, bucket: string, key: string): Promise<void> {
+  if (!parseDumpKey(key)) throw new Error(`refusing to delete ${key}: not a dump key`);
+  await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+  await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: recordKey(key) }));
+}

@@ -1,0 +1,192 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { promisify } from 'node:util';
+import { ConfigError, PgDumpError } from './errors';
+
+/** Where the Lambda layer puts `<major>/bin/pg_dump` and `<major>/lib`. */
+export const LAYER_PG_ROOT = '/opt/pg';
+/** The custom format's magic bytes: anything else on pg_dump's stdout is not a dump. */
+const MAGIC = Buffer.from('PGDMP');
+const STDERR_TAIL_BYTES = 4096;
+
+export interface PgDumpBinary {
+  readonly path: string;
+  /** Extra environment the binary needs (its own library folder). */
+  readonly env: Record<string, string>;
+}
+
+export interface PgDumpSource {
+  /** An explicit binary; wins over everything else. */
+  readonly pgDumpPath?: string;
+  /** A folder of `<major>/bin/pg_dump`; defaults to the layer's /opt/pg when it exists. */
+  readonly pgRoot?: string;
+}
+
+/** The majors available under a root folder, ascending. */
+export function availableMajors(root: string): number[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((name) => /^\d+$/.test(name) && existsSync(join(root, name, 'bin', 'pg_dump')))
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+/**
+ * Picks the pg_dump for a server major: the same major when present, else the oldest newer one
+ * (an older pg_dump refuses a newer server; a much newer one writes archives old pg_restores cannot read).
+ */
+export function resolvePgDump(source: PgDumpSource, serverMajor: number): PgDumpBinary {
+  if (source.pgDumpPath) return { path: source.pgDumpPath, env: {} };
+  const root = source.pgRoot ?? (existsSync(LAYER_PG_ROOT) ? LAYER_PG_ROOT : undefined);
+  if (!root) return { path: 'pg_dump', env: {} };
+  const majors = availableMajors(root);
+  const major = majors.find((m) => m === serverMajor) ?? majors.find((m) => m > serverMajor);
+  if (major === undefined) {
+    throw new ConfigError(
+      `no pg_dump for a PostgreSQL ${serverMajor} server under ${root} (it has ${majors.join(', ') || 'none'}); add that major to the layer`,
+    );
+  }
+  const home = join(root, String(major));
+  return {
+    path: join(home, 'bin', 'pg_dump'),
+    env: { LD_LIBRARY_PATH: [join(home, 'lib'), process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') },
+  };
+}
+
+/** `pg_dump --version`'s number, e.g. "15.18". */
+export async function pgDumpVersion(binary: PgDumpBinary): Promise<string> {
+  try {
+    const { stdout } = await promisify(execFile)(binary.path, ['--version'], {
+      env: { ...process.env, ...binary.env },
+    });
+    return /(\d+(?:\.\d+)+)/.exec(stdout)?.[1] ?? stdout.trim();
+  } catch (error) {
+    throw new ConfigError(`cannot run ${binary.path} --version: ${(error as Error).message}`);
+  }
+}
+
+/** The compression Dump Bag asks pg_dump for: gzip level 1 is the fastest that still shrinks well. */
+export function defaultCompression(): string {
+  return '1';
+}
+
+/** How a `--compress` value is recorded: `1` → `gzip:1`. */
+export function describeCompression(value: string): string {
+  return /^\d$/.test(value) ? (value === '0' ? 'none' : `gzip:${value}`) : value;
+}
+
+/**
+ * A libpq connection string naming only the database. pg_dump reads a bare `-d NAME` holding `=`
+ * as a connection string; quoting it as a dbname value keeps any name a name.
+ */
+export function databaseConninfo(database: string): string {
+  return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+export interface PgDumpRun {
+  /** The custom-format archive; errors unless it starts with PGDMP and pg_dump exits 0. */
+  readonly stdout: Transform;
+  readonly pid: number | undefined;
+}
+
+export interface StartPgDumpOptions {
+  readonly binary: PgDumpBinary;
+  readonly database: string;
+  readonly compression: string;
+  /** libpq variables for this server (PGHOST…); they override the process's own. */
+  readonly connectionEnv?: Record<string, string>;
+  /** Secrets to blank out of pg_dump's stderr before it is reported. */
+  readonly redact?: readonly string[];
+}
+
+/** Starts `pg_dump --format=custom --no-owner` without a shell and returns its checked output. */
+export function startPgDump(options: StartPgDumpOptions): PgDumpRun {
+  const args = [
+    '--format=custom',
+    '--no-owner',
+    '--no-password',
+    `--compress=${options.compression}`,
+    `--dbname=${databaseConninfo(options.database)}`,
+  ];
+  const child = spawn(options.binary.path, args, {
+    env: { ...process.env, ...options.binary.env, ...options.connectionEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = Buffer.alloc(0);
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr = Buffer.concat([stderr, chunk]);
+    if (stderr.length > STDERR_TAIL_BYTES) stderr = stderr.subarray(stderr.length - STDERR_TAIL_BYTES);
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; spawnError?: Error }>(
+    (resolve) => {
+      child.once('error', (spawnError) => resolve({ code: null, signal: null, spawnError }));
+      child.once('close', (code, signal) => resolve({ code, signal }));
+    },
+  );
+  const redact = (options.redact ?? []).filter((s) => s.length > 0);
+  const tail = (): string => {
+    let text = stderr.toString('utf8').trim();
+    for (const secret of redact) text = text.split(secret).join('***');
+    return text;
+  };
+
+  let head = Buffer.alloc(0);
+  let seen = 0;
+  let exitKnown = false;
+  void exited.then(() => {
+    exitKnown = true;
+  });
+  const guard = new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      if (head.length < MAGIC.length) {
+        head = Buffer.concat([head, chunk.subarray(0, MAGIC.length - head.length)]);
+        if (head.length === MAGIC.length && !head.equals(MAGIC)) {
+          callback(
+            new PgDumpError('pg_dump wrote something that is not a custom-format archive (no PGDMP header)'),
+          );
+          return;
+        }
+      }
+      seen += chunk.length;
+      callback(null, chunk);
+    },
+    flush(callback: TransformCallback) {
+      // The stream must not end before pg_dump's exit status is known: ending it lets the upload complete.
+      exited.then(({ code, signal, spawnError }) => {
+        if (spawnError) {
+          callback(new PgDumpError(`cannot start ${options.binary.path}: ${spawnError.message}`));
+        } else if (signal) {
+          callback(
+            new PgDumpError(`pg_dump was killed by ${signal}${tail() ? `: ${tail()}` : ''}`, {
+              signal,
+              stderrTail: tail(),
+            }),
+          );
+        } else if (code !== 0) {
+          callback(
+            new PgDumpError(`pg_dump exited with code ${code}: ${tail() || 'no message'}`, {
+              exitCode: code,
+              stderrTail: tail(),
+            }),
+          );
+        } else if (seen < MAGIC.length) {
+          callback(new PgDumpError('pg_dump exited 0 but wrote no archive'));
+        } else {
+          callback();
+        }
+      }, callback);
+    },
+    destroy(error, callback) {
+      if (!exitKnown) child.kill('SIGKILL');
+      callback(error);
+    },
+  });
+  child.once('error', (error) =>
+    guard.destroy(new PgDumpError(`cannot start ${options.binary.path}: ${error.message}`)),
+  );
+  child.stdout.on('error', (error) => guard.destroy(error));
+  child.stdout.pipe(guard);
+  return { stdout: guard, pid: child.pid };
+}

@@ -1,0 +1,64 @@
+import { randomBytes } from 'node:crypto';
+import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { createS3Client } from '../../functions/core/s3';
+
+/** The shared services, and environments for the tools and the code under test. */
+export function services() {
+  const s = inject('services');
+  const s3Env = {
+    AWS_ENDPOINT_URL_S3: s.s3Endpoint,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  };
+  return { ...s, s3Env, env: { ...s.pgEnv, ...s3Env } };
+}
+
+/** A client of the shared S3 API server. */
+export function s3Client(): S3Client {
+  return createS3Client(services().s3Env);
+}
+
+/** A new, empty bucket of this test's own, so tests running side by side never see each other's dumps. */
+export async function freshBucket(client = s3Client()): Promise<string> {
+  const bucket = `test-${randomBytes(6).toString('hex')}`;
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  return bucket;
+}
+
+/** A client of the shared PostgreSQL, connected to `database`. */
+export async function pgClient(database = 'postgres'): Promise<pg.Client> {
+  const e = services().pgEnv;
+  const client = new pg.Client({ host: e.PGHOST, port: Number(e.PGPORT), user: e.PGUSER, password: e.PGPASSWORD, database });
+  await client.connect();
+  return client;
+}
+
+/** Creates a database (any name) filled by `sql`, dropping an older one of the same name. */
+export async function createDatabase(name: string, sql: string): Promise<void> {
+  const admin = await pgClient();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+  } finally {
+    await admin.end();
+  }
+  const db = await pgClient(name);
+  try {
+    await db.query(sql);
+  } finally {
+    await db.end();
+  }
+}
+
+/** Rows of a query as JSON text, for comparing a database with its restored copy. */
+export async function snapshot(database: string, query: string): Promise<string> {
+  const db = await pgClient(database);
+  try {
+    return JSON.stringify((await db.query(query)).rows);
+  } finally {
+    await db.end();
+  }
+}
