@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -87,6 +87,8 @@ export async function startLocalPostgres(
   options: { port?: number; persistent?: boolean } = {},
 ): Promise<LocalPostgres> {
   mkdirSync(dirname(directory), { recursive: true });
+  // The server runs as the `postgres` user when we are root: it must be able to reach its data folder.
+  if (userInfo().uid === 0) chmodSync(dirname(directory), 0o755);
   const port = options.port ?? (await freePort());
   const user = 'postgres';
   const password = 'dump-bag-local';

@@ -31,7 +31,13 @@ export async function freshBucket(client = s3Client()): Promise<string> {
 /** A client of the shared PostgreSQL, connected to `database`. */
 export async function pgClient(database = 'postgres'): Promise<pg.Client> {
   const e = services().pgEnv;
-  const client = new pg.Client({ host: e.PGHOST, port: Number(e.PGPORT), user: e.PGUSER, password: e.PGPASSWORD, database });
+  const client = new pg.Client({
+    host: e.PGHOST,
+    port: Number(e.PGPORT),
+    user: e.PGUSER,
+    password: e.PGPASSWORD,
+    database,
+  });
   await client.connect();
   return client;
 }
@@ -61,4 +67,51 @@ export async function snapshot(database: string, query: string): Promise<string>
   } finally {
     await db.end();
   }
+}
+
+/** The bytes of an object. */
+export async function getObjectBytes(client: S3Client, bucket: string, key: string): Promise<Buffer> {
+  const { GetObjectCommand } = await import('@aws-sdk/client-s3');
+  const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return Buffer.from(
+    await (response.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+  );
+}
+
+/** Every key in a bucket. */
+export async function allKeys(client: S3Client, bucket: string): Promise<string[]> {
+  const { listObjects } = await import('../../functions/core/catalog');
+  return (await listObjects(client, bucket, '')).map((o) => o.key).sort();
+}
+
+/** Multipart uploads still open in a bucket (aborted ones are gone). */
+export async function openUploads(client: S3Client, bucket: string): Promise<string[]> {
+  const { ListMultipartUploadsCommand } = await import('@aws-sdk/client-s3');
+  const page = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  return (page.Uploads ?? []).map((u) => u.Key ?? '');
+}
+
+/** Restores a custom-format dump into a new database with the system's pg_restore. */
+export async function restoreInto(database: string, dump: Buffer): Promise<void> {
+  const { spawn } = await import('node:child_process');
+  const admin = await pgClient();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)}`);
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
+  } finally {
+    await admin.end();
+  }
+  const conninfo = `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn('pg_restore', ['--no-owner', '--exit-on-error', `--dbname=${conninfo}`], {
+      env: { ...process.env, ...services().pgEnv },
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    const err: Buffer[] = [];
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`pg_restore exited ${code}: ${Buffer.concat(err)}`)),
+    );
+    child.stdin.end(dump);
+  });
 }

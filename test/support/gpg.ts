@@ -1,0 +1,64 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface GpgIdentity {
+  /** A GNUPGHOME holding only this identity's secret key. */
+  readonly home: string;
+  readonly email: string;
+  readonly fingerprint: string;
+  /** The armored public key. */
+  readonly publicKey: string;
+}
+
+const PARAMS = {
+  rsa: ['Key-Type: RSA', 'Key-Length: 2048', 'Subkey-Type: RSA', 'Subkey-Length: 2048'],
+  cv25519: ['Key-Type: EDDSA', 'Key-Curve: ed25519', 'Subkey-Type: ECDH', 'Subkey-Curve: cv25519'],
+};
+
+/** A fresh key pair made by real GnuPG, in a keyring of its own. */
+export function gpgIdentity(kind: keyof typeof PARAMS, email: string): GpgIdentity {
+  const home = mkdtempSync(join(tmpdir(), 'dump-bag-gpg-'));
+  const params = join(home, 'params');
+  writeFileSync(
+    params,
+    [
+      ...PARAMS[kind],
+      `Name-Real: ${kind} tester`,
+      `Name-Email: ${email}`,
+      'Expire-Date: 0',
+      '%no-protection',
+      '%commit',
+      '',
+    ].join('\n'),
+  );
+  const gpg = (args: string[]) =>
+    execFileSync('gpg', ['--homedir', home, '--batch', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  gpg(['--gen-key', params]);
+  const colons = gpg(['--with-colons', '--list-keys', email]).toString();
+  const fingerprint = /^fpr:::::::::([0-9A-F]+):/m.exec(colons)?.[1];
+  if (!fingerprint) throw new Error(`no fingerprint in gpg output for ${email}`);
+  return { home, email, fingerprint, publicKey: gpg(['--armor', '--export', fingerprint]).toString() };
+}
+
+/** Decrypts bytes with `gpg --decrypt` in a keyring; rejects with gpg's stderr on failure. */
+export function gpgDecrypt(home: string, data: Buffer, extra: string[] = []): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('gpg', ['--homedir', home, '--batch', '--yes', ...extra, '--decrypt'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0
+        ? resolve(Buffer.concat(out))
+        : reject(new Error(`gpg exited ${code}: ${Buffer.concat(err).toString()}`)),
+    );
+    child.stdin.on('error', () => {});
+    child.stdin.end(data);
+  });
+}
