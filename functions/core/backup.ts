@@ -104,8 +104,9 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
       connectionEnv: libpqEnv(target.connection),
       redact,
     });
-    run.stdout.once('error', (error) => {
-      firstError ??= error;
+    run.stdout.on('error', (error) => {
+      // pg_dump's own failures explain the rest; a cancellation caused by an S3 failure does not.
+      if (error instanceof DumpBagError) firstError ??= error;
     });
     const body = await encryptStream(run.stdout, encryption);
     if (request.deadline !== undefined) {
