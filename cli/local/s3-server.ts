@@ -34,7 +34,7 @@ async function listUploads(bucketName: string, prefix: string, res: ServerRespon
   for (const id of ids) {
     const key = await readFile(join(dir, id, 'key'), 'utf8').catch(() => undefined);
     if (key === undefined || !key.startsWith(prefix)) continue;
-    const initiated = (await stat(join(dir, id))).birthtime.toISOString();
+    const initiated = (await stat(join(dir, id))).mtime.toISOString();
     uploads.push(
       `<Upload><Key>${xmlEscape(key)}</Key><UploadId>${id}</UploadId><Initiated>${initiated}</Initiated></Upload>`,
     );

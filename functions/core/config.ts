@@ -79,6 +79,7 @@ export function readBucket(env: Env = process.env): string {
 
 /** Reads Dump Bag's settings from the environment; throws a ConfigError naming the variable at fault. */
 export function readConfig(env: Env = process.env): DumpBagConfig {
+  const bucket = readBucket(env);
   const encryption = (env.DUMP_BAG_ENCRYPTION?.trim() || 'gpg') as EncryptionMode;
   if (!['gpg', 'passphrase', 'none'].includes(encryption)) {
     throw new ConfigError(`DUMP_BAG_ENCRYPTION must be gpg, passphrase or none, got "${encryption}"`);
@@ -97,7 +98,7 @@ export function readConfig(env: Env = process.env): DumpBagConfig {
   }
   const databases = parseList(env.DUMP_BAG_DATABASES);
   return {
-    bucket: readBucket(env),
+    bucket,
     databases: databases.length > 0 ? databases : undefined,
     exclude: parseList(env.DUMP_BAG_EXCLUDE),
     encryption,

@@ -51,7 +51,8 @@ export async function parseKeys(content: Buffer | string, origin: string): Promi
   try {
     if (blocks) {
       for (const armoredKeys of blocks) keys.push(...(await openpgp.readKeys({ armoredKeys })));
-    } else if (typeof content !== 'string' && content.length > 0 && !text.trimStart().startsWith('-----')) {
+    } else if (typeof content !== 'string' && ((content[0] ?? 0) & 0x80) !== 0) {
+      // Binary OpenPGP packets always start with a tag byte whose high bit is set; text never does.
       keys.push(...(await openpgp.readKeys({ binaryKeys: new Uint8Array(content) })));
     }
   } catch (error) {
