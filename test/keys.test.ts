@@ -13,13 +13,14 @@ import {
   selectRecipients,
 } from '../functions/core/keys';
 
-async function pair(email: string, options: Partial<openpgp.GenerateKeyOptions> = {}) {
+async function pair(email: string, options: { date?: Date; keyExpirationTime?: number } = {}) {
   return openpgp.generateKey({
     type: 'ecc',
     curve: 'curve25519Legacy',
     userIDs: [{ name: email.split('@')[0], email }],
+    format: 'armored',
     ...options,
-  } as openpgp.GenerateKeyOptions & { format?: 'armored' });
+  });
 }
 
 describe('keys', () => {
