@@ -133,9 +133,9 @@ describe('keys', () => {
 
     const privateFile = join(dir, 'secret.asc');
     writeFileSync(privateFile, ada.privateKey);
-    const error = await loadEncryption({ encryption: 'gpg', publicKeys: privateFile }).catch(
-      (e: unknown) => e as Error,
-    );
+    const error = (await loadEncryption({ encryption: 'gpg', publicKeys: privateFile }).catch(
+      (e: unknown) => e,
+    )) as Error;
     expect(error.message).toMatch(/holds a private key/);
     expect(error.message).not.toContain('BEGIN PGP');
 
