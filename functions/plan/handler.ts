@@ -1,0 +1,75 @@
+import { readConfig, type Trigger } from '../core/config';
+import { type PgConnection, planBackup } from '../core/databases';
+import { ConfigError, errorMessage, ValidationError } from '../core/errors';
+import { loadEncryption } from '../core/keys';
+import { assertDatabaseName } from '../core/naming';
+import { readConnection } from '../shared/connection';
+import type { PlanEvent, PlanOutput } from '../shared/events';
+import { type LambdaContext, logger } from '../shared/lambda';
+import { redact } from '../shared/redact';
+
+function parseTrigger(value: unknown): Trigger {
+  if (value === undefined) return 'schedule';
+  if (value === 'schedule' || value === 'manual') return value;
+  throw new ValidationError(`trigger must be "schedule" or "manual", got ${JSON.stringify(value)}`);
+}
+
+/** The databases an event asks for; each must be one the bag backs up, so a request cannot widen the selection. */
+function requestedDatabases(
+  value: unknown,
+  config: { databases?: readonly string[]; exclude: readonly string[] },
+): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.length === 0 || !value.every((v) => typeof v === 'string')) {
+    throw new ValidationError('databases must be a non-empty list of database names');
+  }
+  for (const name of value) {
+    assertDatabaseName(name);
+    if (config.exclude.includes(name)) {
+      throw new ValidationError(`${JSON.stringify(name)} is excluded from backups (DUMP_BAG_EXCLUDE)`);
+    }
+    if (config.databases && !config.databases.includes(name)) {
+      throw new ValidationError(
+        `${JSON.stringify(name)} is not among the databases this bag backs up (DUMP_BAG_DATABASES)`,
+      );
+    }
+  }
+  return value;
+}
+
+/**
+ * The state machine's first step: checks the keys (encryption fails closed before any database is
+ * touched), then lists the databases to dump with their sizes and the server's version.
+ * Any failure is thrown and fails the execution, its message scrubbed of the password.
+ */
+export const handler = async (event: PlanEvent | null, context: LambdaContext): Promise<PlanOutput> => {
+  logger.addContext(context);
+  let connection: PgConnection | undefined;
+  try {
+    const config = readConfig();
+    const trigger = parseTrigger(event?.trigger);
+    const databases = requestedDatabases(event?.databases, config);
+    await loadEncryption(config);
+    connection = await readConnection();
+    const plan = await planBackup(connection, {
+      databases: databases ?? config.databases,
+      exclude: config.exclude,
+    });
+    if (plan.databases.length === 0) {
+      throw new ConfigError('no database selected: check DUMP_BAG_DATABASES and DUMP_BAG_EXCLUDE');
+    }
+    logger.info('planned backup', {
+      trigger,
+      server: plan.server.version,
+      databases: plan.databases.map((d) => d.name),
+      totalBytes: plan.databases.reduce((sum, d) => sum + (d.sizeBytes ?? 0), 0),
+    });
+    return { trigger, server: plan.server, databases: plan.databases };
+  } catch (error: unknown) {
+    const message = redact(errorMessage(error), [connection?.password]);
+    logger.error('planning the backup failed', { error: message });
+    const failure = new Error(message);
+    failure.name = error instanceof Error ? error.name : 'Error';
+    throw failure;
+  }
+};

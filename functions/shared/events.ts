@@ -1,0 +1,27 @@
+import type { Trigger } from '../core/config';
+import type { DatabaseInfo, ServerInfo } from '../core/databases';
+
+/**
+ * The backup state machine's input, and so the plan function's event: `{"trigger":"schedule"}`
+ * from the schedule, `{"databases":["<name>"],"trigger":"manual"}` from the API's POST /dumps/{database}.
+ */
+export interface PlanEvent {
+  readonly trigger?: Trigger;
+  /** Only these databases (each must be among those the bag backs up); absent means all of them. */
+  readonly databases?: readonly string[];
+}
+
+/** The plan function's result; the state machine's Map makes one dump item per database. */
+export interface PlanOutput {
+  readonly trigger: Trigger;
+  readonly server: ServerInfo;
+  readonly databases: readonly DatabaseInfo[];
+}
+
+/** One item of the Map: the dump function's event. */
+export interface DumpEvent {
+  readonly database: string;
+  readonly sizeBytes?: number;
+  readonly server: ServerInfo;
+  readonly trigger: Trigger;
+}
