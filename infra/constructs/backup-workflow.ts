@@ -1,0 +1,266 @@
+import { Duration, Token } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import { BagFunction, type RetentionSettings } from './bag-function';
+import type { DatabaseConnection } from './database-connection';
+import type { DumpBucket } from './dump-bucket';
+import type { PgDumpLayer } from './pg-dump-layer';
+import type { PublicKeys } from './public-keys';
+
+/** The EventBridge `source` and `detail-type` of the event sent for every finished dump. */
+export const DUMP_EVENT_SOURCE = 'dump-bag';
+export const DUMP_EVENT_DETAIL_TYPE = 'Dump Finished';
+/** Daily at 03:00 UTC. */
+export const DEFAULT_SCHEDULE = 'cron(0 3 * * ? *)';
+/** What the dump keeps back from its timeout to abort cleanly (functions/dump/handler.ts DEADLINE_MARGIN_MS), plus room to dump. */
+const MIN_DUMP_TIMEOUT = Duration.minutes(1);
+
+export interface BackupWorkflowProps {
+  readonly bucket: DumpBucket;
+  readonly connection: DatabaseConnection;
+  readonly keys: PublicKeys;
+  /** The pg_dump binaries; the dump function takes the layer's architecture. */
+  readonly pgDump: PgDumpLayer;
+  /** EventBridge Scheduler expressions (`cron(…)`, `rate(…)`), UTC; empty for on-demand dumps only. @default ['cron(0 3 * * ? *)'] */
+  readonly schedules?: readonly string[];
+  /** Databases to dump. @default every database that allows connections and is not a template */
+  readonly databases?: readonly string[];
+  /** Databases never to dump. @default none */
+  readonly exclude?: readonly string[];
+  /** @default 30 days, manual dumps 7 days, keep at least 3 */
+  readonly retention?: RetentionSettings;
+  /** Databases dumped at the same time. @default 2 */
+  readonly concurrency?: number;
+  /** Memory of the dump function in MB (1769 MB is one full vCPU). @default 1769 */
+  readonly dumpMemorySize?: number;
+  /** Time one database's dump may take; it stops itself 10 s before. At most 15 minutes. @default Duration.minutes(15) */
+  readonly dumpTimeout?: Duration;
+  /** pg_dump's --compress. @default the core's: gzip level 1 */
+  readonly compression?: string;
+  /** Longest a whole backup run may take. @default Duration.hours(6) */
+  readonly executionTimeout?: Duration;
+  /** Retention of the functions' and the state machine's logs. @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+  /** Powertools service name. @default 'dump-bag' */
+  readonly serviceName?: string;
+}
+
+function checkSchedule(expression: string): void {
+  if (!/^(cron|rate|at)\(.+\)$/.test(expression.trim())) {
+    throw new Error(
+      `BackupWorkflow: \`schedules\` entry "${expression}" is not a schedule expression; write cron(0 3 * * ? *) or rate(12 hours)`,
+    );
+  }
+}
+
+/**
+ * The backup: EventBridge schedules start a Step Functions state machine that plans (lists the
+ * databases), dumps each database in its own Lambda invocation with bounded concurrency, sends an
+ * EventBridge event per finished dump, and fails the execution naming the databases that failed.
+ */
+export class BackupWorkflow extends Construct {
+  readonly planFunction: BagFunction;
+  readonly dumpFunction: BagFunction;
+  readonly stateMachine: sfn.StateMachine;
+  readonly schedules: scheduler.Schedule[];
+
+  constructor(scope: Construct, id: string, props: BackupWorkflowProps) {
+    super(scope, id);
+    const schedules = props.schedules ?? [DEFAULT_SCHEDULE];
+    schedules.forEach(checkSchedule);
+    const databases = props.databases ?? [];
+    const exclude = props.exclude ?? [];
+    const both = databases.filter((d) => exclude.includes(d));
+    if (both.length > 0) {
+      throw new Error(
+        `BackupWorkflow: ${both.join(', ')} is in both \`databases\` and \`exclude\`; remove it from one of them`,
+      );
+    }
+    for (const name of [...databases, ...exclude]) {
+      if (name.length === 0 || Buffer.byteLength(name) > 63 || name.includes('\0')) {
+        throw new Error(
+          `BackupWorkflow: "${name}" in \`databases\`/\`exclude\` is not a PostgreSQL database name`,
+        );
+      }
+    }
+    const concurrency = props.concurrency ?? 2;
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 40) {
+      throw new Error(
+        `BackupWorkflow: \`concurrency\` must be a whole number from 1 to 40, got ${concurrency}; each dump is a database connection and a Lambda`,
+      );
+    }
+    const dumpTimeout = props.dumpTimeout ?? Duration.minutes(15);
+    if (!Token.isUnresolved(dumpTimeout.toSeconds())) {
+      if (dumpTimeout.toSeconds() > 900 || dumpTimeout.toSeconds() < MIN_DUMP_TIMEOUT.toSeconds()) {
+        throw new Error(
+          `BackupWorkflow: \`dumpTimeout\` must be from 1 to 15 minutes (Lambda's limit), got ${dumpTimeout.toHumanString()}; a database that needs longer needs a bigger dumpMemorySize or a task outside Lambda`,
+        );
+      }
+    }
+    const dumpMemorySize = props.dumpMemorySize ?? 1769;
+    if (!Number.isInteger(dumpMemorySize) || dumpMemorySize < 512 || dumpMemorySize > 10240) {
+      throw new Error(
+        `BackupWorkflow: \`dumpMemorySize\` must be from 512 to 10240 MB, got ${dumpMemorySize}; pg_dump, encryption and upload buffers need at least 512`,
+      );
+    }
+    const retention = props.retention ?? {};
+    for (const [prop, value] of Object.entries(retention)) {
+      if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
+        throw new Error(
+          `BackupWorkflow: \`retention.${prop}\` must be a whole number of at least 1, got ${value}`,
+        );
+      }
+    }
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+    const architecture = props.pgDump.architecture;
+    const { connection } = props;
+    const selection: Record<string, string> = {};
+    // The core's comma list: a comma inside a name is written `\,`.
+    const list = (names: readonly string[]) =>
+      names.map((n) => n.replace(/\\/g, '\\\\').replace(/,/g, '\\,')).join(',');
+    if (databases.length > 0) selection.DUMP_BAG_DATABASES = list(databases);
+    if (exclude.length > 0) selection.DUMP_BAG_EXCLUDE = list(exclude);
+
+    const placement = {
+      vpc: connection.vpc,
+      vpcSubnets: connection.vpcSubnets,
+      securityGroups: connection.securityGroups,
+    };
+    this.planFunction = new BagFunction(this, 'Plan', {
+      entry: 'functions/plan/handler.ts',
+      description: 'Dump Bag: checks the keys and lists the databases to dump',
+      architecture,
+      timeout: Duration.minutes(1),
+      logRetention,
+      serviceName: props.serviceName,
+      // The bucket's name only (the core's settings require one); the plan gets no right on it.
+      environment: { ...selection, DUMP_BAG_BUCKET: props.bucket.bucket.bucketName },
+      ...placement,
+    });
+    connection.bind(this.planFunction);
+    props.keys.bind(this.planFunction);
+
+    this.dumpFunction = new BagFunction(this, 'Dump', {
+      entry: 'functions/dump/handler.ts',
+      description: 'Dump Bag: pg_dump of one database, encrypted, into S3, then its retention',
+      architecture,
+      memorySize: dumpMemorySize,
+      timeout: dumpTimeout,
+      logRetention,
+      serviceName: props.serviceName,
+      environment: {
+        ...selection,
+        ...(props.compression ? { DUMP_BAG_COMPRESSION: props.compression } : {}),
+      },
+      ...placement,
+    });
+    this.dumpFunction.addLayers(props.pgDump.layer);
+    this.dumpFunction.bindDumpWriter(props.bucket).bindRetention(retention);
+    connection.bind(this.dumpFunction);
+    props.keys.bind(this.dumpFunction);
+
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      comment: 'Dump Bag backup: plan, dump each database, report',
+      queryLanguage: sfn.QueryLanguage.JSONATA,
+      definitionBody: sfn.DefinitionBody.fromChainable(this.definition(concurrency)),
+      timeout: props.executionTimeout ?? Duration.hours(6),
+      tracingEnabled: true,
+      logs: {
+        destination: new logs.LogGroup(this, 'ExecutionLogs', { retention: logRetention }),
+        level: sfn.LogLevel.ALL,
+        includeExecutionData: true,
+      },
+    });
+
+    this.schedules = schedules.map(
+      (expression, index) =>
+        new scheduler.Schedule(this, `Schedule${index + 1}`, {
+          description: `Dump Bag: scheduled backup (${expression} UTC)`,
+          schedule: scheduler.ScheduleExpression.expression(expression.trim()),
+          target: new schedulerTargets.StepFunctionsStartExecution(this.stateMachine, {
+            input: scheduler.ScheduleTargetInput.fromObject({ trigger: 'schedule' }),
+            retryAttempts: 2,
+          }),
+        }),
+    );
+
+    NagSuppressions.addResourceSuppressions(
+      this.stateMachine,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'Generated by CDK: invoking the plan and dump functions with any version or alias (`<function arn>:*`), and CloudWatch log delivery and X-Ray, whose actions take no resource.',
+          appliesTo: [{ regex: '/^Resource::<.+\\.Arn>:\\*$/g' }, 'Resource::*'],
+        },
+      ],
+      true,
+    );
+  }
+
+  private definition(concurrency: number): sfn.IChainable {
+    const plan = tasks.LambdaInvoke.jsonata(this, 'Plan databases', {
+      lambdaFunction: this.planFunction,
+      // The execution's input as it is: {"trigger":"schedule"} or {"databases":[…],"trigger":"manual"}.
+      payload: sfn.TaskInput.fromText('{% $states.input %}'),
+      outputs: '{% $states.result.Payload %}',
+      retryOnServiceExceptions: true,
+    });
+
+    const dump = tasks.LambdaInvoke.jsonata(this, 'Dump database', {
+      lambdaFunction: this.dumpFunction,
+      outputs: '{% $states.result.Payload %}',
+      retryOnServiceExceptions: true,
+    });
+    // A dump that crashed or hit the Lambda timeout still becomes a failed result, so the others go on.
+    const crashed = sfn.Pass.jsonata(this, 'Dump crashed', {
+      outputs:
+        '{% {"database": $states.input.database, "status": "failed", "error": $states.input.error.Error & ": " & $states.input.error.Cause} %}',
+    });
+    dump.addCatch(crashed, {
+      errors: [sfn.Errors.ALL],
+      outputs: '{% {"database": $states.input.database, "error": $states.errorOutput} %}',
+    });
+    const announce = tasks.EventBridgePutEvents.jsonata(this, 'Announce dump', {
+      entries: [
+        {
+          source: DUMP_EVENT_SOURCE,
+          detailType: DUMP_EVENT_DETAIL_TYPE,
+          detail: sfn.TaskInput.fromText(
+            '{% $string({"database": $states.input.database, "status": $states.input.status, "key": $states.input.key, "bytes": $states.input.bytes, "sha256": $states.input.sha256, "seconds": $states.input.seconds, "error": $states.input.error, "stateMachine": $states.context.StateMachine.Id, "execution": $states.context.Execution.Id}) %}',
+          ),
+        },
+      ],
+      // The event is news for others; the result of the dump is what goes on.
+      outputs: '{% $states.input %}',
+    });
+    const unannounced = sfn.Pass.jsonata(this, 'Event not sent', { outputs: '{% $states.input %}' });
+    announce.addCatch(unannounced, { errors: [sfn.Errors.ALL], outputs: '{% $states.input %}' });
+
+    const eachDatabase = sfn.Map.jsonata(this, 'Dump each database', {
+      items: sfn.ProvideItems.jsonata('{% $states.input.databases %}'),
+      jsonataItemSelector:
+        '{% {"database": $states.context.Map.Item.Value.name, "sizeBytes": $states.context.Map.Item.Value.sizeBytes, "server": $states.input.server, "trigger": $states.input.trigger} %}',
+      maxConcurrency: concurrency,
+      outputs: '{% {"results": $states.result} %}',
+    });
+    eachDatabase.itemProcessor(dump.next(announce));
+    crashed.next(announce);
+
+    const failed = sfn.Fail.jsonata(this, 'Some dumps failed', {
+      error: 'DumpsFailed',
+      cause:
+        '{% "failed: " & $join($states.input.results[status != "ok"].(database & " (" & error & ")"), "; ") %}',
+    });
+    const report = sfn.Choice.jsonata(this, 'Report')
+      .when(sfn.Condition.jsonata('{% $count($states.input.results[status != "ok"]) > 0 %}'), failed)
+      .otherwise(sfn.Succeed.jsonata(this, 'All dumped', { outputs: '{% $states.input %}' }));
+
+    return plan.next(eachDatabase).next(report);
+  }
+}

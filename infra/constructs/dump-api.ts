@@ -1,0 +1,172 @@
+import { Duration, Token } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import * as authorizers from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import * as integrations from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import { BagFunction, type RetentionSettings } from './bag-function';
+import type { DumpBucket } from './dump-bucket';
+import type { PublicKeys } from './public-keys';
+
+/** Presigned URLs: 15 minutes by default, 12 hours at most (the API refuses longer). */
+const DEFAULT_URL_EXPIRY = Duration.seconds(900);
+const MAX_URL_EXPIRY_SECONDS = 43_200;
+
+/** Who may call the API's private routes. */
+export type ApiAuthorization =
+  | { readonly type: 'iam' }
+  | {
+      readonly type: 'jwt';
+      /** The token issuer, e.g. https://cognito-idp.<region>.amazonaws.com/<pool id>. */
+      readonly issuer: string;
+      /** Accepted audiences (client ids). */
+      readonly audience: readonly string[];
+    };
+
+export interface DumpApiProps {
+  readonly bucket: DumpBucket;
+  /** The backup state machine, which POST /dumps/{database} starts. */
+  readonly stateMachine: sfn.IStateMachine;
+  readonly keys: PublicKeys;
+  /** The same retention as the dump function's, to report when each dump will be deleted. @default 30/7 days, keep 3 */
+  readonly retention?: RetentionSettings;
+  /** Every route but GET /keys and GET /recipients requires this. @default { type: 'iam' } (SigV4) */
+  readonly authorization?: ApiAuthorization;
+  /** How long presigned download URLs stay valid. At most 12 hours. @default Duration.seconds(900) */
+  readonly urlExpiry?: Duration;
+  /** Steady requests per second for the whole API (burst twice that). @default 20 */
+  readonly rateLimit?: number;
+  /** @default lambda.Architecture.ARM_64 */
+  readonly architecture?: lambda.Architecture;
+  /** Retention of the function's and the access logs. @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+  /** Powertools service name. @default 'dump-bag' */
+  readonly serviceName?: string;
+}
+
+/** Route key → whether it is public by design. */
+export const API_ROUTES: readonly { method: apigw.HttpMethod; path: string; public: boolean }[] = [
+  { method: apigw.HttpMethod.GET, path: '/', public: false },
+  { method: apigw.HttpMethod.GET, path: '/dumps', public: false },
+  { method: apigw.HttpMethod.GET, path: '/dumps/{database}/{id}', public: false },
+  { method: apigw.HttpMethod.GET, path: '/dumps/{database}/{id}/url', public: false },
+  { method: apigw.HttpMethod.POST, path: '/dumps/{database}', public: false },
+  // Other bags and people fetch the public keys and recipients without credentials, as with the older bag.
+  { method: apigw.HttpMethod.GET, path: '/keys', public: true },
+  { method: apigw.HttpMethod.GET, path: '/recipients', public: true },
+];
+
+/**
+ * The HTTP API: one Lambda behind every route, IAM (or JWT) on all but the public key routes,
+ * access logs and throttling on the stage. Its role reads and lists dumps and starts backups.
+ */
+export class DumpApi extends Construct {
+  readonly httpApi: apigw.HttpApi;
+  readonly function: BagFunction;
+  /** The API's base URL. */
+  readonly url: string;
+
+  constructor(scope: Construct, id: string, props: DumpApiProps) {
+    super(scope, id);
+    const authorization = props.authorization ?? { type: 'iam' };
+    if (authorization.type === 'jwt') {
+      if (!/^https:\/\//.test(authorization.issuer)) {
+        throw new Error(
+          `DumpApi: \`authorization.issuer\` must be the issuer's https:// URL, got '${authorization.issuer}' (context jwtIssuer)`,
+        );
+      }
+      if (authorization.audience.length === 0) {
+        throw new Error(
+          'DumpApi: `authorization.audience` must list at least one audience (client id) for JWT (context jwtAudience)',
+        );
+      }
+    } else if (authorization.type !== 'iam') {
+      throw new Error(
+        `DumpApi: \`authorization.type\` must be 'iam' or 'jwt', got '${(authorization as { type: string }).type}'`,
+      );
+    }
+    const urlExpiry = props.urlExpiry ?? DEFAULT_URL_EXPIRY;
+    const expirySeconds = urlExpiry.toSeconds();
+    if (!Token.isUnresolved(expirySeconds) && (expirySeconds < 1 || expirySeconds > MAX_URL_EXPIRY_SECONDS)) {
+      throw new Error(
+        `DumpApi: \`urlExpiry\` must be from 1 second to 12 hours, got ${urlExpiry.toHumanString()}; a download link should be short-lived`,
+      );
+    }
+    const rateLimit = props.rateLimit ?? 20;
+    if (!(rateLimit >= 1)) throw new Error(`DumpApi: \`rateLimit\` must be at least 1, got ${rateLimit}`);
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+
+    this.function = new BagFunction(this, 'Handler', {
+      entry: 'functions/api/handler.ts',
+      description: 'Dump Bag API: lists dumps, presigns downloads, starts on-demand dumps, serves keys',
+      architecture: props.architecture,
+      memorySize: 512,
+      // API Gateway gives up after 30 s.
+      timeout: Duration.seconds(29),
+      logRetention,
+      serviceName: props.serviceName,
+      environment: { DUMP_BAG_URL_EXPIRY_SECONDS: String(expirySeconds) },
+    });
+    this.function
+      .bindDumpReader(props.bucket)
+      .bindStateMachine(props.stateMachine)
+      .bindRetention(props.retention ?? {});
+    props.keys.bind(this.function);
+
+    const defaultAuthorizer =
+      authorization.type === 'jwt'
+        ? new authorizers.HttpJwtAuthorizer('Jwt', authorization.issuer, {
+            jwtAudience: [...authorization.audience],
+          })
+        : new authorizers.HttpIamAuthorizer();
+    this.httpApi = new apigw.HttpApi(this, 'HttpApi', {
+      description: 'Dump Bag: list and fetch database dumps',
+      createDefaultStage: false,
+      defaultAuthorizer,
+    });
+    const accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: logRetention });
+    new apigw.HttpStage(this, 'Stage', {
+      httpApi: this.httpApi,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: { rateLimit, burstLimit: rateLimit * 2 },
+      accessLogSettings: {
+        destination: new apigw.LogGroupLogDestination(accessLogs),
+        format: AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            ip: '$context.identity.sourceIp',
+            caller: '$context.identity.userArn',
+            requestTime: '$context.requestTime',
+            routeKey: '$context.routeKey',
+            status: '$context.status',
+            responseLength: '$context.responseLength',
+            integrationError: '$context.integrationErrorMessage',
+          }),
+        ),
+      },
+    });
+    const integration = new integrations.HttpLambdaIntegration('Api', this.function);
+    for (const route of API_ROUTES) {
+      const [created] = this.httpApi.addRoutes({
+        path: route.path,
+        methods: [route.method],
+        integration,
+        authorizer: route.public ? new apigw.HttpNoneAuthorizer() : undefined,
+      });
+      if (route.public && created) {
+        NagSuppressions.addResourceSuppressions(created, [
+          {
+            id: 'AwsSolutions-APIG4',
+            reason: `${route.method} ${route.path} is public by design: it serves public keys or their fingerprints, so other bags and people can take their key configuration from this one.`,
+          },
+        ]);
+      }
+    }
+    this.url = this.httpApi.apiEndpoint;
+  }
+}

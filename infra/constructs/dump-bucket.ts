@@ -1,0 +1,204 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct, type IConstruct } from 'constructs';
+
+/** Where every dump and its record live; nothing in the bucket outside it is Dump Bag's. */
+export const DUMPS_PREFIX = 'dumps/';
+
+export interface ObjectLockSettings {
+  /** GOVERNANCE lets a privileged user lift the lock; COMPLIANCE lets nobody. @default 'GOVERNANCE' */
+  readonly mode?: 'GOVERNANCE' | 'COMPLIANCE';
+  /** Days each object version is locked against deletion and overwrite. */
+  readonly days: number;
+}
+
+export interface DumpBucketProps {
+  /** Encryption at rest: S3-managed keys, or a customer-managed KMS key (with rotation) made here. @default 's3' */
+  readonly encryption?: 's3' | 'kms';
+  /** Days a deleted or overwritten object's old version is kept before it expires. @default 7 */
+  readonly noncurrentVersionExpirationDays?: number;
+  /** Object Lock default retention for every new object version. @default no Object Lock */
+  readonly objectLock?: ObjectLockSettings;
+  /** Keep S3 server access logs in a bucket of their own, for this many days. @default 90 (0: no access logs) */
+  readonly accessLogDays?: number;
+  /** What happens to the bucket when the stack is deleted. @default RemovalPolicy.RETAIN */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+function wholeNumber(value: number, prop: string, min: number, fix: string): number {
+  if (!Number.isInteger(value) || value < min) {
+    throw new Error(
+      `DumpBucket: \`${prop}\` must be a whole number of at least ${min}, got ${value}; ${fix}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * The dump bucket: public access blocked, TLS only, encrypted at rest, versioned with noncurrent
+ * versions expiring, incomplete multipart uploads aborted after a day, Object Lock as an option.
+ * Retention of current dumps is Dump Bag's own (per database, never below keep-min), not a lifecycle rule.
+ */
+export class DumpBucket extends Construct {
+  readonly bucket: s3.Bucket;
+  /** The customer-managed key, with `encryption: 'kms'`. */
+  readonly key?: kms.Key;
+
+  constructor(scope: Construct, id: string, props: DumpBucketProps = {}) {
+    super(scope, id);
+    const encryption = props.encryption ?? 's3';
+    if (encryption !== 's3' && encryption !== 'kms') {
+      throw new Error(`DumpBucket: \`encryption\` must be 's3' or 'kms', got '${encryption}'`);
+    }
+    const noncurrentDays = wholeNumber(
+      props.noncurrentVersionExpirationDays ?? 7,
+      'noncurrentVersionExpirationDays',
+      1,
+      'old versions must expire some day, or deleted dumps are kept and paid for forever',
+    );
+    const accessLogDays = wholeNumber(
+      props.accessLogDays ?? 90,
+      'accessLogDays',
+      0,
+      'use 0 for no access logs',
+    );
+    let objectLockDefaultRetention: s3.ObjectLockRetention | undefined;
+    if (props.objectLock) {
+      const days = wholeNumber(props.objectLock.days, 'objectLock.days', 1, 'or leave objectLock out');
+      const mode = props.objectLock.mode ?? 'GOVERNANCE';
+      if (mode !== 'GOVERNANCE' && mode !== 'COMPLIANCE') {
+        throw new Error(
+          `DumpBucket: \`objectLock.mode\` must be 'GOVERNANCE' or 'COMPLIANCE', got '${mode}'`,
+        );
+      }
+      objectLockDefaultRetention =
+        mode === 'COMPLIANCE'
+          ? s3.ObjectLockRetention.compliance(Duration.days(days))
+          : s3.ObjectLockRetention.governance(Duration.days(days));
+    }
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+
+    let accessLogs: s3.Bucket | undefined;
+    if (accessLogDays > 0) {
+      accessLogs = new s3.Bucket(this, 'AccessLogs', {
+        // S3's log delivery writes with S3-managed keys only.
+        encryption: s3.BucketEncryption.S3_MANAGED,
+        blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+        enforceSSL: true,
+        objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        lifecycleRules: [{ id: 'expire-access-logs', expiration: Duration.days(accessLogDays) }],
+        removalPolicy,
+      });
+    }
+
+    this.key =
+      encryption === 'kms'
+        ? new kms.Key(this, 'Key', {
+            description: 'Dump Bag: encryption at rest of the dump bucket',
+            enableKeyRotation: true,
+            removalPolicy,
+          })
+        : undefined;
+
+    this.bucket = new s3.Bucket(this, 'Bucket', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      encryption: this.key ? s3.BucketEncryption.KMS : s3.BucketEncryption.S3_MANAGED,
+      encryptionKey: this.key,
+      bucketKeyEnabled: this.key ? true : undefined,
+      objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      // Versions make a deleted dump recoverable for a while, even from a role that may delete.
+      versioned: true,
+      objectLockEnabled: objectLockDefaultRetention ? true : undefined,
+      objectLockDefaultRetention,
+      lifecycleRules: [
+        {
+          id: 'dump-bag',
+          abortIncompleteMultipartUploadAfter: Duration.days(1),
+          noncurrentVersionExpiration: Duration.days(noncurrentDays),
+          expiredObjectDeleteMarker: true,
+        },
+      ],
+      serverAccessLogsBucket: accessLogs,
+      serverAccessLogsPrefix: accessLogs ? 'dump-bucket/' : undefined,
+      removalPolicy,
+    });
+    if (!accessLogs) {
+      NagSuppressions.addResourceSuppressions(this.bucket, [
+        {
+          id: 'AwsSolutions-S1',
+          reason: 'Server access logs were turned off on purpose (accessLogDays: 0).',
+        },
+      ]);
+    }
+  }
+
+  /** `arn:…:bucket/dumps/<suffix>`: S3 resource ARNs match `*` across `/`. */
+  dumpsArn(suffix = '*'): string {
+    return this.bucket.arnForObjects(`${DUMPS_PREFIX}${suffix}`);
+  }
+
+  /** The `dumps/*` wildcards are the point: every dump of every database lives under that prefix. */
+  private explainWildcards(grantee: iam.IGrantable, what: string): void {
+    const principal = grantee.grantPrincipal as unknown as IConstruct;
+    if (!principal.node) return;
+    NagSuppressions.addResourceSuppressions(
+      principal,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason: `The role may ${what}: the wildcard is the dumps/ prefix of this one bucket, whose keys are dumps/<database>/<database>-<time>.pg.gpg and their .json records; nothing else in the bucket is reachable.`,
+          appliesTo: [{ regex: '/^Resource::<.+\\.Arn>\\/dumps\\/\\*(\\.json)?$/g' }],
+        },
+      ],
+      true,
+    );
+  }
+
+  private grantList(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:ListBucket'],
+      resourceArns: [this.bucket.bucketArn],
+      conditions: { StringLike: { 's3:prefix': [`${DUMPS_PREFIX}*`] } },
+    });
+  }
+
+  /**
+   * The dump function's rights: write dumps and abort their uploads, list and delete under dumps/
+   * for its retention, and read the JSON records (`dumps/*.json`) that retention lists dumps by.
+   * It cannot read a dump: no dump key ends in `.json` (they end in `.pg` or `.pg.gpg`).
+   */
+  grantDumpWrite(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject'],
+      resourceArns: [this.dumpsArn()],
+    });
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:GetObject'],
+      resourceArns: [this.dumpsArn('*.json')],
+    });
+    this.grantList(grantee);
+    this.explainWildcards(grantee, 'write, abort and delete dumps, and read their records, under dumps/');
+    // Multipart uploads with SSE-KMS need Decrypt as well as GenerateDataKey; still no GetObject on dumps.
+    this.key?.grantEncryptDecrypt(grantee);
+  }
+
+  /** The API's rights: read and list under dumps/; never write or delete. */
+  grantDumpRead(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:GetObject'],
+      resourceArns: [this.dumpsArn()],
+    });
+    this.grantList(grantee);
+    this.explainWildcards(grantee, 'read any dump under dumps/ (the API lists and presigns them)');
+    this.key?.grantDecrypt(grantee);
+  }
+}

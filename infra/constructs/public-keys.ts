@@ -1,0 +1,114 @@
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { Annotations, DockerImage } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { Construct } from 'constructs';
+import { REPO_ROOT } from './bag-function';
+
+/** Where the keys layer puts the key files in the function's file system. */
+export const KEYS_MOUNT = '/opt/dump-bag-keys';
+/** The files the core reads as keys (see functions/core/keys.ts). */
+const KEY_FILE = /\.(asc|pub|key|gpg|pgp)$/i;
+
+export interface PublicKeysProps {
+  /** A folder of armored public keys (`.asc`), relative to the repository root; shipped as a layer. */
+  readonly folder?: string;
+  /** A central bag's `/keys` URL (https), read at every run. */
+  readonly url?: string;
+  /** A comma list of fingerprints or e-mail addresses among the keys, or a central bag's `/recipients` URL (https). @default every key */
+  readonly recipients?: string;
+}
+
+function isUrl(value: string): boolean {
+  return /^[a-z]+:\/\//i.test(value);
+}
+
+function keyFiles(folder: string): string[] {
+  return readdirSync(folder)
+    .filter((name) => !name.startsWith('.') && KEY_FILE.test(name))
+    .sort();
+}
+
+/**
+ * Whose public keys the dumps are encrypted for, the same for the plan, dump and API functions:
+ * a folder of the repository shipped as a small layer at /opt/dump-bag-keys, or a central bag's
+ * URLs, which the functions read at every run.
+ */
+export class PublicKeys extends Construct {
+  /** The layer holding the key files, with `folder`. */
+  readonly layer?: lambda.LayerVersion;
+  /** DUMP_BAG_PUBLIC_KEYS as the functions see it. */
+  readonly publicKeys: string;
+  readonly recipients?: string;
+
+  constructor(scope: Construct, id: string, props: PublicKeysProps) {
+    super(scope, id);
+    if (props.folder && props.url) {
+      throw new Error(
+        "PublicKeys: give `folder` (keys in the repository) or `url` (a central bag's /keys), not both (context keysFolder / keysUrl)",
+      );
+    }
+    if (!props.folder && !props.url) {
+      throw new Error(
+        "PublicKeys: give `folder` (a folder of .asc public keys, context keysFolder) or `url` (a central bag's /keys, context keysUrl); dumps are never stored unencrypted by the stack",
+      );
+    }
+    for (const [prop, value] of [
+      ['url', props.url],
+      ['recipients', props.recipients],
+    ] as const) {
+      if (value && isUrl(value) && !/^https:\/\//i.test(value)) {
+        throw new Error(
+          `PublicKeys: \`${prop}\` must be an https:// URL, got ${value}; over plain http anyone on the path could swap in their own key`,
+        );
+      }
+    }
+    this.recipients = props.recipients;
+
+    if (props.url) {
+      this.publicKeys = props.url;
+      return;
+    }
+    const folder = isAbsolute(props.folder as string)
+      ? (props.folder as string)
+      : join(REPO_ROOT, props.folder as string);
+    if (!existsSync(folder) || !statSync(folder).isDirectory()) {
+      throw new Error(
+        `PublicKeys: \`folder\` ${props.folder} is not a folder; create it with the public keys (gpg --armor --export you@example.com > ${props.folder}/you.asc)`,
+      );
+    }
+    if (keyFiles(folder).length === 0) {
+      Annotations.of(this).addWarningV2(
+        'dump-bag:keys-folder-empty',
+        `PublicKeys: ${props.folder} holds no .asc key: every backup will fail (encryption fails closed) until one is added`,
+      );
+    }
+    this.publicKeys = KEYS_MOUNT;
+    this.layer = new lambda.LayerVersion(this, 'Layer', {
+      description: `Dump Bag public keys from ${props.folder}, under ${KEYS_MOUNT}`,
+      code: lambda.Code.fromAsset(folder, {
+        bundling: {
+          // Never pulled: copying files needs no container, so the local path always succeeds.
+          image: DockerImage.fromRegistry('public.ecr.aws/docker/library/busybox:stable'),
+          local: {
+            tryBundle(outputDir: string): boolean {
+              const target = join(outputDir, KEYS_MOUNT.replace(/^\/opt\//, ''));
+              mkdirSync(target, { recursive: true });
+              for (const name of keyFiles(folder)) copyFileSync(join(folder, name), join(target, name));
+              // An asset must not be empty; the core reports a folder without keys by itself.
+              writeFileSync(join(outputDir, 'README.txt'), 'Public keys Dump Bag encrypts for.\n');
+              return true;
+            },
+          },
+        },
+      }),
+    });
+  }
+
+  /** DUMP_BAG_PUBLIC_KEYS and DUMP_BAG_RECIPIENTS, and the keys layer when the keys are files. */
+  bind(fn: lambda.Function): void {
+    fn.addEnvironment('DUMP_BAG_PUBLIC_KEYS', this.publicKeys);
+    if (this.recipients) fn.addEnvironment('DUMP_BAG_RECIPIENTS', this.recipients);
+    if (this.layer) fn.addLayers(this.layer);
+  }
+}

@@ -1,0 +1,96 @@
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type { Construct } from 'constructs';
+import { BackupAlarms, type BackupAlarmsProps } from './constructs/backup-alarms';
+import { BackupWorkflow, type BackupWorkflowProps } from './constructs/backup-workflow';
+import { DatabaseConnection, type DatabaseConnectionProps } from './constructs/database-connection';
+import { DumpApi, type DumpApiProps } from './constructs/dump-api';
+import { DumpBucket, type DumpBucketProps } from './constructs/dump-bucket';
+import { PgDumpLayer, type PgDumpLayerProps } from './constructs/pg-dump-layer';
+import { PublicKeys, type PublicKeysProps } from './constructs/public-keys';
+
+export interface DumpBagStackProps extends StackProps {
+  /** Whose public keys the dumps are encrypted for: a folder in the repository or a central bag's URLs. */
+  readonly keys: PublicKeysProps;
+  /** Where the PostgreSQL server is and how to log in. @default a created secret, the host taken from it */
+  readonly connection?: DatabaseConnectionProps;
+  /** @default S3-managed encryption, noncurrent versions kept 7 days, no Object Lock */
+  readonly bucket?: DumpBucketProps;
+  /** Schedules, database selection, retention, concurrency, memory and timeout. @default daily at 03:00 UTC, every database */
+  readonly backup?: Omit<BackupWorkflowProps, 'bucket' | 'connection' | 'keys' | 'pgDump' | 'serviceName'>;
+  /** Authorization, URL expiry, throttling. @default IAM, 15-minute URLs */
+  readonly api?: Omit<
+    DumpApiProps,
+    'bucket' | 'stateMachine' | 'keys' | 'retention' | 'architecture' | 'serviceName' | 'logRetention'
+  >;
+  /** E-mail addresses and staleness. @default no subscriptions, 26 hours; the listed backup databases watched each */
+  readonly alarms?: Omit<BackupAlarmsProps, 'stateMachine' | 'serviceName'>;
+  /** Majors and bundling of the pg_dump layer. @default every pinned major, 'auto' bundling */
+  readonly pgDump?: Omit<PgDumpLayerProps, 'architecture'>;
+  /** Architecture of every function and of the pg_dump binaries. @default lambda.Architecture.ARM_64 */
+  readonly architecture?: lambda.Architecture;
+  /** Powertools service name, in logs and metrics. @default 'dump-bag' */
+  readonly serviceName?: string;
+}
+
+/** Dump Bag: the dump bucket, the scheduled backup, the API and the alarms, composed. */
+export class DumpBagStack extends Stack {
+  readonly bucket: DumpBucket;
+  readonly backup: BackupWorkflow;
+  readonly api: DumpApi;
+  readonly alarms: BackupAlarms;
+  readonly connection: DatabaseConnection;
+
+  constructor(scope: Construct, id: string, props: DumpBagStackProps) {
+    super(scope, id, { description: 'Dump Bag: encrypted PostgreSQL backups into S3', ...props });
+    const architecture = props.architecture ?? lambda.Architecture.ARM_64;
+    const serviceName = props.serviceName ?? 'dump-bag';
+
+    this.bucket = new DumpBucket(this, 'Dumps', props.bucket);
+    const keys = new PublicKeys(this, 'Keys', props.keys);
+    this.connection = new DatabaseConnection(this, 'Database', props.connection);
+    const pgDump = new PgDumpLayer(this, 'PgDump', { ...props.pgDump, architecture });
+    this.backup = new BackupWorkflow(this, 'Backup', {
+      ...props.backup,
+      bucket: this.bucket,
+      connection: this.connection,
+      keys,
+      pgDump,
+      serviceName,
+    });
+    this.api = new DumpApi(this, 'Api', {
+      ...props.api,
+      bucket: this.bucket,
+      stateMachine: this.backup.stateMachine,
+      keys,
+      retention: props.backup?.retention,
+      architecture,
+      serviceName,
+      logRetention: props.backup?.logRetention,
+    });
+    this.alarms = new BackupAlarms(this, 'Alarms', {
+      ...props.alarms,
+      databases: props.alarms?.databases ?? props.backup?.databases,
+      stateMachine: this.backup.stateMachine,
+      serviceName,
+    });
+
+    new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'The API (IAM-signed unless JWT)' });
+    new CfnOutput(this, 'BucketName', { value: this.bucket.bucket.bucketName });
+    new CfnOutput(this, 'StateMachineArn', { value: this.backup.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'DatabaseSecretArn', {
+      value: this.connection.secret.secretArn,
+      description: this.connection.secretCreated
+        ? 'Set this password on the database user, or put the real login here'
+        : 'The referenced database login',
+    });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn });
+    const group = this.connection.securityGroups?.[0];
+    if (group) {
+      new CfnOutput(this, 'FunctionsSecurityGroupId', {
+        value: group.securityGroupId,
+        description: "Allow this group on the database's port",
+      });
+    }
+  }
+}
