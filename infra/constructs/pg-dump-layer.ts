@@ -1,17 +1,11 @@
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AssetHashType, DockerImage, type DockerRunOptions } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { assembleLayer, type LayerArchitecture, readPins } from '../../layers/pg-dump/assemble';
+import { assembleLayer, type LayerArchitecture, readPins, recipeHash } from '../../layers/pg-dump/assemble';
 
 /** The one recipe: its files are what the layer is built from and what its asset hash derives from. */
 export const PG_DUMP_RECIPE_DIR = fileURLToPath(new URL('../../layers/pg-dump/', import.meta.url));
-
-/** Files of the recipe folder that document it without changing what gets built. */
-const NOT_RECIPE = new Set(['README.md']);
 
 export interface PgDumpLayerProps {
   /** Architecture of the binaries. @default lambda.Architecture.ARM_64 */
@@ -111,27 +105,6 @@ function validateMajors(majors: readonly number[], pinned: readonly number[]): r
     seen.add(major);
   }
   return [...majors].sort((a, b) => a - b);
-}
-
-/** sha256 over the recipe's files (path and bytes, in a fixed order), the architecture and the majors. */
-export function recipeHash(
-  recipeDir: string,
-  architecture: LayerArchitecture,
-  majors: readonly number[],
-): string {
-  const hash = createHash('sha256');
-  const files = readdirSync(recipeDir, { recursive: true, withFileTypes: true })
-    .filter((entry) => entry.isFile())
-    .map((entry) => relative(recipeDir, join(entry.parentPath, entry.name)).split('\\').join('/'))
-    .filter((path) => !NOT_RECIPE.has(path))
-    .sort();
-  for (const file of files) {
-    hash.update(`${file}\0`);
-    hash.update(readFileSync(join(recipeDir, file)));
-    hash.update('\0');
-  }
-  hash.update(`${architecture}\0${majors.join(',')}`);
-  return hash.digest('hex');
 }
 
 /**
