@@ -187,7 +187,7 @@ export class DumpBucket extends Construct {
     this.grantList(grantee);
     this.explainWildcards(grantee, 'write, abort and delete dumps, and read their records, under dumps/');
     // Multipart uploads with SSE-KMS need Decrypt as well as GenerateDataKey; still no GetObject on dumps.
-    this.key?.grantEncryptDecrypt(grantee);
+    this.key?.grant(grantee, 'kms:GenerateDataKey', 'kms:Decrypt');
   }
 
   /** The API's rights: read and list under dumps/; never write or delete. */
