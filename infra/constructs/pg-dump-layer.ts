@@ -54,24 +54,23 @@ export class PgDumpLayer extends Construct {
           image: new RecipeImage(recipeDir, this.architecture.dockerPlatform, majors),
           platform: this.architecture.dockerPlatform,
           command: ['bash', '-c', 'cp -a /opt/pg /asset-output/pg'],
-          // A plain object with a closure: the asset hash includes the bundling options as JSON, and
-          // enumerable fields here (absolute paths) would make it differ between checkouts.
-          local:
-            bundling === 'docker'
-              ? undefined
-              : {
-                  tryBundle(outputDir: string): boolean {
-                    const result = assembleLayer({ recipeDir, outputDir, architecture: arch, majors });
-                    if (result.ok) return true;
-                    if (bundling === 'local') {
-                      throw new Error(`PgDumpLayer: cannot assemble the layer locally: ${result.reason}`);
-                    }
-                    process.stderr.write(
-                      `PgDumpLayer: cannot assemble the layer locally (${result.reason}); trying Docker\n`,
-                    );
-                    return false;
-                  },
-                },
+          // A plain object with a closure, present in every mode: the asset hash includes the bundling
+          // options as JSON, so enumerable fields here (absolute paths) or their absence in one mode
+          // would make the hash differ between checkouts or modes for the same artifact.
+          local: {
+            tryBundle(outputDir: string): boolean {
+              if (bundling === 'docker') return false;
+              const result = assembleLayer({ recipeDir, outputDir, architecture: arch, majors });
+              if (result.ok) return true;
+              if (bundling === 'local') {
+                throw new Error(`PgDumpLayer: cannot assemble the layer locally: ${result.reason}`);
+              }
+              process.stderr.write(
+                `PgDumpLayer: cannot assemble the layer locally (${result.reason}); trying Docker\n`,
+              );
+              return false;
+            },
+          },
         },
       }),
     });
