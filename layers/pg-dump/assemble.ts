@@ -21,7 +21,9 @@ import {
   readlinkSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { cpus } from 'node:os';
@@ -139,6 +141,9 @@ export function assembleLayer(options: AssembleOptions): AssembleResult {
     }
     mkdirSync(options.outputDir, { recursive: true });
     cpSync(join(built, 'pg'), join(options.outputDir, 'pg'), { recursive: true });
+    const now = new Date();
+    utimesSync(built, now, now);
+    pruneBuilds(join(cacheDir, 'layers'));
     return { ok: true };
   } catch (error: unknown) {
     if (error instanceof LayerBuildError) return { ok: false, reason: error.message };
@@ -147,6 +152,15 @@ export function assembleLayer(options: AssembleOptions): AssembleResult {
       reason: `unexpected failure: ${error instanceof Error ? error.message : String(error)}`,
     };
   }
+}
+
+/** Builds of older recipes pile up as the recipe changes: keep the few used most recently. */
+function pruneBuilds(dir: string, keep = 4): void {
+  const builds = readdirSync(dir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && /^[0-9a-f]{64}$/.test(entry.name))
+    .map((entry) => ({ path: join(dir, entry.name), used: statSync(join(dir, entry.name)).mtimeMs }))
+    .sort((a, b) => b.used - a.used);
+  for (const old of builds.slice(keep)) rmSync(old.path, { recursive: true, force: true });
 }
 
 function buildLayer(options: AssembleOptions, cacheDir: string, built: string): void {
