@@ -118,6 +118,10 @@ export class BagFunction extends NodejsFunction {
         bundleAwsSDK: true,
         // pg's optional native binding, never loaded.
         externalModules: ['pg-native'],
+        // ESM packages bundled into CommonJS (openpgp calls createRequire(import.meta.url)) need
+        // import.meta.url, which CommonJS lacks: give them the bundle's own file URL.
+        define: { 'import.meta.url': '__bundleFileUrl' },
+        banner: "const __bundleFileUrl = require('node:url').pathToFileURL(__filename).href;",
       },
     });
     this.functionLogGroup = logGroup;

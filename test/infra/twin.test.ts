@@ -1,0 +1,449 @@
+/**
+ * The twin: the synthesized assembly run locally. The BUNDLED Lambda assets (the asset folders'
+ * index.js, not the TypeScript) run in processes of their own with the environment the template
+ * gives each function; the template's Refs become local stand-ins (a fresh bucket on the S3 API
+ * server, a Secrets Manager and Step Functions stand-in on loopback), its /opt paths the layer
+ * folders. The state machine's own JSONata definition moves the data: plan → dump of every
+ * database against the real PostgreSQL → report, and the dumps are decrypted with GnuPG and
+ * restored with pg_restore to compare rows.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DumpResult } from '../../functions/core/backup';
+import type { DumpRecord } from '../../functions/core/catalog';
+import { DEADLINE_MARGIN_MS } from '../../functions/dump/handler';
+import type { PlanOutput } from '../../functions/shared/events';
+import { DumpBagStack, type DumpBagStackProps } from '../../infra/dump-bag-stack';
+import {
+  allKeys,
+  createDatabase,
+  freshBucket,
+  getObjectBytes,
+  openUploads,
+  pgClient,
+  restoreInto,
+  s3Client,
+  services,
+  snapshot,
+} from '../support/env';
+import { type GpgIdentity, gpgDecrypt, gpgIdentity } from '../support/gpg';
+import { cdkJsonContext, stateMachineDefinition } from './support';
+import { AwsStandIn } from './twin/aws-stand-in';
+import {
+  type BundledFunction,
+  bundledFunctions,
+  emfLines,
+  type Invocation,
+  invokeBundled,
+  resolveEnvironment,
+} from './twin/lambda-twin';
+import { runStateMachine, type TwinServices } from './twin/state-machine';
+
+const suffix = randomBytes(3).toString('hex');
+const dbA = `twin_a_${suffix}`;
+// Any character PostgreSQL allows: a space, quotes, a slash, non-ASCII.
+const dbB = `twin b ${suffix} "q"/ü`;
+const dbBig = `twin_big_${suffix}`;
+const SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:dump-bag-twin-AbCdEf';
+const STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:dump-bag-twin';
+const QUERY_A = 'SELECT id, note, amount::text FROM items ORDER BY id';
+const QUERY_B = 'SELECT k, v FROM "odd table" ORDER BY k';
+
+let outdir: string;
+let template: Record<string, unknown> & { Resources: Record<string, Record<string, unknown>> };
+let functions: Map<string, BundledFunction>;
+let pgLayerRoot: string;
+let bucket: string;
+let identity: GpgIdentity;
+let standIn: AwsStandIn;
+let goodSecret: Record<string, unknown>;
+const invocations: Invocation[] = [];
+
+function fn(prefix: string): BundledFunction {
+  const found = [...functions.values()].find((f) => f.logicalId.startsWith(prefix));
+  if (!found) throw new Error(`no function ${prefix}*`);
+  return found;
+}
+
+/** Exactly what Lambda would set, plus the template's environment with its Refs made local. */
+function lambdaEnv(f: BundledFunction): Record<string, string> {
+  const s = services();
+  return {
+    PATH: '/usr/local/bin:/usr/bin:/bin',
+    LANG: 'C.UTF-8',
+    TZ: ':UTC',
+    AWS_REGION: 'us-east-1',
+    AWS_DEFAULT_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_LAMBDA_FUNCTION_NAME: f.logicalId,
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(f.memoryMb),
+    AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+    AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
+    LAMBDA_TASK_ROOT: f.codeDir,
+    _HANDLER: 'index.handler',
+    // The SDK's own per-service endpoints: S3 on the local S3 API server, the rest on the stand-in.
+    AWS_ENDPOINT_URL_S3: s.s3Endpoint,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: standIn.endpoint,
+    AWS_ENDPOINT_URL_SFN: standIn.endpoint,
+    ...resolveEnvironment(f, {
+      DumpsBucket: bucket,
+      DatabaseSecret: SECRET_ARN,
+      BackupStateMachine: STATE_MACHINE_ARN,
+    }),
+    // The pg_dump layer mounts at /opt/pg; here its folder is the stand-in layer staged below.
+    ...(f.layerDirs.some((d) => d === pgLayerRoot) ? { DUMP_BAG_PG_ROOT: join(pgLayerRoot, 'pg') } : {}),
+  };
+}
+
+async function invoke<T>(
+  f: BundledFunction,
+  event: unknown,
+  options: { remainingMs?: number; killAfterMs?: number } = {},
+): Promise<Invocation<T>> {
+  const result = await invokeBundled<T>(f, event, { env: lambdaEnv(f), ...options });
+  invocations.push(result);
+  return result;
+}
+
+interface Run {
+  readonly outcome: Awaited<ReturnType<typeof runStateMachine>>;
+  readonly events: { Source: string; DetailType: string; Detail: Record<string, unknown> }[];
+  readonly dumps: Invocation<DumpResult>[];
+}
+
+/** One execution of the backup state machine as the template defines it. */
+async function execute(
+  input: unknown,
+  options: { dumpSecret?: Record<string, unknown>; dumpKillAfterMs?: number } = {},
+): Promise<Run> {
+  const definition = stateMachineDefinition(Template.fromJSON(template));
+  const events: Run['events'] = [];
+  const dumps: Invocation<DumpResult>[] = [];
+  const byArn = new Map([...functions.values()].map((f) => [`<${f.logicalId}.Arn>`, f]));
+  const twin: TwinServices = {
+    async invokeLambda(arn, payload) {
+      const f = byArn.get(arn);
+      if (!f) throw new Error(`the state machine invokes ${arn}, which the template does not define`);
+      const isDump = f.logicalId.startsWith('BackupDump');
+      standIn.secret.value = isDump && options.dumpSecret ? options.dumpSecret : goodSecret;
+      const run = await invoke(f, payload, { killAfterMs: isDump ? options.dumpKillAfterMs : undefined });
+      if (isDump) dumps.push(run as Invocation<DumpResult>);
+      return run.ok
+        ? { ok: true, payload: run.result }
+        : {
+            ok: false,
+            error: run.errorType ?? 'Error',
+            cause: JSON.stringify({ errorType: run.errorType, errorMessage: run.errorMessage }),
+          };
+    },
+    async putEvents(entries) {
+      for (const e of entries) {
+        events.push({
+          Source: String(e.Source),
+          DetailType: String(e.DetailType),
+          Detail: JSON.parse(String(e.Detail)) as Record<string, unknown>,
+        });
+      }
+    },
+  };
+  const outcome = await runStateMachine(definition, input, twin);
+  standIn.secret.value = goodSecret;
+  return { outcome, events, dumps };
+}
+
+/**
+ * Stages the pg_dump layer's asset folder before the real synth, so the layer is not built: these
+ * machines are x86_64 and the layer's binaries arm64. CDK skips bundling an asset whose folder
+ * exists; the folder's name comes from a synth without bundling, which gives the same asset hash.
+ */
+function stageStandInPgLayer(into: string, props: DumpBagStackProps): string {
+  const dry = new App({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [] } });
+  const dryStack = new DumpBagStack(dry, 'DumpBagTwin', props);
+  const layer = Object.entries(Template.fromStack(dryStack).findResources('AWS::Lambda::LayerVersion')).find(
+    ([id]) => id.startsWith('PgDump'),
+  );
+  if (!layer) throw new Error('the stack has no pg_dump layer');
+  const s3Key = (layer[1] as { Properties: { Content: { S3Key: string } } }).Properties.Content.S3Key;
+  const dir = join(into, `asset.${s3Key.replace(/\.zip$/, '')}`);
+  const system = readdirSync('/usr/lib/postgresql')
+    .filter((m) => /^\d+$/.test(m))
+    .sort((a, b) => Number(b) - Number(a))[0];
+  if (!system) throw new Error('no Debian pg_dump under /usr/lib/postgresql');
+  // The layer's layout, /opt/pg/<major>/{bin,lib}, holding the system's Debian pg_dump.
+  mkdirSync(join(dir, 'pg', system, 'bin'), { recursive: true });
+  mkdirSync(join(dir, 'pg', system, 'lib'), { recursive: true });
+  symlinkSync(`/usr/lib/postgresql/${system}/bin/pg_dump`, join(dir, 'pg', system, 'bin', 'pg_dump'));
+  return dir;
+}
+
+beforeAll(async () => {
+  const s = services();
+  identity = gpgIdentity('cv25519', 'twin@example.com');
+  const keys = mkdtempSync(join(tmpdir(), 'dump-bag-twin-keys-'));
+  writeFileSync(join(keys, 'twin.asc'), identity.publicKey);
+
+  await createDatabase(
+    dbA,
+    `CREATE TABLE items (id int PRIMARY KEY, note text, amount numeric(12,2));
+     INSERT INTO items SELECT i, md5(i::text) || ' ✓', i * 1.25 FROM generate_series(1, 3000) i;`,
+  );
+  await createDatabase(
+    dbB,
+    `CREATE TABLE "odd table" (k text PRIMARY KEY, v jsonb);
+     INSERT INTO "odd table" VALUES ('a''b', '{"x": [1, 2]}'), ('ü/ß', '{"y": null}');`,
+  );
+  // Big enough that a dump takes well over a second.
+  await createDatabase(
+    dbBig,
+    `CREATE TABLE big AS SELECT i AS id, md5(i::text) || md5((i * 7)::text) AS note FROM generate_series(1, 1000000) i;`,
+  );
+
+  bucket = await freshBucket();
+  goodSecret = {
+    username: s.pgEnv.PGUSER,
+    password: s.pgEnv.PGPASSWORD,
+    host: s.pgEnv.PGHOST,
+    port: Number(s.pgEnv.PGPORT),
+    dbname: 'postgres',
+    engine: 'postgres',
+  };
+  standIn = new AwsStandIn({ arn: SECRET_ARN, value: goodSecret }, STATE_MACHINE_ARN);
+  await standIn.start();
+
+  const props: DumpBagStackProps = {
+    keys: { folder: keys },
+    // Host and port come from the secret, as with an RDS-managed secret; the local server has no TLS.
+    connection: { sslMode: 'disable' },
+    backup: { databases: [dbA, dbB], concurrency: 2, retention: { days: 30, keepMin: 2 } },
+  };
+  outdir = mkdtempSync(join(tmpdir(), 'dump-bag-twin-cdk-'));
+  pgLayerRoot = stageStandInPgLayer(outdir, props);
+  const app = new App({ outdir, context: cdkJsonContext() });
+  new DumpBagStack(app, 'DumpBagTwin', props);
+  const assembly = app.synth();
+  template = assembly.getStackByName('DumpBagTwin').template;
+  functions = new Map(bundledFunctions(outdir, template).map((f) => [f.logicalId, f]));
+});
+
+afterAll(async () => {
+  await standIn?.stop();
+  if (outdir) rmSync(outdir, { recursive: true, force: true });
+  const admin = await pgClient();
+  try {
+    for (const db of [dbA, dbB, dbBig, `${dbA}_restored`, `${dbB}_restored`]) {
+      await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(db)}`);
+    }
+  } finally {
+    await admin.end();
+  }
+});
+
+describe('the synthesized assembly', () => {
+  it('holds the three functions, each bundled into one index.js with its source map', () => {
+    expect([...functions.keys()].map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
+      'ApiHandler',
+      'BackupDump',
+      'BackupPlan',
+    ]);
+    for (const f of functions.values()) {
+      expect(readdirSync(f.codeDir).sort()).toEqual(['index.js', 'index.js.map']);
+    }
+    // The keys layer holds exactly the key file, where DUMP_BAG_PUBLIC_KEYS points.
+    const keysLayer = fn('BackupDump').layerDirs.find((d) => d !== pgLayerRoot) as string;
+    expect(readdirSync(join(keysLayer, 'dump-bag-keys'))).toEqual(['twin.asc']);
+  });
+});
+
+describe('plan → dump → report, run from the bundles through the state machine definition', () => {
+  let first: Run;
+
+  beforeAll(async () => {
+    const schedule = Object.values(template.Resources).find((r) => r.Type === 'AWS::Scheduler::Schedule') as {
+      Properties: { Target: { Input: string } };
+    };
+    // The schedule's own input, as EventBridge Scheduler sends it.
+    first = await execute(JSON.parse(schedule.Properties.Target.Input));
+  });
+
+  it('succeeds with one ok result per selected database', () => {
+    expect(first.outcome.status).toBe('SUCCEEDED');
+    const output = (first.outcome as { output: { results: DumpResult[] } }).output;
+    expect(output.results.map((r) => `${r.status} ${r.database}`).sort()).toEqual(
+      [`ok ${dbA}`, `ok ${dbB}`].sort(),
+    );
+    // Plan read the secret once, each dump once: credentials are read at run time, from the template's ARN.
+    expect(standIn.secretReads.filter((id) => id === SECRET_ARN).length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('stores dumps that GnuPG decrypts and pg_restore restores to the same rows', async () => {
+    const output = (first.outcome as { output: { results: DumpResult[] } }).output;
+    const client = s3Client();
+    for (const [database, query] of [
+      [dbA, QUERY_A],
+      [dbB, QUERY_B],
+    ] as const) {
+      const result = output.results.find((r) => r.database === database) as DumpResult;
+      expect(result.key).toMatch(
+        new RegExp(`^dumps/${encodeURIComponent(database).replace(/[.*()]/g, '\\$&')}/.+\\.pg\\.gpg$`),
+      );
+      const stored = await getObjectBytes(client, bucket, result.key as string);
+      expect(createHash('sha256').update(stored).digest('hex')).toBe(result.sha256);
+      const record = JSON.parse(
+        (await getObjectBytes(client, bucket, `${result.key}.json`)).toString('utf8'),
+      ) as DumpRecord;
+      expect(record).toMatchObject({
+        database,
+        trigger: 'schedule',
+        encryption: 'gpg',
+        sha256: result.sha256,
+        bytes: stored.length,
+        recipients: [{ fingerprint: identity.fingerprint }],
+      });
+      const plain = await gpgDecrypt(identity.home, stored);
+      expect(plain.subarray(0, 5).toString()).toBe('PGDMP');
+      await restoreInto(`${database}_restored`, plain);
+      expect(await snapshot(`${database}_restored`, query)).toBe(await snapshot(database, query));
+    }
+  });
+
+  it('sends one EventBridge event per finished dump with database, key, size and status', () => {
+    const output = (first.outcome as { output: { results: DumpResult[] } }).output;
+    expect(first.events).toHaveLength(2);
+    for (const event of first.events) {
+      expect(event.Source).toBe('dump-bag');
+      expect(event.DetailType).toBe('Dump Finished');
+      const result = output.results.find((r) => r.database === event.Detail.database) as DumpResult;
+      expect(event.Detail).toMatchObject({ status: 'ok', key: result.key, bytes: result.bytes });
+    }
+  });
+
+  it('emits the DumpSucceeded metric per database for the staleness alarms', () => {
+    for (const dump of first.dumps) {
+      const line = emfLines(dump.stdout).find((l) => l.Database === dump.result?.database);
+      expect(line).toMatchObject({ DumpSucceeded: 1, Service: 'dump-bag', DumpBytes: dump.result?.bytes });
+      expect(line?._aws).toMatchObject({
+        CloudWatchMetrics: [{ Namespace: 'DumpBag', Dimensions: [['Database'], ['Service']] }],
+      });
+    }
+  });
+
+  it('fails the execution naming every database whose dump failed, and stores nothing for them', async () => {
+    const before = await allKeys(s3Client(), bucket);
+    const run = await execute(
+      { trigger: 'schedule' },
+      { dumpSecret: { ...goodSecret, password: 'not-the-password-4711' } },
+    );
+    expect(run.outcome).toMatchObject({ status: 'FAILED', error: 'DumpsFailed' });
+    const cause = (run.outcome as { cause: string }).cause;
+    expect(cause).toContain(dbA);
+    expect(cause).toContain(dbB);
+    expect(cause).toMatch(/password authentication failed/);
+    expect(cause).not.toContain('not-the-password-4711');
+    expect(run.events.map((e) => e.Detail.status)).toEqual(['failed', 'failed']);
+    for (const dump of run.dumps) {
+      expect(emfLines(dump.stdout)).toEqual([expect.objectContaining({ DumpSucceeded: 0 })]);
+    }
+    expect(await allKeys(s3Client(), bucket)).toEqual(before);
+  });
+
+  it('turns a dump Lambda that dies (timeout, crash) into a failed result, an event and a failed execution', async () => {
+    const run = await execute({ databases: [dbA], trigger: 'manual' }, { dumpKillAfterMs: 1 });
+    expect(run.dumps[0]?.timedOut).toBe(true);
+    expect(run.outcome).toMatchObject({ status: 'FAILED', error: 'DumpsFailed' });
+    expect((run.outcome as { cause: string }).cause).toMatch(
+      new RegExp(`${dbA} \\(Sandbox.Timedout: .*timed out`),
+    );
+    expect(run.events).toEqual([
+      expect.objectContaining({ Detail: expect.objectContaining({ database: dbA, status: 'failed' }) }),
+    ]);
+  });
+
+  it('fails before any dump when asked for a database outside the selection', async () => {
+    const run = await execute({ databases: ['postgres'], trigger: 'manual' });
+    expect(run.outcome).toMatchObject({ status: 'FAILED', error: 'ValidationError' });
+    expect(run.dumps).toEqual([]);
+  });
+
+  it('never writes the database password to a log', () => {
+    expect(invocations.length).toBeGreaterThan(0);
+    for (const i of invocations) {
+      expect(i.stdout + i.stderr).not.toContain(String(goodSecret.password));
+    }
+  });
+});
+
+describe('the dump stops itself before the Lambda timeout', () => {
+  it('aborts the upload and reports that time ran out, leaving nothing behind', async () => {
+    const client = s3Client();
+    const plan = await invoke<PlanOutput>(fn('BackupPlan'), { trigger: 'schedule' });
+    expect(plan.ok).toBe(true);
+    const uploadsBefore = await openUploads(client, bucket);
+    const remainingMs = DEADLINE_MARGIN_MS + 400;
+    const dump = await invoke<DumpResult>(
+      fn('BackupDump'),
+      { database: dbBig, server: plan.result?.server, trigger: 'schedule', sizeBytes: 100_000_000 },
+      { remainingMs },
+    );
+    expect(dump.ok).toBe(true);
+    expect(dump.result).toMatchObject({ database: dbBig, status: 'failed' });
+    expect(dump.result?.error).toMatch(/time ran out/);
+    // It answered while Lambda would still have been waiting for it.
+    expect(dump.ms).toBeLessThan(remainingMs);
+    expect(await openUploads(client, bucket)).toEqual(uploadsBefore);
+    expect((await allKeys(client, bucket)).filter((k) => k.startsWith(`dumps/${dbBig}/`))).toEqual([]);
+  });
+});
+
+describe('the API bundle with its template environment', () => {
+  const event = (method: string, path: string, query = '') => ({
+    version: '2.0',
+    routeKey: `${method} ${path}`,
+    rawPath: path,
+    rawQueryString: query,
+    headers: { host: 'twin.execute-api.us-east-1.amazonaws.com', 'user-agent': 'twin' },
+    requestContext: {
+      http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'twin' },
+      requestId: randomBytes(8).toString('hex'),
+      stage: '$default',
+    },
+    isBase64Encoded: false,
+  });
+  type ApiResult = { statusCode: number; body: string };
+
+  it('serves the keys layer on GET /keys', async () => {
+    const res = await invoke<ApiResult>(fn('ApiHandler'), event('GET', '/keys'));
+    expect(res.result?.statusCode).toBe(200);
+    expect(res.result?.body).toContain(identity.fingerprint);
+    expect(res.result?.body).toContain('-----BEGIN PGP PUBLIC KEY BLOCK-----');
+  });
+
+  it('lists the dumps of the bucket the template names', async () => {
+    const res = await invoke<ApiResult>(fn('ApiHandler'), event('GET', '/dumps', `database=${dbA}`));
+    expect(res.result?.statusCode).toBe(200);
+    expect(res.result?.body).toContain(`dumps/${dbA}/${dbA}-`);
+  });
+
+  it('POST /dumps/{database} starts the state machine with the input the plan takes, which dumps it', async () => {
+    const res = await invoke<ApiResult>(fn('ApiHandler'), event('POST', `/dumps/${dbA}`));
+    expect(res.result?.statusCode).toBe(202);
+    const started = standIn.executions.at(-1);
+    expect(started).toEqual({
+      stateMachineArn: STATE_MACHINE_ARN,
+      input: { databases: [dbA], trigger: 'manual' },
+    });
+    const run = await execute(started?.input);
+    expect(run.outcome.status).toBe('SUCCEEDED');
+    const [result] = (run.outcome as { output: { results: DumpResult[] } }).output.results;
+    const record = JSON.parse(
+      (await getObjectBytes(s3Client(), bucket, `${result?.key}.json`)).toString('utf8'),
+    ) as DumpRecord;
+    expect(record).toMatchObject({ database: dbA, trigger: 'manual' });
+  });
+});
