@@ -2,10 +2,11 @@ import type { DumpResult } from '../core/backup';
 
 /** CloudWatch namespace of Dump Bag's own metrics; the alarms in infra/ read the same constants. */
 export const METRIC_NAMESPACE = 'DumpBag';
-/** 1 for a dump that was stored and recorded, 0 for a failed one. */
+/**
+ * 1 for a dump that was stored and recorded, 0 for a failed one. The only metric: each database is
+ * a custom metric billed monthly, and sizes and times are in the logs and the EventBridge events.
+ */
 export const DUMP_SUCCEEDED_METRIC = 'DumpSucceeded';
-export const DUMP_BYTES_METRIC = 'DumpBytes';
-export const DUMP_SECONDS_METRIC = 'DumpSeconds';
 /** Dimension holding the database name. */
 export const DATABASE_DIMENSION = 'Database';
 /** Dimension holding the service name: every database's dumps together. */
@@ -16,12 +17,6 @@ export const SERVICE_DIMENSION = 'Service';
  * service. Written straight to stdout: Lambda's console.log would prefix it and hide the JSON.
  */
 export function dumpMetricsLine(result: DumpResult, service: string, now = Date.now()): string {
-  const ok = result.status === 'ok';
-  const metrics = [
-    { Name: DUMP_SUCCEEDED_METRIC, Unit: 'Count' },
-    { Name: DUMP_SECONDS_METRIC, Unit: 'Seconds' },
-    ...(ok ? [{ Name: DUMP_BYTES_METRIC, Unit: 'Bytes' }] : []),
-  ];
   return JSON.stringify({
     _aws: {
       Timestamp: now,
@@ -29,15 +24,13 @@ export function dumpMetricsLine(result: DumpResult, service: string, now = Date.
         {
           Namespace: METRIC_NAMESPACE,
           Dimensions: [[DATABASE_DIMENSION], [SERVICE_DIMENSION]],
-          Metrics: metrics,
+          Metrics: [{ Name: DUMP_SUCCEEDED_METRIC, Unit: 'Count' }],
         },
       ],
     },
     [DATABASE_DIMENSION]: result.database,
     [SERVICE_DIMENSION]: service,
-    [DUMP_SUCCEEDED_METRIC]: ok ? 1 : 0,
-    [DUMP_SECONDS_METRIC]: result.seconds,
-    ...(ok ? { [DUMP_BYTES_METRIC]: result.bytes ?? 0 } : {}),
+    [DUMP_SUCCEEDED_METRIC]: result.status === 'ok' ? 1 : 0,
   });
 }
 
