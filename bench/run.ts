@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --size reference|small] [--runs N] [--restore-runs N] [--no-shell] [--no-restore]`
+ * `npm run bench [-- --size reference|small] [--runs N] [--restore-runs N] [--no-shell] [--no-restore] [--no-stage] [--profile DIR]`
  *
  * Measures a full encrypted `dump-bag backup` against `pg_dump -Fc -Z1` alone, in turn (A B A B…),
  * on the reference workload of DESIGN.md, and prints and writes (`.dump-bag/bench/results-<size>.json`)
@@ -68,6 +68,8 @@ const { values: flags } = parseArgs({
     'no-shell': { type: 'boolean', default: false },
     'no-restore': { type: 'boolean', default: false },
     'no-stage': { type: 'boolean', default: false },
+    /** A folder for V8 CPU profiles of the backup processes (node --cpu-prof). */
+    profile: { type: 'string' },
   },
 });
 if (!(flags.size in WORKLOADS)) {
@@ -303,6 +305,7 @@ async function runBackup(
   const measured = await measure(
     [
       process.execPath,
+      ...(flags.profile ? ['--cpu-prof', '--cpu-prof-dir', resolve(flags.profile)] : []),
       '--import',
       pathToFileURL(join(root, 'bench', 'probe.mjs')).href,
       join(root, 'bin', 'dump-bag.js'),

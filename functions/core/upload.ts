@@ -11,10 +11,12 @@ import {
 import { errorMessage, UploadError } from './errors';
 
 const MiB = 1024 * 1024;
-/** S3's limits: parts of 5 MiB at least (but the last), 10,000 parts at most. */
+/** S3's limits: parts of 5 MiB at least (but the last) and 5 GiB at most, 10,000 parts at most. */
 const MIN_PART = 5 * MiB;
+const MAX_PART = 5 * 1024 * MiB;
 const MAX_PARTS = 10_000;
-const DEFAULT_PART = 16 * MiB;
+const DEFAULT_PART = 8 * MiB;
+const DEFAULT_CONCURRENCY = 4;
 
 export interface UploadOptions {
   readonly client: S3Client;
@@ -27,7 +29,7 @@ export interface UploadOptions {
   readonly expectedBytes?: number;
   /** Parts in flight at once. @default 4 */
   readonly concurrency?: number;
-  /** The first part's size. @default 16 MiB, more when expectedBytes asks for it */
+  /** The first part's size. @default 8 MiB, more when expectedBytes asks for it */
   readonly partSize?: number;
 }
 
@@ -41,15 +43,52 @@ export interface UploadResult {
 /** The first part's size: large enough that a dump of twice the expected size still fits in 10,000 parts. */
 export function initialPartSize(expectedBytes = 0, requested = DEFAULT_PART): number {
   const needed = Math.ceil((expectedBytes * 2) / MAX_PARTS);
-  return Math.max(MIN_PART, requested, Math.ceil(needed / MiB) * MiB);
+  return Math.min(MAX_PART, Math.max(MIN_PART, requested, Math.ceil(needed / MiB) * MiB));
 }
 
 /**
- * The size of part `n` (1-based): it doubles every 1,000 parts, so even a dump far larger than
- * expected never reaches the 10,000-part limit (16 MiB parts would carry more than 16 PiB).
+ * The size of part `n` (1-based): it doubles every 1,000 parts (up to S3's 5 GiB), so even a dump
+ * far larger than expected never reaches the 10,000-part limit: from 8 MiB, 10,000 parts carry 7.8 TiB.
  */
 export function partSizeFor(partNumber: number, first: number): number {
-  return first * 2 ** Math.floor((partNumber - 1) / 1000);
+  return Math.min(MAX_PART, first * 2 ** Math.floor((partNumber - 1) / 1000));
+}
+
+/**
+ * Signs a part's headers but not its bytes, as the AWS CLI does over HTTPS. The SDK would otherwise
+ * hash every part with SHA-256 only to sign it, on top of the SHA-256 of the whole object that is
+ * recorded and, with the OpenPGP integrity check, is what proves a dump intact.
+ */
+function signHeadersOnly(command: UploadPartCommand): UploadPartCommand {
+  command.middlewareStack.add(
+    (next) => (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'dumpBagUnsignedPayload' },
+  );
+  return command;
+}
+
+/**
+ * Part buffers, reused once their part is stored: memory stays at (concurrency + 1) parts however
+ * long the dump, and the garbage collector is not handed a fresh part every few megabytes.
+ */
+class PartBuffers {
+  private free: Buffer[] = [];
+
+  take(size: number): Buffer {
+    const reused = this.free.pop();
+    if (reused && reused.length === size) return reused;
+    // Part sizes only grow: a smaller free buffer is of no more use.
+    this.free = [];
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  give(buffer: Buffer): void {
+    this.free.push(buffer);
+  }
 }
 
 /**
@@ -59,28 +98,20 @@ export function partSizeFor(partNumber: number, first: number): number {
  */
 export async function uploadStream(options: UploadOptions): Promise<UploadResult> {
   const { client, bucket, key } = options;
-  const concurrency = options.concurrency ?? 4;
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const first = initialPartSize(options.expectedBytes, options.partSize);
   const hash = createHash('sha256');
+  const buffers = new PartBuffers();
   let bytes = 0;
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
+  let part = buffers.take(partSizeFor(1, first));
+  let filled = 0;
   let uploadId: string | undefined;
   let partNumber = 0;
   const done: { PartNumber: number; ETag: string }[] = [];
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
 
-  const take = (size: number): Buffer => {
-    const all = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes);
-    const part = all.subarray(0, size);
-    const rest = all.subarray(size);
-    pending = rest.length > 0 ? [rest] : [];
-    pendingBytes = rest.length;
-    return part;
-  };
-
-  const sendPart = async (body: Buffer): Promise<void> => {
+  const sendPart = async (buffer: Buffer, length: number): Promise<void> => {
     if (!uploadId) {
       const created = await client.send(
         new CreateMultipartUploadCommand({
@@ -94,19 +125,22 @@ export async function uploadStream(options: UploadOptions): Promise<UploadResult
       uploadId = created.UploadId;
     }
     const number = ++partNumber;
+    const command = signHeadersOnly(
+      new UploadPartCommand({
+        Bucket: bucket,
+        Key: key,
+        UploadId: uploadId,
+        PartNumber: number,
+        Body: buffer.subarray(0, length),
+        ContentLength: length,
+      }),
+    );
     const task = client
-      .send(
-        new UploadPartCommand({
-          Bucket: bucket,
-          Key: key,
-          UploadId: uploadId,
-          PartNumber: number,
-          Body: body,
-        }),
-      )
+      .send(command)
       .then((result) => {
         if (!result.ETag) throw new UploadError(`S3 returned no ETag for part ${number}`);
         done.push({ PartNumber: number, ETag: result.ETag });
+        buffers.give(buffer);
       })
       .catch((error: unknown) => {
         failure ??= error;
@@ -124,10 +158,16 @@ export async function uploadStream(options: UploadOptions): Promise<UploadResult
         : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       hash.update(buffer);
       bytes += buffer.length;
-      pending.push(buffer);
-      pendingBytes += buffer.length;
-      while (pendingBytes >= partSizeFor(partNumber + 1, first)) {
-        await sendPart(take(partSizeFor(partNumber + 1, first)));
+      let offset = 0;
+      while (offset < buffer.length) {
+        const copied = buffer.copy(part, filled, offset);
+        offset += copied;
+        filled += copied;
+        if (filled === part.length) {
+          await sendPart(part, filled);
+          part = buffers.take(partSizeFor(partNumber + 1, first));
+          filled = 0;
+        }
       }
       if (failure) throw failure;
     }
@@ -136,15 +176,15 @@ export async function uploadStream(options: UploadOptions): Promise<UploadResult
         new PutObjectCommand({
           Bucket: bucket,
           Key: key,
-          Body: take(pendingBytes),
-          ContentLength: bytes,
+          Body: part.subarray(0, filled),
+          ContentLength: filled,
           Metadata: options.metadata,
           ContentType: options.contentType,
         }),
       );
       return { bytes, sha256: hash.digest('hex'), parts: 1 };
     }
-    if (pendingBytes > 0) await sendPart(take(pendingBytes));
+    if (filled > 0) await sendPart(part, filled);
     await Promise.all(inFlight);
     if (failure) throw failure;
     done.sort((a, b) => a.PartNumber - b.PartNumber);
