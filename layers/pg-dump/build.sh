@@ -63,6 +63,12 @@ cd "$src"
 # find their libraries from wherever the layer is unpacked, even without LD_LIBRARY_PATH.
 rpath='LDFLAGS_EX=-Wl,--disable-new-dtags,-rpath,\$$ORIGIN/../lib'
 make --silent -j"$jobs" -C src/backend generated-headers
+# One folder at a time: pg_dump's own submakes of these run side by side under -j and race on
+# the same archives (libpgcommon_shlib.a). The frontend archives only: no server (_srv) ones.
+make --silent -j"$jobs" -C src/port libpgport.a libpgport_shlib.a
+make --silent -j"$jobs" -C src/common libpgcommon.a libpgcommon_shlib.a
+make --silent -j"$jobs" -C src/interfaces/libpq
+make --silent -j"$jobs" -C src/fe_utils
 make --silent -j"$jobs" -C src/bin/pg_dump "$rpath" pg_dump pg_restore
 make --silent -C src/interfaces/libpq install DESTDIR="$stage"
 make --silent -C src/bin/pg_dump "$rpath" install DESTDIR="$stage"
