@@ -106,6 +106,15 @@ function oneOf<T extends string>(get: Lookup, key: ContextKey, allowed: readonly
   return value as T;
 }
 
+/**
+ * Context keys that look like Dump Bag settings but are none of them (a typo such as `dbhost`).
+ * CDK's own keys and feature flags hold a colon or start with `@`, lookups a colon.
+ */
+export function unknownContextKeys(context: Record<string, unknown>): string[] {
+  const known = new Set<string>(CONTEXT_KEYS);
+  return Object.keys(context).filter((key) => !key.includes(':') && !key.startsWith('@') && !known.has(key));
+}
+
 export interface AppSettings {
   readonly stackName: string;
   readonly props: DumpBagStackProps;

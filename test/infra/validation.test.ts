@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { Duration, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type ContextKey, settingsFromContext } from '../../infra/context';
+import { type ContextKey, settingsFromContext, unknownContextKeys } from '../../infra/context';
 import type { DumpBagStackProps } from '../../infra/dump-bag-stack';
-import { baseProps, buildStack, keyFolder, type TestKey } from './support';
+import { baseProps, buildStack, cdkJsonContext, keyFolder, type TestKey } from './support';
 
 let keys: TestKey;
 beforeAll(async () => {
@@ -287,6 +287,20 @@ describe('cdk.json context', () => {
   });
   it('objectLockMode needs objectLockDays', () => {
     expect(from({ objectLockMode: 'COMPLIANCE' })).toThrow(/context objectLockMode needs objectLockDays/);
+  });
+  it('a setting with a typo is named, while CDK keys and feature flags pass', () => {
+    expect(
+      unknownContextKeys({
+        dbhost: 'x',
+        dbHost: 'y',
+        '@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy': true,
+        'aws:cdk:enable-path-metadata': true,
+        'availability-zones:account=1:region=eu-west-1': [],
+      }),
+    ).toEqual(['dbhost']);
+  });
+  it('cdk.json holds only known settings', () => {
+    expect(unknownContextKeys(cdkJsonContext())).toEqual([]);
   });
   it('values have the right type', () => {
     expect(from({ concurrency: 'many' })).toThrow(/context concurrency must be a number/);
