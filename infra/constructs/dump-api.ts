@@ -48,13 +48,18 @@ export interface DumpApiProps {
   readonly serviceName?: string;
 }
 
-/** Route key → whether it is public by design. */
+/**
+ * The routes, and whether each is public by design. Below /dumps they are greedy: a database name
+ * may hold `/`, which API Gateway decodes from `%2F` before matching, so `{database}/{id}` would
+ * split it; the function parses the path itself and answers 404 for anything else.
+ */
 export const API_ROUTES: readonly { method: apigw.HttpMethod; path: string; public: boolean }[] = [
   { method: apigw.HttpMethod.GET, path: '/', public: false },
   { method: apigw.HttpMethod.GET, path: '/dumps', public: false },
-  { method: apigw.HttpMethod.GET, path: '/dumps/{database}/{id}', public: false },
-  { method: apigw.HttpMethod.GET, path: '/dumps/{database}/{id}/url', public: false },
-  { method: apigw.HttpMethod.POST, path: '/dumps/{database}', public: false },
+  // GET /dumps/{database}/{id|latest} and GET /dumps/{database}/{id|latest}/url
+  { method: apigw.HttpMethod.GET, path: '/dumps/{proxy+}', public: false },
+  // POST /dumps/{database}
+  { method: apigw.HttpMethod.POST, path: '/dumps/{proxy+}', public: false },
   // Other bags and people fetch the public keys and recipients without credentials, as with the older bag.
   { method: apigw.HttpMethod.GET, path: '/keys', public: true },
   { method: apigw.HttpMethod.GET, path: '/recipients', public: true },

@@ -462,9 +462,8 @@ describe('API', () => {
   const routeKeys = [
     'GET /',
     'GET /dumps',
-    'GET /dumps/{database}/{id}',
-    'GET /dumps/{database}/{id}/url',
-    'POST /dumps/{database}',
+    'GET /dumps/{proxy+}',
+    'POST /dumps/{proxy+}',
     'GET /keys',
     'GET /recipients',
   ];
@@ -506,7 +505,7 @@ describe('API', () => {
       AuthorizerType: 'JWT',
       JwtConfiguration: { Issuer: 'https://issuer.example.com', Audience: ['dump-bag'] },
     });
-    t.resourcePropertiesCountIs('AWS::ApiGatewayV2::Route', { AuthorizationType: 'JWT' }, 5);
+    t.resourcePropertiesCountIs('AWS::ApiGatewayV2::Route', { AuthorizationType: 'JWT' }, 4);
     t.resourcePropertiesCountIs('AWS::ApiGatewayV2::Route', { AuthorizationType: 'NONE' }, 2);
     t.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ DUMP_BAG_URL_EXPIRY_SECONDS: '3600' }) },
