@@ -178,44 +178,49 @@ function buildLayer(options: AssembleOptions, cacheDir: string, built: string): 
   });
   const depsRoot = fetchLibraries(options.architecture, sourcesList, cacheDir);
 
+  const env = {
+    ...process.env,
+    ...(cross ? { HOST: triple, CC: tools.cc, STRIP: tools.strip, READELF: tools.readelf } : {}),
+    DEPS_ROOT: depsRoot,
+    LIB_PATH: join(depsRoot, 'usr', 'lib', triple),
+    JOBS: String(Math.max(1, cpus().length)),
+  };
+  // Scratch folders named by the recipe hash: a build of another recipe may run at the same time.
   const building = `${built}.building`;
-  rmSync(building, { recursive: true, force: true });
-  mkdirSync(join(building, 'pg'), { recursive: true });
-  for (const { pin, tarball } of tarballs) {
-    const work = join(cacheDir, 'work', `${options.architecture}-${pin.major}`);
-    const log = join(cacheDir, `build-${options.architecture}-${pin.major}.log`);
-    note(`building PostgreSQL ${pin.version} pg_dump for ${options.architecture} (log: ${log})`);
-    const started = Date.now();
-    const result = spawnSync(
-      'bash',
-      [join(options.recipeDir, 'build.sh'), tarball, pin.sha256, String(pin.major), join(building, 'pg')],
-      {
-        env: {
-          ...process.env,
-          ...(cross ? { HOST: triple, CC: tools.cc, STRIP: tools.strip, READELF: tools.readelf } : {}),
-          DEPS_ROOT: depsRoot,
-          LIB_PATH: join(depsRoot, 'usr', 'lib', triple),
-          WORK: work,
-          JOBS: String(Math.max(1, cpus().length)),
+  const scratch = `${built}.work`;
+  try {
+    rmSync(building, { recursive: true, force: true });
+    mkdirSync(join(building, 'pg'), { recursive: true });
+    for (const { pin, tarball } of tarballs) {
+      const log = join(cacheDir, `build-${options.architecture}-${pin.major}.log`);
+      note(`building PostgreSQL ${pin.version} pg_dump for ${options.architecture} (log: ${log})`);
+      const started = Date.now();
+      const result = spawnSync(
+        'bash',
+        [join(options.recipeDir, 'build.sh'), tarball, pin.sha256, String(pin.major), join(building, 'pg')],
+        {
+          env: { ...env, WORK: join(scratch, String(pin.major)) },
+          stdio: ['ignore', 'pipe', 'pipe'],
+          maxBuffer: 256 * 1024 * 1024,
         },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        maxBuffer: 256 * 1024 * 1024,
-      },
-    );
-    writeFileSync(log, `${result.stdout ?? ''}${result.stderr ?? ''}`);
-    if (result.status !== 0) {
-      const tail = `${result.stderr ?? ''}`.trim().split('\n').slice(-15).join('\n');
-      throw new LayerBuildError(
-        `build.sh failed for PostgreSQL ${pin.major} (${result.error?.message ?? `exit ${result.status}`}); see ${log}:\n${tail}`,
       );
+      writeFileSync(log, `${result.stdout ?? ''}${result.stderr ?? ''}`);
+      if (result.status !== 0) {
+        const tail = `${result.stderr ?? ''}`.trim().split('\n').slice(-15).join('\n');
+        throw new LayerBuildError(
+          `build.sh failed for PostgreSQL ${pin.major} (${result.error?.message ?? `exit ${result.status}`}); see ${log}:\n${tail}`,
+        );
+      }
+      note(`PostgreSQL ${pin.major} built in ${Math.round((Date.now() - started) / 1000)} s`);
     }
-    rmSync(work, { recursive: true, force: true });
-    note(`PostgreSQL ${pin.major} built in ${Math.round((Date.now() - started) / 1000)} s`);
+    writeFileSync(join(building, 'pg', 'SOURCES.txt'), sourcesNote(tarballs, depsRoot, options.architecture));
+    writeFileSync(join(building, '.complete'), '');
+    rmSync(built, { recursive: true, force: true });
+    renameSync(building, built);
+  } finally {
+    rmSync(building, { recursive: true, force: true });
+    rmSync(scratch, { recursive: true, force: true });
   }
-  writeFileSync(join(building, 'pg', 'SOURCES.txt'), sourcesNote(tarballs, depsRoot, options.architecture));
-  writeFileSync(join(building, '.complete'), '');
-  rmSync(built, { recursive: true, force: true });
-  renameSync(building, built);
 }
 
 function hostArchitecture(): LayerArchitecture | undefined {
