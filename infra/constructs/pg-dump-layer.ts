@@ -10,7 +10,7 @@ export const PG_DUMP_RECIPE_DIR = fileURLToPath(new URL('../../layers/pg-dump/',
 export interface PgDumpLayerProps {
   /** Architecture of the binaries. @default lambda.Architecture.ARM_64 */
   readonly architecture?: lambda.Architecture;
-  /** PostgreSQL majors to include; each must be pinned in the recipe's versions.txt. @default every pinned major (15, 17, 18) */
+  /** PostgreSQL majors to include; each must be pinned in the recipe's versions.txt. @default every pinned major (15, 18) */
   readonly majors?: readonly number[];
   /** 'auto' tries the local path then Docker; 'local' never uses Docker; 'docker' never builds locally. @default 'auto' */
   readonly bundling?: 'auto' | 'docker' | 'local';
