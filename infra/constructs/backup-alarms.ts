@@ -5,7 +5,6 @@ import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import {
   DATABASE_DIMENSION,
@@ -50,13 +49,6 @@ export class BackupAlarms extends Construct {
       }
     }
     this.topic = new sns.Topic(this, 'Topic', { displayName: 'Dump Bag alarms', enforceSSL: true });
-    NagSuppressions.addResourceSuppressions(this.topic, [
-      {
-        id: 'AwsSolutions-SNS2',
-        reason:
-          'Alarm notifications name databases and states, no secrets; CloudWatch cannot publish to a topic under the AWS-managed SNS key, and a customer key would cost more than the topic.',
-      },
-    ]);
     for (const email of props.emails ?? [])
       this.topic.addSubscription(new subscriptions.EmailSubscription(email));
     const notify = new actions.SnsAction(this.topic);

@@ -38,7 +38,6 @@ const ALLOWED_SUPPRESSIONS = new Set([
   'AwsSolutions-L1', // nodejs22.x on purpose
   'AwsSolutions-SMG4', // a created secret for a user the stack does not manage
   'AwsSolutions-APIG4', // GET /keys and GET /recipients are public
-  'AwsSolutions-SNS2', // alarm topic without a customer KMS key
   'AwsSolutions-S1', // access logs off on request
 ]);
 
