@@ -1,0 +1,102 @@
+import { parseArgs } from 'node:util';
+import { type ApiLogger, createApp, keySources } from '../../functions/api/app';
+import { ConflictError } from '../../functions/api/errors';
+import { readApiSettings } from '../../functions/api/settings';
+import { runBackup } from '../../functions/core/backup';
+import { readConfig } from '../../functions/core/config';
+import { errorMessage } from '../../functions/core/errors';
+import { createS3Client } from '../../functions/core/s3';
+import { formatBytes, targetFromEnv } from '../context';
+import { createApiServer, listenLoopback } from '../http-adapter';
+
+export const usage =
+  'dump-bag serve [--port N]   the API and status page on http://127.0.0.1:N/ (default 8080), same code as the Lambda';
+
+const consoleLogger: ApiLogger = {
+  info: (message, attributes) => {
+    if (message === 'request' && attributes) {
+      console.log(`${attributes.method} ${attributes.route} ${attributes.status} ${attributes.ms} ms`);
+    } else {
+      console.log(message, attributes ? JSON.stringify(attributes) : '');
+    }
+  },
+  error: (message, attributes) => {
+    console.error(`${message}: ${attributes?.error ?? ''} ${attributes?.message ?? ''}`.trim());
+    if (process.env.DUMP_BAG_DEBUG && attributes?.stack) console.error(attributes.stack);
+  },
+};
+
+/**
+ * On-demand dumps in `serve`: the core runs in this process, one dump per database at a time,
+ * after the request has been answered.
+ */
+export function localDumpStarter(env: NodeJS.ProcessEnv = process.env) {
+  const running = new Map<string, Promise<void>>();
+  const startDump = async (database: string): Promise<void> => {
+    if (running.has(database)) throw new ConflictError('a dump of this database is already running');
+    // Read now, so a setting that is missing fails the request instead of the background job.
+    const config = { ...readConfig(env), databases: [database], exclude: [] };
+    const target = {
+      ...targetFromEnv(config, env),
+      // The same libpq variables pg_dump would read, taken from `env` so a caller's environment applies.
+      connection: {
+        host: env.PGHOST,
+        port: env.PGPORT ? Number(env.PGPORT) : undefined,
+        user: env.PGUSER,
+        password: env.PGPASSWORD,
+        sslmode: env.PGSSLMODE,
+      },
+    };
+    const job = runBackup(target, { config, trigger: 'manual' })
+      .then((summary) => {
+        if (summary.error) console.error(`on-demand dump of ${database} failed: ${summary.error}`);
+        for (const r of summary.results) {
+          if (r.status === 'ok') console.log(`on-demand dump ok: ${r.key} (${formatBytes(r.bytes ?? 0)})`);
+          else console.error(`on-demand dump of ${r.database} failed: ${r.error}`);
+        }
+      })
+      .catch((error: unknown) =>
+        console.error(`on-demand dump of ${database} failed: ${errorMessage(error)}`),
+      )
+      .finally(() => running.delete(database));
+    running.set(database, job);
+  };
+  return { startDump, idle: () => Promise.all(running.values()).then(() => undefined) };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { port: { type: 'string', default: '8080' } } });
+  const port = Number(values.port);
+  if (!/^\d+$/.test(values.port) || port > 65535) {
+    console.error(`dump-bag serve: --port takes a port number, got "${values.port}"`);
+    return 2;
+  }
+  const settings = readApiSettings();
+  const dumps = localDumpStarter();
+  const app = createApp({
+    s3: createS3Client(),
+    bucket: settings.bucket,
+    retention: settings.retention,
+    urlExpirySeconds: settings.urlExpirySeconds,
+    ...keySources(settings),
+    startDump: dumps.startDump,
+    logger: consoleLogger,
+  });
+  const server = createApiServer(app);
+  const actual = await listenLoopback(server, port);
+  console.log(`Dump Bag on http://127.0.0.1:${actual}/ (bucket ${settings.bucket}); Ctrl-C stops it`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      server.close();
+      server.closeAllConnections();
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  // A dump half-way would leave an open multipart upload; let it finish unless told twice.
+  await dumps.idle();
+  return 0;
+}

@@ -1,0 +1,161 @@
+import type { RetentionPolicy } from '../core/config';
+import type { ListedDump } from './app';
+import { dumpPath } from './paths';
+
+export interface StatusPageInput {
+  /** Every dump, newest first, with its expiry. */
+  readonly dumps: readonly ListedDump[];
+  readonly now: Date;
+  readonly retention: RetentionPolicy;
+  /** Prefix of every link: the stage's path when the API is not on its default stage. */
+  readonly basePath: string;
+  /** The Content-Security-Policy nonce that lets the page's own script and style run, and nothing else. */
+  readonly nonce: string;
+}
+
+/** Escapes text for HTML element content and double-quoted attribute values. */
+export function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export function formatSize(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** A duration the way people say it: 40 s, 12 min, 5 h, 3 d. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 48 * 3600) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86400)} d`;
+}
+
+function utc(iso: string): string {
+  return `${iso.slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+function whoCanDecrypt(dump: ListedDump): string {
+  if (dump.encryption === 'none') return '<span class="warn">anyone: not encrypted</span>';
+  if (dump.encryption === 'passphrase') return 'whoever holds the passphrase';
+  if (dump.recipients.length === 0) return '<span class="warn">nobody recorded</span>';
+  return `<ul class="recipients">${dump.recipients
+    .map((r) => `<li title="${escapeHtml(r.fingerprint)}">${escapeHtml(r.userId || r.fingerprint)}</li>`)
+    .join('')}</ul>`;
+}
+
+function deletion(dump: ListedDump, input: StatusPageInput): string {
+  if (dump.expiresAt === null) {
+    return `kept while among the newest ${input.retention.keepMin}`;
+  }
+  const left = new Date(dump.expiresAt).getTime() - input.now.getTime();
+  return `<time datetime="${escapeHtml(dump.expiresAt)}">${escapeHtml(utc(dump.expiresAt))}</time> ${
+    left > 0 ? `(in ${formatDuration(left)})` : '(at the next backup)'
+  }`;
+}
+
+function row(dump: ListedDump, input: StatusPageInput): string {
+  const urlPath = `${input.basePath}${dumpPath(dump.database, dump.id, '/url')}`;
+  const age = input.now.getTime() - new Date(dump.createdAt).getTime();
+  return `<tr class="dump" data-id="${escapeHtml(dump.id)}">
+<td class="date"><time datetime="${escapeHtml(dump.createdAt)}">${escapeHtml(utc(dump.createdAt))}</time></td>
+<td class="age">${formatDuration(age)}</td>
+<td class="size" data-bytes="${dump.bytes}">${formatSize(dump.bytes)}</td>
+<td class="trigger">${escapeHtml(dump.trigger)}</td>
+<td class="who">${whoCanDecrypt(dump)}</td>
+<td class="expires">${deletion(dump, input)}</td>
+<td><button type="button" class="download" data-url="${escapeHtml(urlPath)}">Download</button></td>
+</tr>`;
+}
+
+const STYLE = `
+body { font: 15px/1.4 system-ui, sans-serif; margin: 2rem; color: #222; }
+h1 { margin: 0 0 .25rem; }
+h2 { margin: 2rem 0 .5rem; font-size: 1.15rem; overflow-wrap: anywhere; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid #ddd; vertical-align: top; }
+th { font-weight: 600; background: #f4f4f4; }
+td.size, td.age { white-space: nowrap; }
+ul.recipients { margin: 0; padding: 0; list-style: none; }
+.summary, .sub { color: #555; margin: .25rem 0; }
+.warn { color: #a40; }
+#message { color: #a00; min-height: 1.4em; }
+button { cursor: pointer; }
+`;
+
+/** The browser's half: each button asks for a fresh presigned URL and follows it, so no link goes stale. */
+const SCRIPT = `
+for (const button of document.querySelectorAll('button.download')) {
+  button.addEventListener('click', async () => {
+    const message = document.getElementById('message');
+    message.textContent = '';
+    button.disabled = true;
+    try {
+      const response = await fetch(button.dataset.url, {
+        headers: { accept: 'application/json' },
+        credentials: 'same-origin',
+        cache: 'no-store',
+      });
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok || typeof body.url !== 'string') throw new Error(body.error || 'HTTP ' + response.status);
+      window.location.assign(body.url);
+    } catch (error) {
+      message.textContent = 'Cannot download: ' + (error && error.message ? error.message : String(error));
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+`;
+
+/** The status page: per database its dumps (date, age, size, trigger, readers, deletion), and the totals. */
+export function renderStatusPage(input: StatusPageInput): string {
+  const byDatabase = new Map<string, ListedDump[]>();
+  for (const dump of input.dumps) {
+    const list = byDatabase.get(dump.database) ?? [];
+    list.push(dump);
+    byDatabase.set(dump.database, list);
+  }
+  const names = [...byDatabase.keys()].sort((a, b) => a.localeCompare(b));
+  const total = input.dumps.reduce((sum, d) => sum + d.bytes, 0);
+  const sections = names.map((name) => {
+    const dumps = byDatabase.get(name) ?? [];
+    const size = dumps.reduce((sum, d) => sum + d.bytes, 0);
+    return `<section class="database" data-database="${escapeHtml(name)}">
+<h2>${escapeHtml(name)}</h2>
+<p class="sub">${dumps.length} dump${dumps.length === 1 ? '' : 's'}, ${formatSize(size)}</p>
+<table>
+<thead><tr><th>Date</th><th>Age</th><th>Size</th><th>Trigger</th><th>Who can decrypt</th><th>Deleted</th><th></th></tr></thead>
+<tbody>
+${dumps.map((d) => row(d, input)).join('\n')}
+</tbody>
+</table>
+</section>`;
+  });
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Dump Bag</title>
+<style nonce="${escapeHtml(input.nonce)}">${STYLE}</style>
+</head>
+<body>
+<header>
+<h1>Dump Bag</h1>
+<p class="summary" id="total" data-bytes="${total}">${input.dumps.length} dump${input.dumps.length === 1 ? '' : 's'} of ${names.length} database${names.length === 1 ? '' : 's'}, ${formatSize(total)} in total. Scheduled dumps are kept ${input.retention.retentionDays} days, manual ones ${input.retention.manualRetentionDays}, and never fewer than ${input.retention.keepMin} per database. As of <time datetime="${input.now.toISOString()}">${utc(input.now.toISOString())}</time>.</p>
+</header>
+<p id="message" role="status"></p>
+${sections.length > 0 ? sections.join('\n') : '<p>No dumps yet.</p>'}
+<script nonce="${escapeHtml(input.nonce)}">${SCRIPT}</script>
+</body>
+</html>
+`;
+}
