@@ -10,6 +10,12 @@ const commands: Record<string, () => Promise<Command>> = {
   backup: () => import('./commands/backup'),
   cleanup: () => import('./commands/cleanup'),
   demo: () => import('./commands/demo'),
+  serve: () => import('./commands/serve'),
+  list: () => import('./commands/list'),
+  get: () => import('./commands/get'),
+  verify: () => import('./commands/verify'),
+  keys: () => import('./commands/keys'),
+  recipients: () => import('./commands/recipients'),
 };
 
 async function help(): Promise<void> {

@@ -1,0 +1,178 @@
+import { Sha256 } from '@aws-crypto/sha256-js';
+import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import { SignatureV4 } from '@smithy/signature-v4';
+import type { AwsCredentialIdentityProvider } from '@smithy/types';
+import type { ListedDump } from '../../functions/api/app';
+import { dumpPath, encodePathSegment } from '../../functions/api/paths';
+import {
+  ConfigError,
+  DumpBagError,
+  errorMessage,
+  NotFoundError,
+  ValidationError,
+} from '../../functions/core/errors';
+
+/** Where `dump-bag serve` listens unless told otherwise. */
+export const DEFAULT_BAG_URL = 'http://127.0.0.1:8080';
+
+const EXECUTE_API_HOST = /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$/;
+
+/** The bag answered with an error status that has no closer domain error. */
+export class BagHttpError extends DumpBagError {
+  override name = 'BagHttpError';
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface BagClientOptions {
+  /** The bag's base URL: a local `serve` or the deployed API's URL (with its stage path, if any). */
+  readonly url: string;
+  /** Sign requests with SigV4 for an IAM-protected API Gateway. */
+  readonly sign: boolean;
+  /** The region to sign for. @default the region in an execute-api host name, else AWS_REGION */
+  readonly region?: string;
+  /** @default the AWS SDK's default chain (environment, profile, SSO, instance role) */
+  readonly credentials?: AwsCredentialIdentityProvider;
+}
+
+/**
+ * The bag from the environment and flags: `--url`, else DUMP_BAG_URL, else a local `serve`.
+ * Requests are signed for an `execute-api` host, or when DUMP_BAG_SIGV4=1 (a custom domain).
+ */
+export function clientFromEnv(url: string | undefined, env: NodeJS.ProcessEnv = process.env): BagClient {
+  const base = url ?? env.DUMP_BAG_URL?.trim() ?? DEFAULT_BAG_URL;
+  let parsed: URL;
+  try {
+    parsed = new URL(base);
+  } catch {
+    throw new ConfigError(`the bag's URL (--url or DUMP_BAG_URL) is not a URL: "${base}"`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new ConfigError(`the bag's URL (--url or DUMP_BAG_URL) must be http or https, got "${base}"`);
+  }
+  const hostRegion = EXECUTE_API_HOST.exec(parsed.hostname)?.[1];
+  const flag = env.DUMP_BAG_SIGV4?.trim();
+  const sign =
+    flag === '1' || flag === 'true' ? true : flag === '0' || flag === 'false' ? false : !!hostRegion;
+  const region = hostRegion ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+  if (sign && !region) {
+    throw new ConfigError('DUMP_BAG_SIGV4 is on but no region is known: set AWS_REGION');
+  }
+  return new BagClient({ url: base, sign, region });
+}
+
+/** The developer's side of the HTTP API: JSON routes, keys and recipients. */
+export class BagClient {
+  readonly base: string;
+  private readonly signer?: SignatureV4;
+
+  constructor(readonly options: BagClientOptions) {
+    this.base = options.url.replace(/\/+$/, '');
+    if (options.sign) {
+      this.signer = new SignatureV4({
+        service: 'execute-api',
+        region: options.region ?? 'us-east-1',
+        credentials: options.credentials ?? fromNodeProviderChain(),
+        sha256: Sha256,
+      });
+    }
+  }
+
+  /** One request to the bag; `path` is already percent-encoded, query values are not. */
+  async request(method: string, path: string, query: Record<string, string> = {}): Promise<Response> {
+    const url = new URL(`${this.base}${path}`);
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    let headers: Record<string, string> = { accept: 'application/json, text/plain' };
+    if (this.signer) {
+      const signed = await this.signer.sign({
+        method,
+        protocol: url.protocol,
+        hostname: url.hostname,
+        port: url.port ? Number(url.port) : undefined,
+        // Percent-encoded as sent; the signer encodes it once more, as SigV4 wants for execute-api.
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+        headers: { ...headers, host: url.host },
+      });
+      headers = Object.fromEntries(
+        Object.entries(signed.headers).filter(([k]) => k.toLowerCase() !== 'host'),
+      );
+    }
+    let response: Response;
+    try {
+      response = await fetch(url, { method, headers, redirect: 'error' });
+    } catch (error: unknown) {
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      throw new DumpBagError(
+        `cannot reach the bag at ${this.base}: ${cause?.code ?? cause?.message ?? errorMessage(error)} (start one with dump-bag serve, or set DUMP_BAG_URL / --url)`,
+      );
+    }
+    if (!response.ok) throw await this.failure(response);
+    return response;
+  }
+
+  private async failure(response: Response): Promise<Error> {
+    let message = `HTTP ${response.status}`;
+    try {
+      const body = (await response.json()) as { error?: unknown; message?: unknown };
+      const said = typeof body.error === 'string' ? body.error : body.message;
+      if (typeof said === 'string') message = said;
+    } catch {
+      // Not JSON (a gateway's own page): the status says enough.
+    }
+    if (response.status === 400) return new ValidationError(message);
+    if (response.status === 404) return new NotFoundError(message);
+    if (response.status === 403 || response.status === 401) {
+      return new BagHttpError(
+        `${message} (HTTP ${response.status}): ${
+          this.signer
+            ? 'your AWS credentials may not be allowed to call this API'
+            : 'an IAM-protected API needs signed requests: set DUMP_BAG_SIGV4=1 and AWS credentials'
+        }`,
+        response.status,
+      );
+    }
+    return new BagHttpError(`the bag answered HTTP ${response.status}: ${message}`, response.status);
+  }
+
+  private async json<T>(path: string, query?: Record<string, string>): Promise<T> {
+    const response = await this.request('GET', path, query);
+    return (await response.json()) as T;
+  }
+
+  /** Dumps, newest first, of one database or all. */
+  async list(database?: string): Promise<ListedDump[]> {
+    const body = await this.json<{ dumps: ListedDump[] }>(
+      '/dumps',
+      database === undefined ? {} : { database },
+    );
+    return body.dumps;
+  }
+
+  /** One dump's record by id, or the newest with `latest`. */
+  dump(database: string, id: string): Promise<ListedDump> {
+    return this.json(dumpPath(database, id));
+  }
+
+  /** A fresh presigned URL for one dump. */
+  downloadUrl(database: string, id: string): Promise<{ url: string; expiresAt: string }> {
+    return this.json(dumpPath(database, id, '/url'));
+  }
+
+  async startDump(database: string): Promise<{ database: string; status: string }> {
+    const response = await this.request('POST', `/dumps/${encodePathSegment(database)}`);
+    return (await response.json()) as { database: string; status: string };
+  }
+
+  async keys(): Promise<string> {
+    return (await this.request('GET', '/keys')).text();
+  }
+
+  async recipients(): Promise<string> {
+    return (await this.request('GET', '/recipients')).text();
+  }
+}

@@ -1,0 +1,216 @@
+import { createHash } from 'node:crypto';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
+import * as openpgp from 'openpgp';
+import type { DumpRecord } from '../../functions/core/catalog';
+import { DumpBagError, errorMessage } from '../../functions/core/errors';
+import type { Decryption } from './decryption';
+
+/** The downloaded bytes are not the ones recorded: the stored object changed, or the download broke. */
+export class IntegrityError extends DumpBagError {
+  override name = 'IntegrityError';
+}
+
+/** The dump could not be decrypted: wrong passphrase, or bytes damaged in a way OpenPGP noticed first. */
+export class DecryptError extends DumpBagError {
+  override name = 'DecryptError';
+}
+
+/**
+ * Plaintext bytes held back until the whole download is proven good. A consumer (a file, pg_restore)
+ * never sees the end of the archive before the SHA-256 and OpenPGP's integrity check have passed, so
+ * pg_restore cannot finish, and commit, a tampered dump.
+ */
+const HOLD_BACK_BYTES = 256 * 1024;
+
+/** Counts and hashes the stored bytes as they pass; at the end they must match the record. */
+class RecordCheck extends Transform {
+  private readonly hash = createHash('sha256');
+  private bytes = 0;
+  readonly verified: Promise<void>;
+  private settle!: { resolve: () => void; reject: (error: unknown) => void };
+
+  constructor(
+    private readonly record: DumpRecord,
+    private readonly onBytes?: (bytes: number) => void,
+  ) {
+    super();
+    this.verified = new Promise((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    // Someone always awaits `verified` eventually; this keeps an early failure from being "unhandled" meanwhile.
+    this.verified.catch(() => {});
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    if (this.bytes > this.record.bytes) {
+      callback(new IntegrityError(`the download is larger than the recorded ${this.record.bytes} bytes`));
+      return;
+    }
+    this.onBytes?.(this.bytes);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const sha256 = this.hash.digest('hex');
+    if (this.bytes !== this.record.bytes) {
+      callback(
+        new IntegrityError(`the download has ${this.bytes} bytes, the record says ${this.record.bytes}`),
+      );
+    } else if (sha256 !== this.record.sha256) {
+      callback(
+        new IntegrityError(
+          'the downloaded bytes do not match the recorded SHA-256: the stored dump was changed or damaged',
+        ),
+      );
+    } else {
+      this.settle.resolve();
+      callback();
+    }
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.settle.reject(error ?? new IntegrityError('the download stopped before its end'));
+    callback(error);
+  }
+}
+
+/** Passes bytes on but keeps the last `size` of them until `ready` resolves; fails if it rejects. */
+class HoldBack extends Transform {
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+
+  constructor(
+    private readonly size: number,
+    private readonly ready: () => Promise<void>,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.held.push(chunk);
+    this.heldBytes += chunk.length;
+    while (this.held.length > 0 && this.heldBytes - (this.held[0] as Buffer).length >= this.size) {
+      const first = this.held.shift() as Buffer;
+      this.heldBytes -= first.length;
+      this.push(first);
+    }
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.ready().then(() => {
+      for (const chunk of this.held) this.push(chunk);
+      this.held = [];
+      callback();
+    }, callback);
+  }
+}
+
+function toBuffer(chunk: Uint8Array): Buffer {
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+export interface OpenDumpOptions {
+  readonly record: DumpRecord;
+  /** A presigned GET for the record's key. */
+  readonly url: string;
+  readonly decryption: Decryption;
+  /** Called with the count of stored bytes downloaded so far. */
+  readonly onBytes?: (bytes: number) => void;
+}
+
+/**
+ * Downloads one dump and yields its plaintext archive as a stream. The stream fails instead of
+ * ending when the stored bytes differ from the record or do not decrypt, and it withholds its last
+ * bytes until both checks have passed.
+ */
+export async function openDump(options: OpenDumpOptions): Promise<Readable> {
+  const { record, decryption } = options;
+  let response: Response;
+  try {
+    response = await fetch(options.url, { redirect: 'error' });
+  } catch (error: unknown) {
+    const cause = (error as { cause?: { code?: string } }).cause;
+    // The URL itself is a bearer credential: it never goes into a message.
+    throw new DumpBagError(`the download failed: ${cause?.code ?? errorMessage(error)}`);
+  }
+  if (!response.ok || !response.body) {
+    throw new DumpBagError(`the download failed: the storage answered HTTP ${response.status}`);
+  }
+  const stored = Readable.fromWeb(response.body as unknown as NodeWebReadableStream<Uint8Array>);
+  const check = new RecordCheck(record, options.onBytes);
+  const checked = stored.pipe(check);
+  stored.once('error', (error) =>
+    check.destroy(new IntegrityError(`the download broke off: ${errorMessage(error)}`)),
+  );
+
+  let plain: Readable;
+  if (decryption.mode === 'none') {
+    plain = checked;
+  } else {
+    try {
+      const message = await openpgp.readMessage({
+        binaryMessage: Readable.toWeb(checked) as unknown as ReadableStream<Uint8Array>,
+      });
+      const { data } = await openpgp.decrypt({
+        message,
+        format: 'binary',
+        // Streams instead of buffering the whole dump in memory; HoldBack keeps the unchecked tail back.
+        config: { allowUnauthenticatedStream: true },
+        ...(decryption.mode === 'gpg'
+          ? { decryptionKeys: [...decryption.keys] }
+          : { passwords: [decryption.passphrase] }),
+      });
+      plain = Readable.fromWeb(data as unknown as NodeWebReadableStream<Uint8Array>);
+    } catch (error: unknown) {
+      check.destroy();
+      stored.destroy();
+      throw new DecryptError(
+        decryption.mode === 'passphrase'
+          ? `cannot decrypt the dump: wrong passphrase? (${errorMessage(error)})`
+          : `cannot decrypt the dump with the given key: ${errorMessage(error)}`,
+      );
+    }
+  }
+  const hold = new HoldBack(HOLD_BACK_BYTES, () => check.verified);
+  const fail = (error: unknown) => {
+    if (hold.destroyed) return;
+    const reason =
+      error instanceof DumpBagError
+        ? error
+        : decryption.mode === 'none'
+          ? new IntegrityError(`the download broke off: ${errorMessage(error)}`)
+          : new DecryptError(
+              `the dump does not decrypt cleanly: ${errorMessage(error)}${
+                decryption.mode === 'passphrase'
+                  ? ' (wrong passphrase, or a damaged dump)'
+                  : ' (a damaged dump)'
+              }`,
+            );
+    hold.destroy(reason);
+    check.destroy();
+    stored.destroy();
+  };
+  // The record check's verdict is the clearer one when the bytes are wrong. It settles when the download
+  // ends, before OpenPGP can report a bad MDC, so a plaintext error after it is taken as its consequence.
+  let checkFailure: unknown;
+  check.verified.catch((error: unknown) => {
+    checkFailure = error;
+    fail(error);
+  });
+  plain.once('error', (error) => fail(checkFailure ?? error));
+  plain.on('data', (chunk: Uint8Array) => {
+    if (!hold.write(toBuffer(chunk))) {
+      plain.pause();
+      hold.once('drain', () => plain.resume());
+    }
+  });
+  plain.once('end', () => hold.end());
+  hold.once('close', () => {
+    if (!plain.destroyed) plain.destroy();
+  });
+  return hold;
+}

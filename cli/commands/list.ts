@@ -1,0 +1,46 @@
+import { parseArgs } from 'node:util';
+import { formatDuration, formatSize } from '../../functions/api/status-page';
+import { clientFromEnv } from '../client/bag-client';
+
+export const usage = 'dump-bag list [<database>] [--json] [--url URL]   the dumps in the bag, newest first';
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { json: { type: 'boolean', default: false }, url: { type: 'string' } },
+  });
+  if (positionals.length > 1) {
+    console.error(`usage: ${usage}`);
+    return 2;
+  }
+  const dumps = await clientFromEnv(values.url).list(positionals[0]);
+  if (values.json) {
+    console.log(JSON.stringify(dumps, null, 2));
+    return 0;
+  }
+  if (dumps.length === 0) {
+    console.error(positionals[0] === undefined ? 'no dumps in the bag' : 'no dumps of this database');
+    return 0;
+  }
+  const now = Date.now();
+  const rows = dumps.map((d) => [
+    d.database,
+    d.id,
+    formatSize(d.bytes),
+    d.trigger,
+    d.encryption === 'gpg' ? d.recipients.map((r) => r.userId || r.fingerprint).join('; ') : d.encryption,
+    d.expiresAt === null ? 'kept' : `deleted in ${formatDuration(new Date(d.expiresAt).getTime() - now)}`,
+  ]);
+  const header = ['DATABASE', 'ID', 'SIZE', 'TRIGGER', 'FOR', 'RETENTION'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  for (const r of [header, ...rows]) {
+    console.log(
+      r
+        .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd(),
+    );
+  }
+  return 0;
+}

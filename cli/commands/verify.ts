@@ -1,0 +1,101 @@
+import { parseArgs } from 'node:util';
+import type { ListedDump } from '../../functions/api/app';
+import { DumpBagError, errorMessage } from '../../functions/core/errors';
+import { clientFromEnv } from '../client/bag-client';
+import { type Decryption, prepareDecryption } from '../client/decryption';
+import { openDump } from '../client/dump-stream';
+import { createProgress } from '../client/progress';
+import { listArchive } from '../client/sinks';
+
+export const usage =
+  'dump-bag verify [<database> [<id>|latest]] [--key FILE] [--checksum-only] [--json] [--url URL]   check SHA-256, decrypt, pg_restore --list';
+
+interface Verdict {
+  readonly database: string;
+  readonly id: string;
+  readonly status: 'ok' | 'failed';
+  readonly checks: string[];
+  readonly error?: string;
+}
+
+async function drain(archive: NodeJS.ReadableStream): Promise<void> {
+  for await (const _ of archive) {
+    // Only the checks at the end of the stream matter here.
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      key: { type: 'string' },
+      'checksum-only': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      url: { type: 'string' },
+    },
+  });
+  if (positionals.length > 2) {
+    console.error(`usage: ${usage}`);
+    return 2;
+  }
+  const client = clientFromEnv(values.url);
+  const [database, id = 'latest'] = positionals;
+  let targets: ListedDump[];
+  if (database !== undefined) {
+    targets = [await client.dump(database, id)];
+  } else {
+    // The newest dump of every database.
+    const seen = new Set<string>();
+    targets = (await client.list()).filter((d) => !seen.has(d.database) && seen.add(d.database));
+  }
+  const verdicts: Verdict[] = [];
+  for (const record of targets) {
+    const checks: string[] = [];
+    const progress = createProgress(`${record.database} ${record.id}`, record.bytes);
+    try {
+      const decryption: Decryption = values['checksum-only']
+        ? { mode: 'none' }
+        : await prepareDecryption(record, { keyFile: values.key });
+      const { url } = await client.downloadUrl(record.database, record.id);
+      const archive = await openDump({ record, url, decryption, onBytes: (n) => progress.update(n) });
+      if (values['checksum-only'] && record.encryption !== 'none') {
+        await drain(archive);
+        checks.push(`sha256 ok (${record.bytes} bytes)`);
+      } else {
+        const listing = await listArchive(archive);
+        checks.push(`sha256 ok (${record.bytes} bytes)`);
+        if (record.encryption !== 'none') checks.push('decrypted, integrity ok');
+        if (listing.entries === 0) throw new DumpBagError('pg_restore --list shows an empty archive');
+        if (listing.database !== undefined && listing.database !== record.database) {
+          throw new DumpBagError(`the archive is of the database "${listing.database}", not of this one`);
+        }
+        checks.push(`pg_restore --list: ${listing.entries} entries`);
+      }
+      progress.done(true);
+      verdicts.push({ database: record.database, id: record.id, status: 'ok', checks });
+    } catch (error: unknown) {
+      progress.done(false);
+      verdicts.push({
+        database: record.database,
+        id: record.id,
+        status: 'failed',
+        checks,
+        error: errorMessage(error),
+      });
+    }
+  }
+  if (values.json) {
+    console.log(JSON.stringify(verdicts, null, 2));
+  } else {
+    for (const v of verdicts) {
+      console.log(
+        v.status === 'ok'
+          ? `ok      ${v.database}  ${v.id}  ${v.checks.join(', ')}`
+          : `FAILED  ${v.database}  ${v.id}  ${v.error}`,
+      );
+    }
+    if (verdicts.length === 0) console.error('no dumps to verify');
+  }
+  return verdicts.length > 0 && verdicts.every((v) => v.status === 'ok') ? 0 : 1;
+}
