@@ -38,8 +38,9 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 86400)} d`;
 }
 
-function utc(iso: string): string {
-  return `${iso.slice(0, 16).replace('T', ' ')} UTC`;
+/** `2026-11-23 19:45 UTC`; with seconds, `2026-11-23 19:45:07 UTC`, which tells apart dumps of one minute. */
+function utc(iso: string, seconds = false): string {
+  return `${iso.slice(0, seconds ? 19 : 16).replace('T', ' ')} UTC`;
 }
 
 function whoCanDecrypt(dump: ListedDump): string {
@@ -65,7 +66,7 @@ function row(dump: ListedDump, input: StatusPageInput): string {
   const urlPath = `${input.basePath}${dumpPath(dump.database, dump.id, '/url')}`;
   const age = input.now.getTime() - new Date(dump.createdAt).getTime();
   return `<tr class="dump" data-id="${escapeHtml(dump.id)}">
-<td class="date"><time datetime="${escapeHtml(dump.createdAt)}">${escapeHtml(utc(dump.createdAt))}</time></td>
+<td class="date"><time datetime="${escapeHtml(dump.createdAt)}">${escapeHtml(utc(dump.createdAt, true))}</time></td>
 <td class="age">${formatDuration(age)}</td>
 <td class="size" data-bytes="${dump.bytes}">${formatSize(dump.bytes)}</td>
 <td class="trigger">${escapeHtml(dump.trigger)}</td>
@@ -145,6 +146,7 @@ ${dumps.map((d) => row(d, input)).join('\n')}
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Dump Bag</title>
+<link rel="icon" href="data:,">
 <style nonce="${escapeHtml(input.nonce)}">${STYLE}</style>
 </head>
 <body>

@@ -1,0 +1,142 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type BrowserContext, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ListedDump } from '../functions/api/app';
+import {
+  bagEnv,
+  keyFolder,
+  keyPair,
+  makeDumps,
+  type RunningBag,
+  startBag,
+  tempDir,
+  uniqueSuffix,
+} from './support/bag';
+import { createDatabase, freshBucket, getObjectBytes, s3Client } from './support/env';
+
+const suffix = uniqueSuffix();
+/** A name that would run if the page pasted it into HTML unescaped. */
+const SCRIPT_NAME = `<script>window.__pwned=1</script>${suffix}`;
+const ODD_NAME = `page ü "q" & <b>x</b> ${suffix}`;
+const PLAIN_NAME = `page plain ${suffix}`;
+
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+describe('status page in headless Chromium', () => {
+  let bag: RunningBag;
+  let bucket: string;
+  let context: BrowserContext;
+  let dumps: ListedDump[];
+
+  beforeAll(async () => {
+    const owner = await keyPair('Page Owner', `owner-${suffix}@example.com`);
+    const reader = await keyPair('Second Reader', `reader-${suffix}@example.com`);
+    const sql = 'CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);';
+    await Promise.all([SCRIPT_NAME, ODD_NAME, PLAIN_NAME].map((n) => createDatabase(n, sql)));
+    bucket = await freshBucket();
+    await makeDumps(bucket, [SCRIPT_NAME, ODD_NAME, PLAIN_NAME], { publicKeys: keyFolder([owner, reader]) });
+    await new Promise((r) => setTimeout(r, 1100));
+    await makeDumps(bucket, [PLAIN_NAME], { encryption: 'none' }, { trigger: 'manual' });
+    bag = await startBag(bagEnv(bucket));
+    dumps = ((await (await fetch(`${bag.url}/dumps`)).json()) as { dumps: ListedDump[] }).dumps;
+    context = await chromium.launchPersistentContext(tempDir('dump-bag-chromium-'), {
+      executablePath: '/usr/bin/chromium',
+      args: CHROMIUM_ARGS,
+      headless: true,
+      acceptDownloads: true,
+    });
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await bag?.close();
+  });
+
+  it('shows each dump per database, escapes every name, and its download button fetches the stored bytes', async () => {
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    const response = await page.goto(`${bag.url}/`);
+    expect(response?.status()).toBe(200);
+
+    // One section per database, one row per dump.
+    const sections = page.locator('section.database');
+    expect(await sections.count()).toBe(3);
+    for (const name of [SCRIPT_NAME, ODD_NAME, PLAIN_NAME]) {
+      const section = page.locator('section.database').filter({ has: page.locator('h2', { hasText: name }) });
+      expect(await section.locator('h2').textContent()).toBe(name);
+      expect(await section.getAttribute('data-database')).toBe(name);
+      const ids = dumps.filter((d) => d.database === name).map((d) => d.id);
+      expect(
+        await section.locator('tr.dump').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id'))),
+      ).toEqual(ids);
+    }
+
+    // The <script> name is text: it did not run, and the page holds no script but its own.
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await page.evaluate(() => document.scripts.length)).toBe(1);
+    expect(await page.locator('b', { hasText: 'x' }).count()).toBe(0);
+
+    // Date, age, size, trigger, readers, deletion, and the total.
+    const plainRows = page.locator(`section.database[data-database="${PLAIN_NAME}"] tr.dump`);
+    const manual = plainRows.nth(0);
+    expect(await manual.locator('td.trigger').textContent()).toBe('manual');
+    expect(await manual.locator('td.who').textContent()).toBe('anyone: not encrypted');
+    expect(await manual.locator('td.age').textContent()).toMatch(/^\d+ s$/);
+    expect(await plainRows.nth(1).locator('td.who li').allTextContents()).toEqual([
+      `Page Owner <owner-${suffix}@example.com>`,
+      `Second Reader <reader-${suffix}@example.com>`,
+    ]);
+    expect(await plainRows.nth(1).locator('td.expires').textContent()).toBe('kept while among the newest 3');
+    const total = dumps.reduce((sum, d) => sum + d.bytes, 0);
+    expect(await page.locator('#total').getAttribute('data-bytes')).toBe(String(total));
+    expect(await page.locator('#total').textContent()).toContain('4 dumps of 3 databases');
+
+    mkdirSync('test-results', { recursive: true });
+    await page.screenshot({ path: join('test-results', 'status-page.png'), fullPage: true });
+
+    // The button asks the API for a fresh presigned URL and follows it; the browser saves the object.
+    const target = dumps.find((d) => d.database === SCRIPT_NAME) as ListedDump;
+    const button = page.locator(`section.database[data-database="${SCRIPT_NAME}"] button.download`).first();
+    const [urlResponse, download] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/url')),
+      page.waitForEvent('download'),
+      button.click(),
+    ]);
+    expect(urlResponse.status()).toBe(200);
+    expect(urlResponse.url()).toBe(`${bag.url}/dumps/${encodeURIComponent(SCRIPT_NAME)}/${target.id}/url`);
+    expect(download.suggestedFilename()).toBe(
+      `_script_window.__pwned_1_script_${suffix}-${target.id}.pg.gpg`,
+    );
+    const saved = readFileSync((await download.path()) as string);
+    expect(saved.equals(await getObjectBytes(s3Client(), bucket, target.key))).toBe(true);
+    expect(errors).toEqual([]);
+  });
+
+  it('shows the API error when a dump vanished before its button was pressed', async () => {
+    const page = await context.newPage();
+    await page.goto(`${bag.url}/`);
+    const target = dumps.find((d) => d.database === ODD_NAME) as ListedDump;
+    const { deleteDump } = await import('../functions/core/catalog');
+    await deleteDump(s3Client(), bucket, target.key);
+    await page
+      .locator(`section.database[data-database="${ODD_NAME.replace(/"/g, '\\"')}"] button.download`)
+      .click();
+    await expect
+      .poll(() => page.locator('#message').textContent())
+      .toBe('Cannot download: no dump with this id');
+  });
+});
