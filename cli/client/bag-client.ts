@@ -17,6 +17,13 @@ export const DEFAULT_BAG_URL = 'http://127.0.0.1:8080';
 
 const EXECUTE_API_HOST = /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$/;
 
+function rfc3986(value: string): string {
+  return encodeURIComponent(value).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+}
+
 /** The bag answered with an error status that has no closer domain error. */
 export class BagHttpError extends DumpBagError {
   override name = 'BagHttpError';
@@ -84,8 +91,11 @@ export class BagClient {
 
   /** One request to the bag; `path` is already percent-encoded, query values are not. */
   async request(method: string, path: string, query: Record<string, string> = {}): Promise<Response> {
-    const url = new URL(`${this.base}${path}`);
-    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    // Encoded by hand, spaces as %20: URLSearchParams' `+` would be read differently by SigV4's canonical form.
+    const search = Object.entries(query)
+      .map(([k, v]) => `${rfc3986(k)}=${rfc3986(v)}`)
+      .join('&');
+    const url = new URL(`${this.base}${path}${search ? `?${search}` : ''}`);
     let headers: Record<string, string> = { accept: 'application/json, text/plain' };
     if (this.signer) {
       const signed = await this.signer.sign({
@@ -95,7 +105,7 @@ export class BagClient {
         port: url.port ? Number(url.port) : undefined,
         // Percent-encoded as sent; the signer encodes it once more, as SigV4 wants for execute-api.
         path: url.pathname,
-        query: Object.fromEntries(url.searchParams),
+        query,
         headers: { ...headers, host: url.host },
       });
       headers = Object.fromEntries(

@@ -1,0 +1,210 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appFromEnv, handler } from '../functions/api/handler';
+import type { ApiEvent } from '../functions/api/http-types';
+import { encodePathSegment } from '../functions/api/paths';
+import { bagEnv, keyFolder, keyPair, makeDumps, uniqueSuffix } from './support/bag';
+import { createDatabase, freshBucket, services } from './support/env';
+
+const suffix = uniqueSuffix();
+const DATABASE = `handler é/x ${suffix}`;
+const STATE_MACHINE = 'arn:aws:states:eu-west-1:123456789012:stateMachine:dump-bag-backup';
+
+/** An event as API Gateway's HTTP API sends it, on a named stage. */
+function event(method: string, rawPath: string, rawQueryString = '', stage = 'prod'): ApiEvent {
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: stage === '$default' ? rawPath : `/${stage}${rawPath}`,
+    rawQueryString,
+    headers: { host: 'abc123.execute-api.eu-west-1.amazonaws.com', 'user-agent': 'test' },
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'abc123',
+      domainName: 'abc123.execute-api.eu-west-1.amazonaws.com',
+      http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '192.0.2.1', userAgent: 'test' },
+      requestId: `req-${Math.random()}`,
+      routeKey: '$default',
+      stage,
+      time: new Date().toUTCString(),
+      timeEpoch: Date.now(),
+    },
+    isBase64Encoded: false,
+  };
+}
+
+/** Captures what the Lambda's process writes, where Powertools' Logger puts its JSON lines. */
+async function capturingOutput<T>(fn: () => Promise<T>): Promise<{ result: T; output: string }> {
+  let output = '';
+  const original = {
+    out: process.stdout.write.bind(process.stdout),
+    err: process.stderr.write.bind(process.stderr),
+  };
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    output += chunk.toString();
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    output += chunk.toString();
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return { result: await fn(), output };
+  } finally {
+    process.stdout.write = original.out;
+    process.stderr.write = original.err;
+  }
+}
+
+describe('the API Lambda handler (API Gateway HTTP API payload v2)', () => {
+  let bucket: string;
+  let sfnServer: Server;
+  let sfnEndpoint: string;
+  const sfnRequests: { target: string; body: Record<string, unknown> }[] = [];
+
+  beforeAll(async () => {
+    const owner = await keyPair('Handler Owner', `handler-${suffix}@example.com`);
+    await createDatabase(DATABASE, 'CREATE TABLE t (id int); INSERT INTO t VALUES (1);');
+    bucket = await freshBucket();
+    await makeDumps(bucket, [DATABASE], { publicKeys: keyFolder([owner]) });
+    // Step Functions cannot run here; this stands in for its endpoint and records StartExecution calls.
+    sfnServer = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => {
+        body += c;
+      });
+      req.on('end', () => {
+        sfnRequests.push({ target: String(req.headers['x-amz-target']), body: JSON.parse(body) });
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
+        res.end(JSON.stringify({ executionArn: `${STATE_MACHINE}:exec-1`, startDate: Date.now() / 1000 }));
+      });
+    });
+    await new Promise<void>((resolve) => sfnServer.listen(0, '127.0.0.1', resolve));
+    sfnEndpoint = `http://127.0.0.1:${(sfnServer.address() as AddressInfo).port}`;
+  });
+
+  afterAll(() => new Promise<void>((resolve) => sfnServer.close(() => resolve())));
+
+  it('POST /dumps/{database} starts the state machine with the manual input and answers 202', async () => {
+    const sfn = new SFNClient({
+      endpoint: sfnEndpoint,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+    });
+    const app = appFromEnv(bagEnv(bucket, { DUMP_BAG_STATE_MACHINE_ARN: STATE_MACHINE }), { sfn });
+    const { result } = await capturingOutput(() =>
+      app(event('POST', `/dumps/${encodePathSegment(DATABASE)}`)),
+    );
+    expect(result.statusCode).toBe(202);
+    expect(sfnRequests).toEqual([
+      {
+        target: 'AWSStepFunctions.StartExecution',
+        body: {
+          stateMachineArn: STATE_MACHINE,
+          input: JSON.stringify({ databases: [DATABASE], trigger: 'manual' }),
+        },
+      },
+    ]);
+  });
+
+  it('without DUMP_BAG_STATE_MACHINE_ARN a POST is a bare 500, and nothing starts', async () => {
+    const app = appFromEnv(bagEnv(bucket), {
+      sfn: new SFNClient({ endpoint: sfnEndpoint, region: 'eu-west-1' }),
+    });
+    const before = sfnRequests.length;
+    const { result, output } = await capturingOutput(() => app(event('POST', '/dumps/x')));
+    expect(result.statusCode).toBe(500);
+    expect(JSON.parse(result.body)).toEqual({ error: 'internal error', requestId: expect.any(String) });
+    expect(output).toContain('DUMP_BAG_STATE_MACHINE_ARN is not set');
+    expect(sfnRequests.length).toBe(before);
+  });
+
+  it('the exported handler routes under a stage, presigns, and logs JSON without the URL', async () => {
+    // The handler reads its settings from the process environment at its first successful call.
+    delete process.env.DUMP_BAG_BUCKET;
+    const missing = await capturingOutput(() => handler(event('GET', '/dumps')));
+    expect(missing.result.statusCode).toBe(500);
+    expect(missing.result.body).not.toContain('DUMP_BAG_BUCKET');
+    expect(missing.output).toContain('DUMP_BAG_BUCKET is not set');
+
+    Object.assign(process.env, bagEnv(bucket), { DUMP_BAG_URL_EXPIRY_SECONDS: '43200' });
+    const listed = await capturingOutput(() =>
+      handler(event('GET', '/dumps', `database=${encodeURIComponent(DATABASE)}`)),
+    );
+    expect(listed.result.statusCode).toBe(200);
+    const [dump] = JSON.parse(listed.result.body).dumps;
+    expect(dump.database).toBe(DATABASE);
+
+    const presigned = await capturingOutput(() =>
+      handler(event('GET', `/dumps/${encodePathSegment(DATABASE)}/${dump.id}/url`), {
+        awsRequestId: 'lambda-req-1',
+        functionName: 'dump-bag-api',
+      }),
+    );
+    expect(presigned.result.statusCode).toBe(200);
+    const { url, expiresAt } = JSON.parse(presigned.result.body);
+    expect(new URL(url).searchParams.get('X-Amz-Expires')).toBe('43200');
+    expect(new Date(expiresAt).getTime()).toBeGreaterThan(Date.now() + 43_100_000);
+    const bytes = Buffer.from(await (await fetch(url)).arrayBuffer());
+    expect(bytes.length).toBe(dump.bytes);
+
+    const lines = presigned.output
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: 'INFO',
+        message: 'request',
+        route: '/dumps/{database}/{id}/url',
+        status: 200,
+      }),
+    );
+    expect(presigned.output).not.toContain('X-Amz-Signature');
+    expect(presigned.output).not.toContain(url.slice(0, 40));
+
+    const page = await capturingOutput(() => handler(event('GET', '')));
+    expect(page.result.statusCode).toBe(200);
+    // Under a stage, the buttons point below the stage's path.
+    expect(page.result.body).toContain(
+      `data-url="/prod/dumps/${encodePathSegment(DATABASE)}/${dump.id}/url"`,
+    );
+    const stageless = await capturingOutput(() => handler(event('GET', '/keys', '', '$default')));
+    expect(stageless.result.statusCode).toBe(404);
+    expect(JSON.parse(stageless.result.body).error).toContain('DUMP_BAG_PUBLIC_KEYS');
+  });
+
+  it('an expiry beyond 12 hours is refused at start', () => {
+    expect(() => appFromEnv(bagEnv(bucket, { DUMP_BAG_URL_EXPIRY_SECONDS: '43201' }))).toThrow(
+      'DUMP_BAG_URL_EXPIRY_SECONDS must be a whole number of seconds from 1 to 43200',
+    );
+  });
+
+  it('presigned URLs say when temporary credentials end them', async () => {
+    const soon = new Date(Date.now() + 120_000);
+    const { createApp } = await import('../functions/api/app');
+    const app = createApp({
+      s3: new S3Client({
+        endpoint: services().s3Endpoint,
+        forcePathStyle: true,
+        region: 'us-east-1',
+        credentials: async () => ({ accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', expiration: soon }),
+      }),
+      bucket,
+      retention: { retentionDays: 30, manualRetentionDays: 7, keepMin: 3 },
+      urlExpirySeconds: 900,
+      loadKeys: async () => [],
+      loadRecipients: async () => [],
+      startDump: async () => {},
+      logger: { info: () => {}, error: () => {} },
+    });
+    const result = await app(
+      event('GET', `/dumps/${encodePathSegment(DATABASE)}/latest/url`, '', '$default'),
+    );
+    expect(result.statusCode).toBe(200);
+    expect(JSON.parse(result.body).expiresAt).toBe(soon.toISOString());
+  });
+});
