@@ -110,6 +110,29 @@ describe('the API Lambda handler (API Gateway HTTP API payload v2)', () => {
     ]);
   });
 
+  it('reads a database name whose %2F API Gateway already decoded into a slash', async () => {
+    const sfn = new SFNClient({
+      endpoint: sfnEndpoint,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+    });
+    const app = appFromEnv(bagEnv(bucket, { DUMP_BAG_STATE_MACHINE_ARN: STATE_MACHINE }), { sfn });
+    // As the HTTP API hands it over: `handler é%2Fx …` arrives as `handler é/x …`.
+    const latest = await capturingOutput(() => app(event('GET', `/dumps/${DATABASE}/latest`)));
+    expect(latest.result.statusCode).toBe(200);
+    expect(JSON.parse(latest.result.body).database).toBe(DATABASE);
+    const url = await capturingOutput(() => app(event('GET', `/dumps/${DATABASE}/latest/url`)));
+    expect(url.result.statusCode).toBe(200);
+    const started = await capturingOutput(() => app(event('POST', `/dumps/${DATABASE}`)));
+    expect(started.result.statusCode).toBe(202);
+    expect(JSON.parse(String(sfnRequests.at(-1)?.body.input))).toEqual({
+      databases: [DATABASE],
+      trigger: 'manual',
+    });
+    // A POST with a dump's shape is no database name.
+    expect((await app(event('POST', `/dumps/${DATABASE}/latest`))).statusCode).toBe(405);
+  });
+
   it('without DUMP_BAG_STATE_MACHINE_ARN a POST is a bare 500, and nothing starts', async () => {
     const app = appFromEnv(bagEnv(bucket), {
       sfn: new SFNClient({ endpoint: sfnEndpoint, region: 'eu-west-1' }),

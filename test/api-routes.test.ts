@@ -287,7 +287,7 @@ describe('HTTP API against serve, real S3 API server and real dumps', () => {
       ['not an id', 'GET', () => `${latestOdd()}/..%2F..%2Fsecret/url`, 400],
       ['unknown database', 'GET', () => '/dumps/no%20such%20db/latest/url', 404],
       ['empty database', 'GET', () => '/dumps//latest', 400],
-      ['extra segment', 'GET', () => `${latestOdd()}/latest/url/more`, 404],
+      ['extra segment', 'GET', () => `${latestOdd()}/latest/url/more`, 400],
       ['unknown route', 'GET', () => '/admin', 404],
       ['unknown query parameter', 'GET', () => '/dumps?db=x', 400],
       ['repeated query parameter', 'GET', () => '/dumps?database=a&database=b', 400],

@@ -95,17 +95,50 @@ const QUERY: Record<RouteName, readonly string[]> = {
 /** Longest path or query string worth looking at; longer ones cannot name a database. */
 const MAX_TARGET_LENGTH = 4096;
 
-function matchRoute(segments: readonly string[]): Route {
-  const [first, database, id, last] = segments;
-  if (segments.length === 1 && first === '') return { name: 'status', template: '/' };
-  if (segments.length === 1 && first === 'keys') return { name: 'keys', template: '/keys' };
-  if (segments.length === 1 && first === 'recipients') return { name: 'recipients', template: '/recipients' };
+function looksLikeId(raw: string | undefined): boolean {
+  if (raw === undefined) return false;
+  try {
+    const id = decodeURIComponent(raw);
+    return id === 'latest' || isDumpId(id);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Finds the route by the path's shape. Below /dumps the database is everything between `dumps` and
+ * the id, read from the right: API Gateway's HTTP API decodes `%2F` before the function sees the path,
+ * so a name holding `/` may arrive as several segments. A POST names only a database, unless its path
+ * has a dump's shape.
+ */
+function matchRoute(segments: readonly string[], method: string): Route {
+  const [first] = segments;
+  const n = segments.length;
+  if (n === 1 && first === '') return { name: 'status', template: '/' };
+  if (n === 1 && first === 'keys') return { name: 'keys', template: '/keys' };
+  if (n === 1 && first === 'recipients') return { name: 'recipients', template: '/recipients' };
   if (first === 'dumps') {
-    if (segments.length === 1) return { name: 'list', template: '/dumps' };
-    if (segments.length === 2) return { name: 'start', template: '/dumps/{database}', database };
-    if (segments.length === 3) return { name: 'dump', template: '/dumps/{database}/{id}', database, id };
-    if (segments.length === 4 && last === 'url')
-      return { name: 'url', template: '/dumps/{database}/{id}/url', database, id };
+    if (n === 1) return { name: 'list', template: '/dumps' };
+    if (n === 2) return { name: 'start', template: '/dumps/{database}', database: segments[1] };
+    const urlShaped = n >= 4 && segments[n - 1] === 'url';
+    const dumpShaped = looksLikeId(segments[n - 1]);
+    if (method === 'POST' && !dumpShaped && !(urlShaped && looksLikeId(segments[n - 2]))) {
+      return { name: 'start', template: '/dumps/{database}', database: segments.slice(1).join('/') };
+    }
+    if (urlShaped) {
+      return {
+        name: 'url',
+        template: '/dumps/{database}/{id}/url',
+        database: segments.slice(1, -2).join('/'),
+        id: segments[n - 2],
+      };
+    }
+    return {
+      name: 'dump',
+      template: '/dumps/{database}/{id}',
+      database: segments.slice(1, -1).join('/'),
+      id: segments[n - 1],
+    };
   }
   throw new NotFoundError('no such route');
 }
@@ -354,7 +387,7 @@ export function createApp(deps: ApiDependencies): ApiApp {
     let template = 'unknown';
     let result: ApiResult;
     try {
-      const route = matchRoute(splitPath(event));
+      const route = matchRoute(splitPath(event), method);
       template = route.template;
       if (method !== METHOD[route.name]) {
         throw new MethodNotAllowedError(`${route.template} takes ${METHOD[route.name]}`, [
