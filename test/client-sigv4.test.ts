@@ -121,9 +121,17 @@ describe('the client signs requests to an IAM-protected API with SigV4', () => {
     const client = new BagClient({ url: base, sign: false });
     answer = { status: 403, body: '{"message":"Forbidden"}' };
     await expect(client.list()).rejects.toThrow(
-      'Forbidden (HTTP 403): an IAM-protected API needs signed requests: set DUMP_BAG_SIGV4=1 and AWS credentials',
+      'Forbidden (HTTP 403): an IAM-protected API needs signed requests (DUMP_BAG_SIGV4=1 and AWS credentials), a JWT one DUMP_BAG_TOKEN',
     );
     expect(seen.at(-1)?.headers.authorization).toBeUndefined();
+  });
+
+  it('sends DUMP_BAG_TOKEN as a bearer token, unsigned, for the JWT authorizer', async () => {
+    answer = { status: 200, body: '{"dumps":[]}' };
+    const client = clientFromEnv(base, { DUMP_BAG_TOKEN: 'eyJ.token.sig' });
+    await client.list();
+    expect(seen.at(-1)?.headers.authorization).toBe('Bearer eyJ.token.sig');
+    expect(seen.at(-1)?.headers['x-amz-date']).toBeUndefined();
   });
 
   it('signs by itself for an execute-api URL, on request for other hosts', () => {

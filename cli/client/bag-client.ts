@@ -44,11 +44,14 @@ export interface BagClientOptions {
   readonly region?: string;
   /** @default the AWS SDK's default chain (environment, profile, SSO, instance role) */
   readonly credentials?: AwsCredentialIdentityProvider;
+  /** A bearer token for an API behind the JWT authorizer (instead of SigV4). */
+  readonly token?: string;
 }
 
 /**
  * The bag from the environment and flags: `--url`, else DUMP_BAG_URL, else a local `serve`.
- * Requests are signed for an `execute-api` host, or when DUMP_BAG_SIGV4=1 (a custom domain).
+ * Requests are signed for an `execute-api` host, or when DUMP_BAG_SIGV4=1 (a custom domain);
+ * DUMP_BAG_TOKEN sends a bearer token instead, for an API behind the JWT authorizer.
  */
 export function clientFromEnv(url: string | undefined, env: NodeJS.ProcessEnv = process.env): BagClient {
   const base = url ?? env.DUMP_BAG_URL?.trim() ?? DEFAULT_BAG_URL;
@@ -66,6 +69,8 @@ export function clientFromEnv(url: string | undefined, env: NodeJS.ProcessEnv = 
   const sign =
     flag === '1' || flag === 'true' ? true : flag === '0' || flag === 'false' ? false : !!hostRegion;
   const region = hostRegion ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+  const token = env.DUMP_BAG_TOKEN?.trim() || undefined;
+  if (token) return new BagClient({ url: base, sign: false, token });
   if (sign && !region) {
     throw new ConfigError('DUMP_BAG_SIGV4 is on but no region is known: set AWS_REGION');
   }
@@ -97,6 +102,7 @@ export class BagClient {
       .join('&');
     const url = new URL(`${this.base}${path}${search ? `?${search}` : ''}`);
     let headers: Record<string, string> = { accept: 'application/json, text/plain' };
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     if (this.signer) {
       const signed = await this.signer.sign({
         method,
@@ -141,7 +147,9 @@ export class BagClient {
         `${message} (HTTP ${response.status}): ${
           this.signer
             ? 'your AWS credentials may not be allowed to call this API'
-            : 'an IAM-protected API needs signed requests: set DUMP_BAG_SIGV4=1 and AWS credentials'
+            : this.options.token
+              ? 'the token in DUMP_BAG_TOKEN was not accepted'
+              : 'an IAM-protected API needs signed requests (DUMP_BAG_SIGV4=1 and AWS credentials), a JWT one DUMP_BAG_TOKEN'
         }`,
         response.status,
       );
