@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type ApiLogger, createApp, keySources } from '../../functions/api/app';
 import { ConflictError } from '../../functions/api/errors';
@@ -8,6 +10,7 @@ import { errorMessage } from '../../functions/core/errors';
 import { createS3Client } from '../../functions/core/s3';
 import { formatBytes, targetFromEnv } from '../context';
 import { createApiServer, listenLoopback } from '../http-adapter';
+import { startLocalPostgres, startLocalS3 } from '../local/services';
 
 export const usage =
   'dump-bag serve [--port N]   the API and status page on http://127.0.0.1:N/ (default 8080), same code as the Lambda';
@@ -64,6 +67,37 @@ export function localDumpStarter(env: NodeJS.ProcessEnv = process.env) {
   return { startDump, idle: () => Promise.all(running.values()).then(() => undefined) };
 }
 
+/** The bucket `dump-bag demo` fills (see demo.ts), in the folder it keeps its state in. */
+const DEMO_BUCKET = 'dump-bag-demo';
+const DEMO_STATE = '.dump-bag';
+
+/**
+ * Without DUMP_BAG_BUCKET (or PGHOST) but with what `npm start` left in .dump-bag/, serves that:
+ * its S3 data, its PostgreSQL for on-demand dumps, its demo key. Returns how to stop them.
+ */
+async function startDemoServices(): Promise<() => Promise<void>> {
+  const stops: (() => Promise<void>)[] = [];
+  const state = resolve(DEMO_STATE);
+  if (!process.env.DUMP_BAG_BUCKET && existsSync(join(state, 's3', DEMO_BUCKET))) {
+    const s3 = await startLocalS3(join(state, 's3'), DEMO_BUCKET);
+    Object.assign(process.env, s3.env);
+    stops.push(s3.stop);
+    console.log(`Serving the demo bucket in ${DEMO_STATE}/s3 (DUMP_BAG_BUCKET is not set).`);
+    if (!process.env.PGHOST && existsSync(join(state, 'postgres', 'PG_VERSION'))) {
+      const postgres = await startLocalPostgres(join(state, 'postgres'));
+      Object.assign(process.env, postgres.env);
+      stops.push(postgres.stop);
+    }
+    const demoKey = join(state, 'keys', 'demo-public.asc');
+    if (!process.env.DUMP_BAG_PUBLIC_KEYS && !process.env.DUMP_BAG_ENCRYPTION && existsSync(demoKey)) {
+      process.env.DUMP_BAG_PUBLIC_KEYS = demoKey;
+    }
+  }
+  return async () => {
+    for (const stop of stops.reverse()) await stop();
+  };
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { port: { type: 'string', default: '8080' } } });
   const port = Number(values.port);
@@ -71,6 +105,15 @@ export async function run(argv: string[]): Promise<number> {
     console.error(`dump-bag serve: --port takes a port number, got "${values.port}"`);
     return 2;
   }
+  const stopDemo = await startDemoServices();
+  try {
+    return await serve(port);
+  } finally {
+    await stopDemo();
+  }
+}
+
+async function serve(port: number): Promise<number> {
   const settings = readApiSettings();
   const dumps = localDumpStarter();
   const app = createApp({
