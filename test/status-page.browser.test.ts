@@ -47,7 +47,8 @@ describe('status page in headless Chromium', () => {
     await makeDumps(bucket, [SCRIPT_NAME, ODD_NAME, PLAIN_NAME], { publicKeys: keyFolder([owner, reader]) });
     await new Promise((r) => setTimeout(r, 1100));
     await makeDumps(bucket, [PLAIN_NAME], { encryption: 'none' }, { trigger: 'manual' });
-    bag = await startBag(bagEnv(bucket));
+    // keepMin 1, so the older dump of PLAIN_NAME shows when retention will delete it.
+    bag = await startBag(bagEnv(bucket, { DUMP_BAG_KEEP_MIN: '1' }));
     dumps = ((await (await fetch(`${bag.url}/dumps`)).json()) as { dumps: ListedDump[] }).dumps;
     context = await chromium.launchPersistentContext(tempDir('dump-bag-chromium-'), {
       executablePath: '/usr/bin/chromium',
@@ -100,7 +101,12 @@ describe('status page in headless Chromium', () => {
       `Page Owner <owner-${suffix}@example.com>`,
       `Second Reader <reader-${suffix}@example.com>`,
     ]);
-    expect(await plainRows.nth(1).locator('td.expires').textContent()).toBe('kept while among the newest 3');
+    expect(await manual.locator('td.expires').textContent()).toBe('kept while among the newest 1');
+    const older = dumps.filter((d) => d.database === PLAIN_NAME)[1] as ListedDump;
+    expect(older.expiresAt).not.toBeNull();
+    expect(await plainRows.nth(1).locator('td.expires').textContent()).toBe(
+      `${(older.expiresAt as string).slice(0, 16).replace('T', ' ')} UTC (in 29 d)`,
+    );
     const total = dumps.reduce((sum, d) => sum + d.bytes, 0);
     expect(await page.locator('#total').getAttribute('data-bytes')).toBe(String(total));
     expect(await page.locator('#total').textContent()).toContain('4 dumps of 3 databases');
