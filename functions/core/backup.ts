@@ -96,7 +96,7 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
   try {
     const binary = resolvePgDump(target.pgDump, request.server.major);
     const pgDumpVersionText = await cachedVersion(binary);
-    const compression = target.compression ?? defaultCompression();
+    const compression = target.compression ?? defaultCompression(Number.parseInt(pgDumpVersionText, 10));
     const run = startPgDump({
       binary,
       database,

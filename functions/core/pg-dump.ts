@@ -67,14 +67,19 @@ export async function pgDumpVersion(binary: PgDumpBinary): Promise<string> {
   }
 }
 
-/** The compression Dump Bag asks pg_dump for: gzip level 1 is the fastest that still shrinks well. */
-export function defaultCompression(): string {
-  return '1';
+/**
+ * The compression Dump Bag asks pg_dump for, by pg_dump's major: zstd level 1 from 16 on (measured
+ * on the reference dump with pg_dump 18: 1.8 CPU-seconds and 252 MB, against gzip level 1's 6.3 s
+ * and 297 MB), gzip level 1 before (the fastest level that still shrinks well; 15 has no zstd).
+ */
+export function defaultCompression(pgDumpMajor?: number): string {
+  return pgDumpMajor !== undefined && pgDumpMajor >= 16 ? 'zstd:1' : '1';
 }
 
-/** How a `--compress` value is recorded: `1` → `gzip:1`. */
+/** How a `--compress` value is recorded: `1` → `gzip:1`, `zstd:1` as given, `0` or `none` → `none`. */
 export function describeCompression(value: string): string {
-  return /^\d$/.test(value) ? (value === '0' ? 'none' : `gzip:${value}`) : value;
+  if (/^\d$/.test(value)) return value === '0' ? 'none' : `gzip:${value}`;
+  return /^none(:0)?$/.test(value) ? 'none' : value;
 }
 
 /**
