@@ -1,4 +1,4 @@
-import { type Cipher, createCipheriv, createHash, type Hash, randomBytes } from 'node:crypto';
+import { createHash, type Hash, randomBytes, webcrypto } from 'node:crypto';
 import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import * as openpgp from 'openpgp';
 import type { Encryption } from './keys';
@@ -14,8 +14,8 @@ const CONFIG: openpgp.PartialConfig = {
 
 /** The ciphers Dump Bag writes: AES-256 unless a recipient's key does not list it, then AES-128. */
 const CIPHERS = {
-  aes256: { id: openpgp.enums.symmetric.aes256, keyBytes: 32, cbc: 'aes-256-cbc' },
-  aes128: { id: openpgp.enums.symmetric.aes128, keyBytes: 16, cbc: 'aes-128-cbc' },
+  aes256: { id: openpgp.enums.symmetric.aes256, keyBytes: 32 },
+  aes128: { id: openpgp.enums.symmetric.aes128, keyBytes: 16 },
 } as const;
 type CipherName = keyof typeof CIPHERS;
 
@@ -70,7 +70,14 @@ export async function createEncryptor(
       ? { encryptionKeys: encryption.recipients.map((r) => r.key) }
       : { passwords: [encryption.passphrase] }),
   });
-  return new SeipdEncryptor(Buffer.from(keyPackets), cipher, sessionKey, layout);
+  const key = await webcrypto.subtle.importKey('raw', sessionKey, 'AES-CBC', false, ['encrypt']);
+  // The keystream of the first block: the encryption of CFB's zero IV.
+  const first = await webcrypto.subtle.encrypt(
+    { name: 'AES-CBC', iv: new Uint8Array(BLOCK) },
+    key,
+    new Uint8Array(BLOCK),
+  );
+  return new SeipdEncryptor(Buffer.from(keyPackets), key, new Uint8Array(first, 0, BLOCK), layout);
 }
 
 /** AES-256 when every recipient's key lists it among its preferred ciphers, else AES-128 (as openpgp.js and GnuPG choose). */
@@ -153,7 +160,7 @@ class PartialBody {
 }
 
 /** target = a XOR b, word by word where the three are 4-byte aligned. */
-function xor(target: Buffer, a: Buffer, b: Buffer, length: number): void {
+function xor(target: Uint8Array, a: Uint8Array, b: Uint8Array, length: number): void {
   let i = 0;
   if ((target.byteOffset | a.byteOffset | b.byteOffset) % 4 === 0) {
     const words = length >>> 2;
@@ -171,37 +178,49 @@ function xor(target: Buffer, a: Buffer, b: Buffer, length: number): void {
  * mode (zero IV, no resynchronisation), a random 18-byte prefix, a binary literal data packet with
  * the input, and an MDC packet (SHA-1 of all that came before it, its own two header bytes included).
  *
- * CFB is computed with AES-CBC, which OpenSSL runs faster: CFB's keystream block i is
- * E(C[i-1]) = E(P[i-1] XOR keystream[i-1]), which is exactly what CBC encryption of the
- * plaintext, shifted by one block behind a zero block, outputs.
+ * CFB is computed with AES-CBC: CFB's keystream block i is E(C[i-1]) = E(P[i-1] XOR keystream[i-1]),
+ * exactly what CBC encryption of the plaintext, shifted one block behind a zero block, outputs.
+ * That CBC runs as WebCrypto jobs on libuv's thread pool, one segment at a time (each segment's IV is
+ * the previous one's last block), while this thread hashes, XORs and frames: the two overlap.
  */
 class SeipdEncryptor extends Transform {
   private readonly literal: PartialBody;
   private readonly packet: PartialBody;
   private readonly mdc: Hash = createHash('sha1');
-  private readonly cbc: Cipher;
-  /** Keystream for the next plaintext block. */
-  private carry: Buffer;
-  /** Plaintext (prefix, literal packet, MDC) waiting to be encrypted. */
-  private readonly segment: Buffer;
+  /** Keystream for the next plaintext block, which is also the CBC chaining value. */
+  private carry: Uint8Array;
+  private readonly segmentBytes: number;
+  /** Plaintext (prefix, literal packet, MDC) waiting to be encrypted, and spare segments. */
+  private segment: Buffer;
+  private readonly spare: Buffer[] = [];
   private filled = 0;
-  private out: Buffer[] = [];
+  /** Segment bytes already in the MDC. */
+  private hashed = 0;
+  private digested = false;
+  /** The segments being encrypted, in order; each waits for the one before it. */
+  private chain: Promise<void> = Promise.resolve();
+  private pending = 0;
+  private failure: Error | undefined;
   private readonly coalesceMs: number;
 
-  constructor(keyPackets: Buffer, cipher: CipherName, sessionKey: Buffer, layout: EncryptorLayout) {
+  constructor(
+    keyPackets: Buffer,
+    private readonly key: webcrypto.CryptoKey,
+    firstKeystream: Uint8Array,
+    layout: EncryptorLayout,
+  ) {
     super({ writableHighWaterMark: layout.bufferBytes ?? 1024 * 1024 });
     this.coalesceMs = layout.coalesceMs ?? 1;
-    const segmentBytes = layout.segmentBytes ?? 256 * 1024;
-    if (segmentBytes % BLOCK !== 0 || segmentBytes < BLOCK) {
+    this.segmentBytes = layout.segmentBytes ?? 256 * 1024;
+    if (this.segmentBytes % BLOCK !== 0 || this.segmentBytes < BLOCK) {
       throw new RangeError(`segmentBytes must be a positive multiple of ${BLOCK}`);
     }
-    this.segment = Buffer.allocUnsafeSlow(segmentBytes);
-    this.cbc = createCipheriv(CIPHERS[cipher].cbc, sessionKey, Buffer.alloc(BLOCK)).setAutoPadding(false);
-    this.carry = this.cbc.update(Buffer.alloc(BLOCK));
-    this.packet = new PartialBody(TAG_SEIPD, layout.packetBits ?? 18, (chunk) => this.out.push(chunk));
+    this.segment = Buffer.allocUnsafeSlow(this.segmentBytes);
+    this.carry = firstKeystream;
+    this.packet = new PartialBody(TAG_SEIPD, layout.packetBits ?? 18, (chunk) => this.push(chunk));
     this.literal = new PartialBody(TAG_LITERAL, layout.literalBits ?? 16, (chunk) => this.plain(chunk));
 
-    this.out.push(keyPackets);
+    this.push(keyPackets);
     this.packet.write(Buffer.of(1));
     const prefix = randomBytes(BLOCK + 2);
     prefix.copy(prefix, BLOCK, BLOCK - 2, BLOCK);
@@ -215,8 +234,8 @@ class SeipdEncryptor extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     try {
+      if (this.failure) throw this.failure;
       this.literal.write(chunk);
-      this.flushOut();
       // pg_dump writes 4 KiB at a time; waking for each costs more CPU than encrypting it. A short
       // nap when pieces come small lets the pipe gather tens of kilobytes per read instead (the
       // pipe holds far more than a millisecond of pg_dump's output, so pg_dump never waits).
@@ -224,14 +243,18 @@ class SeipdEncryptor extends Transform {
       if (this.coalesceMs > 0 && chunk.length < SMALL_PIECE && this.writableLength <= chunk.length) {
         Atomics.wait(napCell, 0, 0, this.coalesceMs);
       }
-      callback();
     } catch (error: unknown) {
       callback(error as Error);
+      return;
     }
+    // Two segments in the pool at most: more input waits, and so, through the pipe, does pg_dump.
+    if (this.pending < 2) callback();
+    else this.chain.then(() => callback(this.failure), callback);
   }
 
   override _flush(callback: TransformCallback): void {
     try {
+      if (this.failure) throw this.failure;
       this.literal.end();
       this.plain(Buffer.of(0xc0 | TAG_MDC, 20));
       this.seal(this.filled);
@@ -240,31 +263,31 @@ class SeipdEncryptor extends Transform {
       this.digested = true;
       this.plain(digest);
       this.encrypt(this.filled, true);
-      this.packet.end();
-      this.flushOut();
-      callback();
     } catch (error: unknown) {
       callback(error as Error);
+      return;
     }
+    this.chain
+      .then(() => {
+        if (this.failure) throw this.failure;
+        this.packet.end();
+      })
+      .then(() => callback(), callback);
   }
 
-  /** Queues plaintext; every full segment is hashed and encrypted. */
+  /** Queues plaintext; every full segment is hashed and sent to be encrypted. */
   private plain(chunk: Buffer): void {
     let offset = 0;
     while (offset < chunk.length) {
       const copied = chunk.copy(this.segment, this.filled, offset);
       offset += copied;
       this.filled += copied;
-      if (this.filled === this.segment.length) {
+      if (this.filled === this.segmentBytes) {
         this.seal(this.filled);
         this.encrypt(this.filled, false);
       }
     }
   }
-
-  /** Segment bytes already in the MDC. */
-  private hashed = 0;
-  private digested = false;
 
   /** Adds the segment's bytes up to `end` to the MDC. */
   private seal(end: number): void {
@@ -272,32 +295,51 @@ class SeipdEncryptor extends Transform {
     this.hashed = end;
   }
 
-  /** Encrypts the segment's first `length` bytes; only the last segment may end mid-block. */
+  /** Encrypts the segment's first `length` bytes, after the segments before it; only the last may end mid-block. */
   private encrypt(length: number, last: boolean): void {
+    const segment = this.segment;
+    this.segment = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.segmentBytes);
+    this.filled = 0;
+    this.hashed = 0;
     if (length === 0) return;
     const whole = length - (length % BLOCK);
     if (!last && whole !== length) throw new Error('internal: a segment ended mid-block');
-    // The first block's keystream is the carry; the rest comes from CBC, XORed in place (no copy).
-    const head = Buffer.allocUnsafe(Math.min(BLOCK, length));
-    xor(head, this.segment, this.carry, head.length);
-    this.packet.write(head);
-    if (whole > 0) {
-      const next = this.cbc.update(this.segment.subarray(0, whole));
-      const carry = next.subarray(whole - BLOCK, whole);
-      if (length > BLOCK) {
-        const body = next.subarray(0, length - BLOCK);
-        xor(body, this.segment.subarray(BLOCK, length), body, body.length);
-        this.packet.write(body);
-      }
-      this.carry = carry;
-    }
-    this.filled = 0;
-    this.hashed = 0;
-  }
-
-  private flushOut(): void {
-    const out = this.out;
-    this.out = [];
-    for (const chunk of out) this.push(chunk);
+    this.pending++;
+    this.chain = this.chain
+      .then(async () => {
+        if (this.failure) return;
+        // WebCrypto pads CBC with one more block, which is not used.
+        const next =
+          whole > 0
+            ? Buffer.from(
+                await webcrypto.subtle.encrypt(
+                  { name: 'AES-CBC', iv: this.carry },
+                  this.key,
+                  segment.subarray(0, whole),
+                ),
+              )
+            : Buffer.alloc(0);
+        // The first block's keystream is the carry; the rest is CBC's output, XORed in place.
+        const head = Buffer.allocUnsafe(Math.min(BLOCK, length));
+        xor(head, segment, this.carry, head.length);
+        this.packet.write(head);
+        if (whole > 0) {
+          const carry = next.subarray(whole - BLOCK, whole);
+          if (length > BLOCK) {
+            const body = next.subarray(0, length - BLOCK);
+            xor(body, segment.subarray(BLOCK, length), body, body.length);
+            this.packet.write(body);
+          }
+          this.carry = carry;
+        }
+        this.spare.push(segment);
+      })
+      .catch((error: unknown) => {
+        this.failure ??= error instanceof Error ? error : new Error(String(error));
+        this.destroy(this.failure);
+      })
+      .finally(() => {
+        this.pending--;
+      });
   }
 }
