@@ -15,9 +15,9 @@ function capacity(first: number): number {
 }
 
 describe('part sizes', () => {
-  it('start at 8 MiB, never below S3’s 5 MiB, and double every 1,000 parts up to 5 GiB', () => {
+  it('start at 6 MiB, never below S3’s 5 MiB, and double every 1,000 parts up to 5 GiB', () => {
     const first = initialPartSize();
-    expect(first).toBe(8 * MiB);
+    expect(first).toBe(6 * MiB);
     expect(initialPartSize(0, 1 * MiB)).toBe(5 * MiB);
     expect(partSizeFor(1, first)).toBe(first);
     expect(partSizeFor(1000, first)).toBe(first);
@@ -27,7 +27,7 @@ describe('part sizes', () => {
   });
 
   it('let a 1 TB dump fit in 10,000 parts even when nothing was expected', () => {
-    expect(capacity(initialPartSize(0))).toBeGreaterThan(7 * TB);
+    expect(capacity(initialPartSize(0))).toBeGreaterThan(6 * TB);
   });
 
   it('grow with the expected size so that twice the database fits in the first 10,000 parts', () => {
