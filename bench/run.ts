@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --size reference|small] [--runs N] [--restore-runs N] [--no-shell] [--no-restore] [--no-stage] [--profile DIR]`
+ * `npm run bench [-- --size reference|small] [--runs N] [--restore-runs N] [--no-shell] [--no-restore] [--no-stage] [--tag NAME] [--profile DIR]`
  *
  * Measures a full encrypted `dump-bag backup` against `pg_dump -Fc -Z1` alone, in turn (A B A B…),
  * on the reference workload of DESIGN.md, and prints and writes (`.dump-bag/bench/results-<size>.json`)
@@ -12,6 +12,7 @@
  * `.dump-bag/bench/postgres` (kept, so the workload is made once). The S3 API server runs in its own process.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import {
   createReadStream,
@@ -22,6 +23,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -36,7 +38,7 @@ import {
 } from '@aws-sdk/client-s3';
 import * as openpgp from 'openpgp';
 import pg from 'pg';
-import { startLocalPostgres, startLocalS3 } from '../cli/local/services';
+import { freePort, startLocalPostgres, startLocalS3 } from '../cli/local/services';
 import { encryptStream } from '../functions/core/encrypt';
 import { loadKeys } from '../functions/core/keys';
 import { createS3Client } from '../functions/core/s3';
@@ -68,6 +70,8 @@ const { values: flags } = parseArgs({
     'no-shell': { type: 'boolean', default: false },
     'no-restore': { type: 'boolean', default: false },
     'no-stage': { type: 'boolean', default: false },
+    /** Appended to the results file's name, e.g. `pg18` for a run with DUMP_BAG_PG_DUMP set. */
+    tag: { type: 'string' },
     /** A folder for V8 CPU profiles of the backup processes (node --cpu-prof). */
     profile: { type: 'string' },
   },
@@ -147,6 +151,7 @@ async function main(): Promise<void> {
     const plainBytes = statSync(plainFile).size;
     log(`pg_dump -Fc -Z1: ${(plainBytes / MB).toFixed(1)} MB`);
 
+    const loadAtStart = loadavg()[0];
     const shell = !flags['no-shell'] && have('gpg') && have('aws') && keys.gnupgHome !== undefined;
     const backups: BackupRun[] = [];
     const dumps: PgDumpRun[] = [];
@@ -174,7 +179,16 @@ async function main(): Promise<void> {
     const restore =
       flags['no-restore'] || !lastKey
         ? undefined
-        : await restoreComparison(env, client, lastKey, keys, plainFile, pgRestore, workload.database);
+        : await restoreComparison(
+            env,
+            s3.env,
+            client,
+            lastKey,
+            keys,
+            plainFile,
+            pgRestore,
+            workload.database,
+          );
 
     const backupWall = median(backups.map((b) => b.wallSeconds));
     const dumpWall = median(dumps.map((d) => d.wallSeconds));
@@ -186,7 +200,14 @@ async function main(): Promise<void> {
       rows: workload.rows,
       databaseBytes: workload.sizeBytes,
       pgDumpVersion: version,
-      machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
+      machine: {
+        cpus: cpus().length,
+        node: process.version,
+        // Other work on the machine slows every figure; these say how busy it was and how fast it ran.
+        loadAverageAtStart: loadAtStart,
+        loadAverageAtEnd: loadavg()[0],
+        aes256CbcMBps: calibrate(),
+      },
       runs,
       pgDumpZ1Bytes: plainBytes,
       backup: {
@@ -221,13 +242,37 @@ async function main(): Promise<void> {
       encryptionStage: stage,
       restore,
     };
-    const out = join(benchDir, `results-${size}.json`);
+    const other = join(benchDir, `results-${size === 'small' ? 'reference' : 'small'}.json`);
+    if (existsSync(other)) {
+      const theirs = JSON.parse(readFileSync(other, 'utf8')) as {
+        size: string;
+        backup: { peakRssMiB: number };
+      };
+      (result as Record<string, unknown>).peakRssComparedTo = {
+        size: theirs.size,
+        peakRssMiB: theirs.backup.peakRssMiB,
+        difference: round(result.backup.peakRssMiB / theirs.backup.peakRssMiB - 1, 3),
+      };
+    }
+    const out = join(
+      benchDir,
+      `results-${size}${flags.tag ? `-${flags.tag.replace(/[^\w.-]/g, '_')}` : ''}.json`,
+    );
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
     printTable(result, out);
   } finally {
     await s3.stop();
     await local?.stop();
   }
+}
+
+/** This machine's single-core AES-256-CBC speed, to compare runs made on different machines or days. */
+function calibrate(): number {
+  const cipher = createCipheriv('aes-256-cbc', randomBytes(32), Buffer.alloc(16)).setAutoPadding(false);
+  const chunk = randomBytes(256 * 1024);
+  const started = performance.now();
+  for (let i = 0; i < 512; i++) cipher.update(chunk);
+  return round((512 * chunk.length) / MB / ((performance.now() - started) / 1000), 0);
 }
 
 function optionalMedian(values: readonly (number | undefined)[]): number | undefined {
@@ -239,6 +284,7 @@ interface BenchKeys {
   /** The armored public key the backup encrypts for. */
   readonly publicFile: string;
   readonly secretArmored: string;
+  readonly secretFile: string;
   readonly fingerprint: string;
   /** A GNUPGHOME holding the key pair, when gpg is installed. */
   readonly gnupgHome?: string;
@@ -273,6 +319,7 @@ async function benchKeys(): Promise<BenchKeys> {
   return {
     publicFile,
     secretArmored: readFileSync(secretFile, 'utf8'),
+    secretFile,
     fingerprint: recipient.fingerprint,
     gnupgHome,
   };
@@ -482,12 +529,36 @@ async function recreate(env: NodeJS.ProcessEnv, database: string): Promise<void>
   }
 }
 
+/** `dump-bag serve` on a free loopback port, for `dump-bag get`; resolves once it answers. */
+async function startServe(env: NodeJS.ProcessEnv): Promise<{ url: string; stop: () => void }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(root, 'bin', 'dump-bag.js'), 'serve', '--port', String(port)], {
+    env,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`dump-bag serve exited with code ${child.exitCode}`);
+    const answered = await fetch(`${url}/recipients`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (answered) return { url, stop: () => child.kill('SIGTERM') };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGTERM');
+  throw new Error('dump-bag serve did not answer within 20 s');
+}
+
 /**
- * Restore from the bucket (download → OpenPGP decrypt → pg_restore, streamed) against pg_restore of
- * the plain archive from a local file, in turn, into a fresh database each time.
+ * Restore from the bucket against pg_restore of the plain archive from a local file, in turn, into a
+ * fresh database each time. From the bucket means `dump-bag get --restore` (presigned download →
+ * SHA-256 check → decrypt → pg_restore --single-transaction) when the command exists, else the same
+ * pieces in this process; the local pg_restore gets the same flags.
  */
 async function restoreComparison(
   env: NodeJS.ProcessEnv,
+  s3Env: Record<string, string>,
   client: S3Client,
   key: string,
   keys: BenchKeys,
@@ -496,57 +567,99 @@ async function restoreComparison(
   database: string,
 ) {
   const target = `${database}_restore`;
-  const decryptionKey = await openpgp.readPrivateKey({ armoredKey: keys.secretArmored });
+  const flags = ['--no-owner', '--single-transaction', '--exit-on-error'];
+  const viaGet = existsSync(join(root, 'cli', 'commands', 'get.ts'));
+  const serve = viaGet
+    ? await startServe({
+        ...env,
+        ...s3Env,
+        DUMP_BAG_ENCRYPTION: 'gpg',
+        DUMP_BAG_PUBLIC_KEYS: keys.publicFile,
+      })
+    : undefined;
   const fromBucket: number[] = [];
   const fromFile: number[] = [];
-  for (let i = 0; i < restoreRuns; i++) {
-    await recreate(env, target);
-    let started = performance.now();
-    const object = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
-    const message = await openpgp.readMessage({
-      binaryMessage: Readable.toWeb(object.Body as Readable) as unknown as ReadableStream<Uint8Array>,
-    });
-    const decrypted = await openpgp.decrypt({
-      message,
-      decryptionKeys: decryptionKey,
-      format: 'binary',
-      // Streamed into pg_restore: a failed integrity check at the end fails the restore (exit status).
-      config: { allowUnauthenticatedStream: true },
-    });
-    const restore = spawn(pgRestore, ['--no-owner', '--exit-on-error', '-d', target], {
-      env,
-      stdio: ['pipe', 'ignore', 'inherit'],
-    });
-    const exited = once(restore, 'close');
-    await pipeline(
-      Readable.fromWeb(decrypted.data as unknown as NodeWebReadableStream<Uint8Array>),
-      restore.stdin,
-    );
-    const [code] = (await exited) as [number | null];
-    if (code !== 0) throw new Error(`pg_restore from the bucket exited ${code}`);
-    fromBucket.push((performance.now() - started) / 1000);
-    log(`restore ${i + 1}/${restoreRuns}: from the bucket ${fromBucket.at(-1)?.toFixed(2)} s`);
+  try {
+    for (let i = 0; i < restoreRuns; i++) {
+      await recreate(env, target);
+      let started = performance.now();
+      if (serve) {
+        const got = await measure(
+          [
+            process.execPath,
+            join(root, 'bin', 'dump-bag.js'),
+            'get',
+            database,
+            'latest',
+            '--restore',
+            `dbname=${target}`,
+            '--key',
+            keys.secretFile,
+            '--url',
+            serve.url,
+          ],
+          { env: { ...env, DUMP_BAG_SECRET_KEY: undefined }, scratch },
+        );
+        if (got.code !== 0) throw new Error(`dump-bag get --restore exited ${got.code}: ${got.stderr}`);
+      } else {
+        await restoreInProcess(env, client, key, keys, [...flags, '-d', target], pgRestore);
+      }
+      fromBucket.push((performance.now() - started) / 1000);
+      log(`restore ${i + 1}/${restoreRuns}: from the bucket ${fromBucket.at(-1)?.toFixed(2)} s`);
 
-    await recreate(env, target);
-    started = performance.now();
-    const local = await measure([pgRestore, '--no-owner', '--exit-on-error', '-d', target, plainFile], {
-      env,
-      scratch,
-    });
-    if (local.code !== 0) throw new Error(`pg_restore from a file exited ${local.code}: ${local.stderr}`);
-    fromFile.push(local.wallSeconds);
-    log(`restore ${i + 1}/${restoreRuns}: pg_restore from a local file ${local.wallSeconds.toFixed(2)} s`);
+      await recreate(env, target);
+      started = performance.now();
+      const local = await measure([pgRestore, ...flags, '-d', target, plainFile], { env, scratch });
+      if (local.code !== 0) throw new Error(`pg_restore from a file exited ${local.code}: ${local.stderr}`);
+      fromFile.push(local.wallSeconds);
+      log(`restore ${i + 1}/${restoreRuns}: pg_restore from a local file ${local.wallSeconds.toFixed(2)} s`);
+    }
+  } finally {
+    serve?.stop();
   }
   const bucketWall = median(fromBucket);
   const fileWall = median(fromFile);
   return {
-    command: 'GetObject → openpgp.decrypt → pg_restore (stdin), against pg_restore FILE',
+    command: viaGet
+      ? 'dump-bag get DB latest --restore, against pg_restore --single-transaction FILE'
+      : 'GetObject → openpgp.decrypt → pg_restore (stdin), against pg_restore FILE',
     fromBucketMedianSeconds: round(bucketWall),
     fromFileMedianSeconds: round(fileWall),
     speedRelativeToFile: round(fileWall / bucketWall, 3),
     fromBucket: fromBucket.map((s) => round(s, 3)),
     fromFile: fromFile.map((s) => round(s, 3)),
   };
+}
+
+/** download → OpenPGP decrypt → pg_restore, streamed, in this process (when `dump-bag get` is absent). */
+async function restoreInProcess(
+  env: NodeJS.ProcessEnv,
+  client: S3Client,
+  key: string,
+  keys: BenchKeys,
+  args: string[],
+  pgRestore: string,
+): Promise<void> {
+  const decryptionKey = await openpgp.readPrivateKey({ armoredKey: keys.secretArmored });
+  const object = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+  const message = await openpgp.readMessage({
+    binaryMessage: Readable.toWeb(object.Body as Readable) as unknown as ReadableStream<Uint8Array>,
+  });
+  const decrypted = await openpgp.decrypt({
+    message,
+    decryptionKeys: decryptionKey,
+    format: 'binary',
+    // Streamed into pg_restore: a failed integrity check at the end fails the restore (exit status).
+    config: { allowUnauthenticatedStream: true },
+  });
+  const restore = spawn(pgRestore, args, { env, stdio: ['pipe', 'ignore', 'inherit'] });
+  const exited = once(restore, 'close');
+  await pipeline(
+    Readable.fromWeb(decrypted.data as unknown as NodeWebReadableStream<Uint8Array>),
+    restore.stdin,
+  );
+  const [code] = (await exited) as [number | null];
+  if (code !== 0) throw new Error(`pg_restore from the bucket exited ${code}`);
 }
 
 type Result = Record<string, unknown> & {
@@ -572,6 +685,15 @@ function printTable(result: Result, out: string): void {
       `${((b.storedBytes as number) / MB).toFixed(1)} MB / ${((result.pgDumpZ1Bytes as number) / MB).toFixed(1)} MB = ${b.storedToPgDump}`,
     ],
   ];
+  const compared = result.peakRssComparedTo as
+    | { size: string; peakRssMiB: number; difference: number }
+    | undefined;
+  if (compared) {
+    rows.push([
+      `peak RSS against the ${compared.size} workload`,
+      `${b.peakRssMiB} / ${compared.peakRssMiB} MiB (${compared.difference >= 0 ? '+' : ''}${(compared.difference * 100).toFixed(1)} %)`,
+    ]);
+  }
   if (b.medianS3ServerCpuSeconds !== undefined)
     rows.push(['S3 server CPU per backup', `${b.medianS3ServerCpuSeconds} s`]);
   const shell = result.shellPipeline as { medianWallSeconds: number; ratioToPgDump: number } | undefined;
@@ -597,7 +719,11 @@ function printTable(result: Result, out: string): void {
   }
   const width = Math.max(...rows.map(([k]) => k.length));
   console.log(rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n'));
-  console.log(`\nwritten to ${out}${GNU_TIME ? '' : ' (no /usr/bin/time: pg_dump CPU not measured)'}`);
+  const machine = result.machine as { loadAverageAtStart: number; aes256CbcMBps: number };
+  console.log(
+    `\nmachine: load average ${machine.loadAverageAtStart} at start, AES-256-CBC ${machine.aes256CbcMBps} MB/s on one core`,
+  );
+  console.log(`written to ${out}${GNU_TIME ? '' : ' (no /usr/bin/time: pg_dump CPU not measured)'}`);
 }
 
 await main();
