@@ -41,6 +41,7 @@ import pg from 'pg';
 import { freePort, startLocalPostgres, startLocalS3 } from '../cli/local/services';
 import { encryptStream } from '../functions/core/encrypt';
 import { loadKeys } from '../functions/core/keys';
+import { defaultCompression } from '../functions/core/pg-dump';
 import { createS3Client } from '../functions/core/s3';
 import {
   findChild,
@@ -155,6 +156,11 @@ async function main(): Promise<void> {
     const shell = !flags['no-shell'] && have('gpg') && have('aws') && keys.gnupgHome !== undefined;
     const backups: BackupRun[] = [];
     const dumps: PgDumpRun[] = [];
+    // What the backup asks pg_dump for (zstd from pg_dump 16 on), timed alone as well when it is not -Z1.
+    const compression =
+      process.env.DUMP_BAG_COMPRESSION ||
+      defaultCompression(Number.parseInt(/(\d+)/.exec(version)?.[1] ?? '0', 10));
+    const sameCompression: PgDumpRun[] = [];
     const shells: PgDumpRun[] = [];
     let lastKey: string | undefined;
     for (let i = 0; i < runs; i++) {
@@ -168,6 +174,11 @@ async function main(): Promise<void> {
       const dump = await runPgDump(env, pgDump, workload.database);
       dumps.push(dump);
       log(`run ${i + 1}/${runs}: pg_dump ${dump.wallSeconds.toFixed(2)} s`);
+      if (compression !== '1') {
+        const same = await runPgDump(env, pgDump, workload.database, compression);
+        sameCompression.push(same);
+        log(`run ${i + 1}/${runs}: pg_dump -Z${compression} ${same.wallSeconds.toFixed(2)} s`);
+      }
       if (shell && keys.gnupgHome) {
         const piped = await runShellPipeline(env, s3, pgDump, workload.database, keys);
         shells.push(piped);
@@ -230,6 +241,15 @@ async function main(): Promise<void> {
         medianMachineBusy: optionalMedian(dumps.map((d) => d.machineBusy)),
         runs: dumps,
       },
+      pgDumpSameCompression:
+        sameCompression.length > 0
+          ? {
+              compression,
+              medianWallSeconds: round(median(sameCompression.map((d) => d.wallSeconds))),
+              ratioOfBackup: round(backupWall / median(sameCompression.map((d) => d.wallSeconds)), 3),
+              runs: sameCompression,
+            }
+          : undefined,
       shellPipeline:
         shells.length > 0
           ? {
@@ -411,12 +431,20 @@ function busyShare(
   return round((after.busy - before.busy) / (after.total - before.total), 3);
 }
 
-async function runPgDump(env: NodeJS.ProcessEnv, pgDump: string, database: string): Promise<PgDumpRun> {
+async function runPgDump(
+  env: NodeJS.ProcessEnv,
+  pgDump: string,
+  database: string,
+  compression = '1',
+): Promise<PgDumpRun> {
   const before = machineTicks();
-  const measured = await measure([pgDump, '-Fc', '-Z1', '--no-sync', '-f', '/dev/null', database], {
-    env,
-    scratch,
-  });
+  const measured = await measure(
+    [pgDump, '-Fc', `-Z${compression}`, '--no-sync', '-f', '/dev/null', database],
+    {
+      env,
+      scratch,
+    },
+  );
   if (measured.code !== 0) throw new Error(`pg_dump exited ${measured.code}: ${measured.stderr}`);
   return {
     wallSeconds: round(measured.wallSeconds, 3),
@@ -696,6 +724,15 @@ function printTable(result: Result, out: string): void {
   }
   if (b.medianS3ServerCpuSeconds !== undefined)
     rows.push(['S3 server CPU per backup', `${b.medianS3ServerCpuSeconds} s`]);
+  const same = result.pgDumpSameCompression as
+    | { compression: string; medianWallSeconds: number; ratioOfBackup: number }
+    | undefined;
+  if (same) {
+    rows.push([
+      `pg_dump -Z${same.compression} (the backup's compression)`,
+      `${same.medianWallSeconds} s (backup ${same.ratioOfBackup} ×)`,
+    ]);
+  }
   const shell = result.shellPipeline as { medianWallSeconds: number; ratioToPgDump: number } | undefined;
   if (shell)
     rows.push([
