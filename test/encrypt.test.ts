@@ -136,6 +136,45 @@ describe('OpenPGP encryption (native SEIPD writer)', () => {
     expect(text).toMatch(/:literal data packet:[\s\S]*mode b/);
   });
 
+  it('falls back to AES-128 for a key whose preferences do not list AES-256, as GnuPG would', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'dump-bag-gpg-'));
+    writeFileSync(
+      join(home, 'params'),
+      [
+        'Key-Type: EDDSA',
+        'Key-Curve: ed25519',
+        'Subkey-Type: ECDH',
+        'Subkey-Curve: cv25519',
+        'Name-Real: older preferences',
+        'Name-Email: aes128@example.com',
+        'Preferences: AES128 SHA256 ZLIB',
+        'Expire-Date: 0',
+        '%no-protection',
+        '%commit',
+        '',
+      ].join('\n'),
+    );
+    execFileSync('gpg', ['--homedir', home, '--batch', '--gen-key', join(home, 'params')], {
+      stdio: 'ignore',
+    });
+    const file = join(home, 'key.asc');
+    writeFileSync(
+      file,
+      execFileSync('gpg', ['--homedir', home, '--batch', '--armor', '--export', 'aes128@example.com']),
+    );
+    const data = randomBytes(20_000);
+    const message = await encrypt(data, { mode: 'gpg', recipients: await loadKeys(file) });
+    const decrypted = spawnSync('gpg', ['--homedir', home, '--batch', '-v', '--decrypt'], { input: message });
+    expect(decrypted.status).toBe(0);
+    expect(decrypted.stdout.equals(data)).toBe(true);
+    // GnuPG calls AES-128 plain "AES".
+    expect(decrypted.stderr.toString()).toMatch(/gpg: AES encrypted data/);
+    const usual = spawnSync('gpg', ['--homedir', rsa.home, '--batch', '-v', '--decrypt'], {
+      input: await encrypt(data, both),
+    });
+    expect(usual.stderr.toString()).toMatch(/gpg: AES256 encrypted data/);
+  });
+
   it('a changed byte anywhere in the encrypted data fails decryption in both tools', async () => {
     const data = randomBytes(70_000);
     const message = await encrypt(data, both);

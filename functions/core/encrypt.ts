@@ -53,7 +53,8 @@ export async function encryptStream(input: Readable, encryption: Encryption): Pr
 /**
  * An OpenPGP message writer (RFC 4880 SEIPD v1 with MDC, the newest packet GnuPG 2.2 decrypts).
  * openpgp.js encrypts the session key for each recipient (or the passphrase); the bulk data is
- * written here with node:crypto, which is several times faster than openpgp.js's streams.
+ * written here with node:crypto: a reference backup (297 MB) costs its process 2.9 CPU-seconds
+ * instead of 5 with openpgp.js's Web Streams (README, Performance).
  */
 export async function createEncryptor(
   encryption: Exclude<Encryption, { mode: 'none' }>,
@@ -307,7 +308,7 @@ class SeipdEncryptor extends Transform {
     this.pending++;
     this.chain = this.chain
       .then(async () => {
-        if (this.failure) return;
+        if (this.failure || this.destroyed) return;
         // WebCrypto pads CBC with one more block, which is not used.
         const next =
           whole > 0
@@ -319,6 +320,7 @@ class SeipdEncryptor extends Transform {
                 ),
               )
             : Buffer.alloc(0);
+        if (this.destroyed) return;
         // The first block's keystream is the carry; the rest is CBC's output, XORed in place.
         const head = Buffer.allocUnsafe(Math.min(BLOCK, length));
         xor(head, segment, this.carry, head.length);
