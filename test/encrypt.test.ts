@@ -19,7 +19,7 @@ import { type GpgIdentity, gpgDecrypt, gpgIdentity } from './support/gpg';
 /** Sizes around every boundary: blocks (16), the first partial's minimum (512), length encodings (192, 8384). */
 const SIZES = [0, 1, 15, 16, 17, 191, 192, 511, 512, 513, 8383, 8384, 65_535, 65_536, 65_537, 300_001];
 /** The default layout, and the smallest one so that every size above crosses many part boundaries. */
-const LAYOUTS: EncryptorLayout[] = [{}, { literalBits: 9, packetBits: 9, segmentBytes: 48 }];
+const LAYOUTS: EncryptorLayout[] = [{}, { literalBits: 9, packetBits: 9, pieceBytes: 48 }];
 
 /** Feeds the input in uneven pieces, as a pipe would. */
 function piecewise(data: Buffer): Readable {

@@ -1,4 +1,4 @@
-import { createHash, type Hash, randomBytes, webcrypto } from 'node:crypto';
+import { type Cipher, createCipheriv, createHash, type Hash, randomBytes } from 'node:crypto';
 import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import * as openpgp from 'openpgp';
 import type { Encryption } from './keys';
@@ -14,8 +14,8 @@ const CONFIG: openpgp.PartialConfig = {
 
 /** The ciphers Dump Bag writes: AES-256 unless a recipient's key does not list it, then AES-128. */
 const CIPHERS = {
-  aes256: { id: openpgp.enums.symmetric.aes256, keyBytes: 32 },
-  aes128: { id: openpgp.enums.symmetric.aes128, keyBytes: 16 },
+  aes256: { id: openpgp.enums.symmetric.aes256, keyBytes: 32, cfb: 'aes-256-cfb' },
+  aes128: { id: openpgp.enums.symmetric.aes128, keyBytes: 16, cfb: 'aes-128-cfb' },
 } as const;
 type CipherName = keyof typeof CIPHERS;
 
@@ -30,8 +30,8 @@ export interface EncryptorLayout {
   readonly literalBits?: number;
   /** log2 of the encrypted packet's partial body. @default 18 */
   readonly packetBits?: number;
-  /** Plaintext bytes encrypted at a time, a multiple of 16. @default 256 KiB */
-  readonly segmentBytes?: number;
+  /** The most plaintext bytes encrypted in one call. @default 64 KiB */
+  readonly pieceBytes?: number;
   /** Bytes the writable side may hold before it pushes back on pg_dump's pipe. @default 1 MiB */
   readonly bufferBytes?: number;
   /** Milliseconds to let a trickling input gather in its pipe before taking more. @default 1 */
@@ -71,14 +71,9 @@ export async function createEncryptor(
       ? { encryptionKeys: encryption.recipients.map((r) => r.key) }
       : { passwords: [encryption.passphrase] }),
   });
-  const key = await webcrypto.subtle.importKey('raw', sessionKey, 'AES-CBC', false, ['encrypt']);
-  // The keystream of the first block: the encryption of CFB's zero IV.
-  const first = await webcrypto.subtle.encrypt(
-    { name: 'AES-CBC', iv: new Uint8Array(BLOCK) },
-    key,
-    new Uint8Array(BLOCK),
-  );
-  return new SeipdEncryptor(Buffer.from(keyPackets), key, new Uint8Array(first, 0, BLOCK), layout);
+  // OpenPGP's CFB for SEIPD starts from a zero IV and never resynchronises: that is CFB-128.
+  const cipherStream = createCipheriv(CIPHERS[cipher].cfb, sessionKey, Buffer.alloc(BLOCK));
+  return new SeipdEncryptor(Buffer.from(keyPackets), cipherStream, layout);
 }
 
 /** AES-256 when every recipient's key lists it among its preferred ciphers, else AES-128 (as openpgp.js and GnuPG choose). */
@@ -160,64 +155,33 @@ class PartialBody {
   }
 }
 
-/** target = a XOR b, word by word where the three are 4-byte aligned. */
-function xor(target: Uint8Array, a: Uint8Array, b: Uint8Array, length: number): void {
-  let i = 0;
-  if ((target.byteOffset | a.byteOffset | b.byteOffset) % 4 === 0) {
-    const words = length >>> 2;
-    const t = new Int32Array(target.buffer, target.byteOffset, words);
-    const x = new Int32Array(a.buffer, a.byteOffset, words);
-    const y = new Int32Array(b.buffer, b.byteOffset, words);
-    for (let w = 0; w < words; w++) t[w] = (x[w] as number) ^ (y[w] as number);
-    i = words << 2;
-  }
-  for (; i < length; i++) target[i] = (a[i] as number) ^ (b[i] as number);
-}
-
 /**
  * Writes: the session key packets, then one SEIPD v1 packet holding, encrypted in OpenPGP's CFB
- * mode (zero IV, no resynchronisation), a random 18-byte prefix, a binary literal data packet with
- * the input, and an MDC packet (SHA-1 of all that came before it, its own two header bytes included).
+ * mode (zero IV, no resynchronisation: plain CFB-128), a random 18-byte prefix, a binary literal
+ * data packet with the input, and an MDC packet (SHA-1 of all that came before it, its own two
+ * header bytes included).
  *
- * CFB is computed with AES-CBC: CFB's keystream block i is E(C[i-1]) = E(P[i-1] XOR keystream[i-1]),
- * exactly what CBC encryption of the plaintext, shifted one block behind a zero block, outputs.
- * That CBC runs as WebCrypto jobs on libuv's thread pool, one segment at a time (each segment's IV is
- * the previous one's last block), while this thread hashes, XORs and frames: the two overlap.
+ * Each input piece is hashed and encrypted where it lies, in pieces of at most 64 KiB: OpenSSL's
+ * CFB is a stream mode, so pieces of any length chain. Larger outputs would be fresh memory every
+ * time (above glibc's mmap threshold), and the page faults of fresh memory cost more than the
+ * cipher on these machines (README, Performance).
  */
 class SeipdEncryptor extends Transform {
   private readonly literal: PartialBody;
   private readonly packet: PartialBody;
   private readonly mdc: Hash = createHash('sha1');
-  /** Keystream for the next plaintext block, which is also the CBC chaining value. */
-  private carry: Uint8Array;
-  private readonly segmentBytes: number;
-  /** Plaintext (prefix, literal packet, MDC) waiting to be encrypted, and spare segments. */
-  private segment: Buffer;
-  private readonly spare: Buffer[] = [];
-  private filled = 0;
-  /** Segment bytes already in the MDC. */
-  private hashed = 0;
-  private digested = false;
-  /** The segments being encrypted, in order; each waits for the one before it. */
-  private chain: Promise<void> = Promise.resolve();
-  private pending = 0;
-  private failure: Error | undefined;
+  private readonly cipher: Cipher;
+  private readonly pieceBytes: number;
   private readonly coalesceMs: number;
 
-  constructor(
-    keyPackets: Buffer,
-    private readonly key: webcrypto.CryptoKey,
-    firstKeystream: Uint8Array,
-    layout: EncryptorLayout,
-  ) {
+  constructor(keyPackets: Buffer, cipher: Cipher, layout: EncryptorLayout) {
     super({ writableHighWaterMark: layout.bufferBytes ?? 1024 * 1024 });
+    this.cipher = cipher;
     this.coalesceMs = layout.coalesceMs ?? 1;
-    this.segmentBytes = layout.segmentBytes ?? 256 * 1024;
-    if (this.segmentBytes % BLOCK !== 0 || this.segmentBytes < BLOCK) {
-      throw new RangeError(`segmentBytes must be a positive multiple of ${BLOCK}`);
+    this.pieceBytes = layout.pieceBytes ?? 64 * 1024;
+    if (!Number.isInteger(this.pieceBytes) || this.pieceBytes < 1) {
+      throw new RangeError('pieceBytes must be a positive integer');
     }
-    this.segment = Buffer.allocUnsafeSlow(this.segmentBytes);
-    this.carry = firstKeystream;
     this.packet = new PartialBody(TAG_SEIPD, layout.packetBits ?? 18, (chunk) => this.push(chunk));
     this.literal = new PartialBody(TAG_LITERAL, layout.literalBits ?? 16, (chunk) => this.plain(chunk));
 
@@ -235,7 +199,6 @@ class SeipdEncryptor extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     try {
-      if (this.failure) throw this.failure;
       this.literal.write(chunk);
       // pg_dump writes 4 KiB at a time; waking for each costs more CPU than encrypting it. A short
       // nap when pieces come small lets the pipe gather tens of kilobytes per read instead (the
@@ -248,100 +211,38 @@ class SeipdEncryptor extends Transform {
       callback(error as Error);
       return;
     }
-    // Two segments in the pool at most: more input waits, and so, through the pipe, does pg_dump.
-    if (this.pending < 2) callback();
-    else this.chain.then(() => callback(this.failure), callback);
+    callback();
   }
 
   override _flush(callback: TransformCallback): void {
     try {
-      if (this.failure) throw this.failure;
       this.literal.end();
       this.plain(Buffer.of(0xc0 | TAG_MDC, 20));
-      this.seal(this.filled);
       // The MDC covers everything up to its own header; its SHA-1 value is encrypted, not hashed.
-      const digest = this.mdc.digest();
-      this.digested = true;
-      this.plain(digest);
-      this.encrypt(this.filled, true);
+      this.encrypt(this.mdc.digest());
+      const rest = this.cipher.final();
+      if (rest.length > 0) this.packet.write(rest);
+      this.packet.end();
     } catch (error: unknown) {
       callback(error as Error);
       return;
     }
-    this.chain
-      .then(() => {
-        if (this.failure) throw this.failure;
-        this.packet.end();
-      })
-      .then(() => callback(), callback);
+    callback();
   }
 
-  /** Queues plaintext; every full segment is hashed and sent to be encrypted. */
+  /** Plaintext inside the encrypted packet: hashed for the MDC, then encrypted. */
   private plain(chunk: Buffer): void {
-    let offset = 0;
-    while (offset < chunk.length) {
-      const copied = chunk.copy(this.segment, this.filled, offset);
-      offset += copied;
-      this.filled += copied;
-      if (this.filled === this.segmentBytes) {
-        this.seal(this.filled);
-        this.encrypt(this.filled, false);
-      }
+    this.mdc.update(chunk);
+    this.encrypt(chunk);
+  }
+
+  private encrypt(chunk: Buffer): void {
+    for (let offset = 0; offset < chunk.length; offset += this.pieceBytes) {
+      const piece =
+        offset === 0 && chunk.length <= this.pieceBytes
+          ? chunk
+          : chunk.subarray(offset, offset + this.pieceBytes);
+      this.packet.write(this.cipher.update(piece));
     }
-  }
-
-  /** Adds the segment's bytes up to `end` to the MDC. */
-  private seal(end: number): void {
-    if (!this.digested && end > this.hashed) this.mdc.update(this.segment.subarray(this.hashed, end));
-    this.hashed = end;
-  }
-
-  /** Encrypts the segment's first `length` bytes, after the segments before it; only the last may end mid-block. */
-  private encrypt(length: number, last: boolean): void {
-    const segment = this.segment;
-    this.segment = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.segmentBytes);
-    this.filled = 0;
-    this.hashed = 0;
-    if (length === 0) return;
-    const whole = length - (length % BLOCK);
-    if (!last && whole !== length) throw new Error('internal: a segment ended mid-block');
-    this.pending++;
-    this.chain = this.chain
-      .then(async () => {
-        if (this.failure || this.destroyed) return;
-        // WebCrypto pads CBC with one more block, which is not used.
-        const next =
-          whole > 0
-            ? Buffer.from(
-                await webcrypto.subtle.encrypt(
-                  { name: 'AES-CBC', iv: this.carry },
-                  this.key,
-                  segment.subarray(0, whole),
-                ),
-              )
-            : Buffer.alloc(0);
-        if (this.destroyed) return;
-        // The first block's keystream is the carry; the rest is CBC's output, XORed in place.
-        const head = Buffer.allocUnsafe(Math.min(BLOCK, length));
-        xor(head, segment, this.carry, head.length);
-        this.packet.write(head);
-        if (whole > 0) {
-          const carry = next.subarray(whole - BLOCK, whole);
-          if (length > BLOCK) {
-            const body = next.subarray(0, length - BLOCK);
-            xor(body, segment.subarray(BLOCK, length), body, body.length);
-            this.packet.write(body);
-          }
-          this.carry = carry;
-        }
-        this.spare.push(segment);
-      })
-      .catch((error: unknown) => {
-        this.failure ??= error instanceof Error ? error : new Error(String(error));
-        this.destroy(this.failure);
-      })
-      .finally(() => {
-        this.pending--;
-      });
   }
 }
