@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import * as openpgp from 'openpgp';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { openSeipd } from '../cli/client/seipd-reader';
 import {
   createEncryptor,
   definiteLength,
@@ -22,10 +23,10 @@ const SIZES = [0, 1, 15, 16, 17, 191, 192, 511, 512, 513, 8383, 8384, 65_535, 65
 const LAYOUTS: EncryptorLayout[] = [{}, { literalBits: 9, packetBits: 9, pieceBytes: 48 }];
 
 /** Feeds the input in uneven pieces, as a pipe would. */
-function piecewise(data: Buffer): Readable {
+function piecewise(data: Buffer, sizes = [7777, 1, 4096, 333]): Readable {
   const pieces: Buffer[] = [];
   for (let offset = 0, i = 0; offset < data.length; i++) {
-    const size = [7777, 1, 4096, 333][i % 4] as number;
+    const size = sizes[i % sizes.length] as number;
     pieces.push(data.subarray(offset, offset + size));
     offset += size;
   }
@@ -199,5 +200,87 @@ describe('OpenPGP encryption (native SEIPD writer)', () => {
         }
       })(),
     ).rejects.toBe(failure);
+  });
+
+  describe('the native reader (cli/client/seipd-reader.ts)', () => {
+    async function read(message: Buffer, secrets: Parameters<typeof openSeipd>[1], sizes?: number[]) {
+      const opened = await openSeipd(piecewise(message, sizes), secrets);
+      if (!opened.plaintext) throw new Error('the native reader declined the message');
+      const out: Buffer[] = [];
+      for await (const chunk of opened.plaintext) out.push(chunk as Buffer);
+      return Buffer.concat(out);
+    }
+
+    for (const layout of LAYOUTS) {
+      it(`reads back every size, whatever the pieces it is fed in (layout ${JSON.stringify(layout)})`, async () => {
+        const key = await secretKey(curve);
+        for (const size of SIZES) {
+          const data = randomBytes(size);
+          const message = await encrypt(data, both, layout);
+          // Pieces of 1 and 3 bytes split every length header and the MDC across chunks.
+          for (const sizes of [undefined, [1, 3, 65_536]]) {
+            expect(
+              (await read(message, { decryptionKeys: [key] }, sizes)).equals(data),
+              `${size} bytes`,
+            ).toBe(true);
+          }
+        }
+      });
+    }
+
+    it('reads passphrase messages, and refuses a wrong passphrase before any plaintext', async () => {
+      const data = randomBytes(100_000);
+      const message = await encrypt(data, { mode: 'passphrase', passphrase: 'right' });
+      expect((await read(message, { passwords: ['right'] })).equals(data)).toBe(true);
+      await expect(read(message, { passwords: ['wrong'] })).rejects.toThrow(/session key/);
+    });
+
+    it('fails on any changed byte of the encrypted data, at the latest at its end', async () => {
+      const key = await secretKey(rsa);
+      const data = randomBytes(70_000);
+      const message = await encrypt(data, both);
+      for (const at of [
+        message.length - 1,
+        message.length - 21,
+        message.length - 30,
+        Math.floor(message.length / 2),
+      ]) {
+        const tampered = Buffer.from(message);
+        tampered[at] = (tampered[at] as number) ^ 0x01;
+        await expect(read(tampered, { decryptionKeys: [key] })).rejects.toThrow(/MDC|damaged|packet/);
+      }
+      await expect(read(message.subarray(0, message.length - 10), { decryptionKeys: [key] })).rejects.toThrow(
+        /ends early|damaged/,
+      );
+    });
+
+    it('gives a message of another shape back, whole, for openpgp.js to read (a compressed one from GnuPG)', async () => {
+      const data = randomBytes(50_000);
+      const encrypted = spawnSync(
+        'gpg',
+        [
+          '--homedir',
+          curve.home,
+          '--batch',
+          '--trust-model',
+          'always',
+          '-z',
+          '6',
+          '-e',
+          '-r',
+          curve.fingerprint,
+        ],
+        { input: data },
+      );
+      expect(encrypted.status).toBe(0);
+      const key = await secretKey(curve);
+      const opened = await openSeipd(piecewise(encrypted.stdout), { decryptionKeys: [key] });
+      expect(opened.plaintext).toBeUndefined();
+      if (opened.plaintext) return;
+      const replayed: Buffer[] = [];
+      for await (const chunk of opened.replay) replayed.push(chunk as Buffer);
+      expect(Buffer.concat(replayed).equals(encrypted.stdout)).toBe(true);
+      expect((await openpgpDecrypt(Buffer.concat(replayed), { key })).equals(data)).toBe(true);
+    });
   });
 });

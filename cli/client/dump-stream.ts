@@ -5,6 +5,7 @@ import * as openpgp from 'openpgp';
 import type { DumpRecord } from '../../functions/core/catalog';
 import { DumpBagError, errorMessage } from '../../functions/core/errors';
 import type { Decryption } from './decryption';
+import { openSeipd } from './seipd-reader';
 
 /** The downloaded bytes are not the ones recorded: the stored object changed, or the download broke. */
 export class IntegrityError extends DumpBagError {
@@ -152,19 +153,27 @@ export async function openDump(options: OpenDumpOptions): Promise<Readable> {
     plain = checked;
   } else {
     try {
-      const message = await openpgp.readMessage({
-        binaryMessage: Readable.toWeb(checked) as unknown as ReadableStream<Uint8Array>,
-      });
-      const { data } = await openpgp.decrypt({
-        message,
-        format: 'binary',
-        // Streams instead of buffering the whole dump in memory; HoldBack keeps the unchecked tail back.
-        config: { allowUnauthenticatedStream: true },
-        ...(decryption.mode === 'gpg'
+      const secrets =
+        decryption.mode === 'gpg'
           ? { decryptionKeys: [...decryption.keys] }
-          : { passwords: [decryption.passphrase] }),
-      });
-      plain = Readable.fromWeb(data as unknown as NodeWebReadableStream<Uint8Array>);
+          : { passwords: [decryption.passphrase] };
+      // Dump Bag's own message shape is decrypted natively; any other is openpgp.js's to read.
+      const opened = await openSeipd(checked, secrets);
+      if (opened.plaintext) {
+        plain = opened.plaintext;
+      } else {
+        const message = await openpgp.readMessage({
+          binaryMessage: Readable.toWeb(opened.replay) as unknown as ReadableStream<Uint8Array>,
+        });
+        const { data } = await openpgp.decrypt({
+          message,
+          format: 'binary',
+          // Streams instead of buffering the whole dump in memory; HoldBack keeps the unchecked tail back.
+          config: { allowUnauthenticatedStream: true },
+          ...secrets,
+        });
+        plain = Readable.fromWeb(data as unknown as NodeWebReadableStream<Uint8Array>);
+      }
     } catch (error: unknown) {
       check.destroy();
       stored.destroy();

@@ -1,0 +1,326 @@
+import { createDecipheriv, createHash, type Decipher, type Hash } from 'node:crypto';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import * as openpgp from 'openpgp';
+import { chunksOf } from '../../functions/core/upload';
+
+/** The message does not decrypt: a wrong key or passphrase, or damaged bytes. The caller says which dump. */
+export class SeipdError extends Error {
+  override name = 'SeipdError';
+}
+
+const TAG_PKESK = 1;
+const TAG_SKESK = 3;
+const TAG_SEIPD = 18;
+const LITERAL_HEADER = 0xc0 | 11;
+const MDC = Buffer.of(0xc0 | 19, 20);
+/** The MDC packet: its two header bytes and SHA-1's 20. */
+const MDC_BYTES = 22;
+const BLOCK = 16;
+const PREFIX = BLOCK + 2;
+const PIECE = 64 * 1024;
+const CIPHERS: Record<string, string> = {
+  aes128: 'aes-128-cfb',
+  aes192: 'aes-192-cfb',
+  aes256: 'aes-256-cfb',
+};
+
+export interface Secrets {
+  readonly decryptionKeys?: openpgp.PrivateKey[];
+  readonly passwords?: string[];
+}
+
+/** A new-format packet length at `at`: the body's length, whether it is partial, and the header's size. */
+function readLength(
+  buffer: Buffer,
+  at: number,
+): { length: number; partial: boolean; size: number } | undefined {
+  const first = buffer[at];
+  if (first === undefined) return undefined;
+  if (first < 192) return { length: first, partial: false, size: 1 };
+  if (first < 224) {
+    const second = buffer[at + 1];
+    return second === undefined
+      ? undefined
+      : { length: ((first - 192) << 8) + second + 192, partial: false, size: 2 };
+  }
+  if (first < 255) return { length: 1 << (first & 0x1f), partial: true, size: 1 };
+  return at + 5 <= buffer.length
+    ? { length: buffer.readUInt32BE(at + 1), partial: false, size: 5 }
+    : undefined;
+}
+
+interface Head {
+  /** The session key packets. */
+  readonly keyPackets: Buffer;
+  /** The SEIPD packet's body from its version byte on, as far as it was read, and its first part's length. */
+  readonly body: Buffer;
+  readonly firstPart: { readonly length: number; readonly partial: boolean };
+}
+
+/** Splits off the session key packets and the start of the SEIPD packet; undefined if the message is shaped otherwise. */
+function parseHead(bytes: Buffer): Head | 'more' | undefined {
+  let at = 0;
+  for (;;) {
+    const tagByte = bytes[at];
+    if (tagByte === undefined) return 'more';
+    // Old-format packets, or anything but session keys then SEIPD, are left to openpgp.js.
+    if ((tagByte & 0xc0) !== 0xc0) return undefined;
+    const tag = tagByte & 0x3f;
+    const length = readLength(bytes, at + 1);
+    if (!length) return 'more';
+    if (tag === TAG_SEIPD) {
+      const start = at + 1 + length.size;
+      // The version byte, the prefix and the inner packet's first byte, all inside the first part (≥ 512 bytes).
+      if (bytes.length < start + 1 + PREFIX + 1) return 'more';
+      if (length.length < 1 + PREFIX + 1) return undefined;
+      return { keyPackets: bytes.subarray(0, at), body: bytes.subarray(start), firstPart: length };
+    }
+    if ((tag !== TAG_PKESK && tag !== TAG_SKESK) || length.partial) return undefined;
+    if (bytes.length < at + 1 + length.size + length.length) return 'more';
+    at += 1 + length.size + length.length;
+  }
+}
+
+/**
+ * Decrypts what Dump Bag writes (encrypt.ts), and what openpgp.js wrote for it before: session key
+ * packets, one SEIPD v1 packet (CFB, MDC) holding one binary literal packet. openpgp.js decrypts the
+ * session key; the bulk is decrypted with node:crypto, several times faster than openpgp.js's
+ * streams. Returns undefined, with the bytes read so far given back, for any other shape of message,
+ * which openpgp.js then reads. The plaintext stream errors unless the MDC matches.
+ */
+export async function openSeipd(
+  input: Readable,
+  secrets: Secrets,
+): Promise<{ readonly plaintext: Readable } | { readonly plaintext: undefined; readonly replay: Readable }> {
+  const chunks = chunksOf(input);
+  const read: Buffer[] = [];
+  let head: Head | 'more' | undefined = 'more';
+  while (head === 'more') {
+    const next = await chunks.next();
+    if (next.done) break;
+    read.push(next.value);
+    head = parseHead(Buffer.concat(read));
+  }
+  const replay = () =>
+    Readable.from(
+      (async function* () {
+        yield* read;
+        yield* chunks;
+      })(),
+    );
+  if (head === 'more' || head === undefined || head.body[0] !== 1)
+    return { plaintext: undefined, replay: replay() };
+
+  const message = await openpgp.readMessage({ binaryMessage: new Uint8Array(head.keyPackets) });
+  let sessionKey: openpgp.DecryptedSessionKey | undefined;
+  try {
+    [sessionKey] = await openpgp.decryptSessionKeys({ message, ...secrets });
+  } catch (error: unknown) {
+    input.destroy();
+    throw new SeipdError(`cannot decrypt the session key: ${(error as Error).message}`);
+  }
+  const cipher = sessionKey?.algorithm ? CIPHERS[sessionKey.algorithm] : undefined;
+  if (!sessionKey || !cipher) return { plaintext: undefined, replay: replay() };
+  const trial = createDecipheriv(cipher, sessionKey.data, Buffer.alloc(BLOCK)).update(
+    head.body.subarray(1, 1 + PREFIX + 1),
+  );
+  if (trial[PREFIX - 2] !== trial[PREFIX - 4] || trial[PREFIX - 1] !== trial[PREFIX - 3]) {
+    input.destroy();
+    throw new SeipdError(
+      'the session key does not decrypt the data (its check bytes differ): a damaged dump',
+    );
+  }
+  // A compressed or otherwise packed message is openpgp.js's to read.
+  if (trial[PREFIX] !== LITERAL_HEADER) return { plaintext: undefined, replay: replay() };
+
+  const reader = new SeipdReader(
+    createDecipheriv(cipher, sessionKey.data, Buffer.alloc(BLOCK)),
+    head.firstPart,
+  );
+  const body = head.body;
+  const rest = Readable.from(
+    (async function* () {
+      // The SEIPD body as it followed its first length header.
+      yield body;
+      yield* chunks;
+    })(),
+  );
+  rest.once('error', (error) => reader.destroy(error));
+  return { plaintext: rest.pipe(reader) };
+}
+
+/**
+ * The SEIPD packet's body (from its version byte) in, the literal packet's data out. The last 22
+ * plaintext bytes, the MDC packet, are held back until the end, where they must match the SHA-1 of
+ * everything before them.
+ */
+class SeipdReader extends Transform {
+  /** Bytes left in the SEIPD part being read, and whether more parts follow it. */
+  private outer: { left: number; partial: boolean };
+  /** A length header split across input chunks. */
+  private pendingHeader = Buffer.alloc(0);
+  private versionSeen = false;
+  private readonly mdc: Hash = createHash('sha1');
+  /** The last plaintext bytes, which may be the MDC packet. */
+  private tail = Buffer.alloc(0);
+  /** Plaintext bytes still to be taken before the literal data: the prefix, the packet's header, its own header. */
+  private preamble = Buffer.alloc(0);
+  private state: 'preamble' | 'data' | 'length' | 'done' = 'preamble';
+  /** Literal data bytes left in the inner part being read, and whether more parts follow. */
+  private inner = { left: 0, partial: false };
+
+  constructor(
+    private readonly decipher: Decipher,
+    first: { readonly length: number; readonly partial: boolean },
+  ) {
+    super();
+    this.outer = { left: first.length, partial: first.partial };
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.outerBytes(chunk);
+    } catch (error: unknown) {
+      callback(error as Error);
+      return;
+    }
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      if (this.outer.left > 0 || this.outer.partial || this.pendingHeader.length > 0) {
+        throw new SeipdError('the encrypted data ends early: a damaged or incomplete dump');
+      }
+      if (this.state !== 'done' || this.tail.length !== MDC_BYTES || !this.tail.subarray(0, 2).equals(MDC)) {
+        throw new SeipdError('the encrypted data is not one literal packet and its MDC: a damaged dump');
+      }
+      this.mdc.update(this.tail.subarray(0, 2));
+      if (!this.mdc.digest().equals(this.tail.subarray(2))) {
+        throw new SeipdError('modification detected: the integrity check (MDC) failed');
+      }
+    } catch (error: unknown) {
+      callback(error as Error);
+      return;
+    }
+    callback();
+  }
+
+  /** Strips the SEIPD part headers and decrypts what lies between them. */
+  private outerBytes(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.outer.left === 0) {
+        if (!this.outer.partial)
+          throw new SeipdError('bytes after the encrypted data packet: a damaged dump');
+        // A length header is 1 to 5 bytes, and may be split between two chunks.
+        const window = Buffer.concat([this.pendingHeader, chunk.subarray(at, at + 5)]);
+        const length = readLength(window, 0);
+        if (!length) {
+          this.pendingHeader = window;
+          return;
+        }
+        at += length.size - this.pendingHeader.length;
+        this.pendingHeader = Buffer.alloc(0);
+        this.outer = { left: length.length, partial: length.partial };
+        continue;
+      }
+      const take = Math.min(this.outer.left, chunk.length - at);
+      let piece = chunk.subarray(at, at + take);
+      at += take;
+      this.outer.left -= take;
+      if (!this.versionSeen) {
+        // openSeipd checked it: 1.
+        this.versionSeen = true;
+        piece = piece.subarray(1);
+      }
+      for (let offset = 0; offset < piece.length; offset += PIECE) {
+        this.plain(this.decipher.update(piece.subarray(offset, offset + PIECE)));
+      }
+    }
+  }
+
+  /** Plaintext in order; all but the last 22 bytes seen so far go on to be parsed. */
+  private plain(bytes: Buffer): void {
+    const total = this.tail.length + bytes.length;
+    if (total <= MDC_BYTES) {
+      this.tail = Buffer.concat([this.tail, bytes]);
+      return;
+    }
+    const release = total - MDC_BYTES;
+    if (release <= this.tail.length) {
+      this.settled(this.tail.subarray(0, release));
+      this.tail = Buffer.concat([this.tail.subarray(release), bytes]);
+    } else {
+      if (this.tail.length > 0) this.settled(this.tail);
+      const cut = release - this.tail.length;
+      this.settled(bytes.subarray(0, cut));
+      this.tail = Buffer.from(bytes.subarray(cut));
+    }
+  }
+
+  /** Plaintext that is not the MDC packet: hashed, then parsed as the prefix and one literal packet. */
+  private settled(bytes: Buffer): void {
+    this.mdc.update(bytes);
+    let at = 0;
+    while (at < bytes.length) {
+      if (this.state === 'done') throw new SeipdError('more than one packet inside the encrypted data');
+      if (this.state === 'preamble' || this.state === 'length') {
+        const need = this.state === 'preamble' ? this.preambleNeeds() : this.lengthNeeds();
+        const take = Math.min(need, bytes.length - at);
+        this.preamble = Buffer.concat([this.preamble, bytes.subarray(at, at + take)]);
+        at += take;
+        if (take === need) this.state === 'preamble' ? this.takePreamble() : this.takeLength();
+        continue;
+      }
+      const take = Math.min(this.inner.left, bytes.length - at);
+      if (take > 0) this.push(bytes.subarray(at, at + take));
+      at += take;
+      this.inner.left -= take;
+      if (this.inner.left === 0) this.state = this.inner.partial ? 'length' : 'done';
+    }
+  }
+
+  /** How many more bytes the prefix, the literal packet's header and its own header need. */
+  private preambleNeeds(): number {
+    const have = this.preamble;
+    if (have.length < PREFIX + 1) return PREFIX + 1 - have.length;
+    const length = readLength(have, PREFIX + 1);
+    if (!length) {
+      const first = have[PREFIX + 1];
+      return first === undefined ? 1 : first >= 255 ? PREFIX + 6 - have.length : PREFIX + 3 - have.length;
+    }
+    const bodyStart = PREFIX + 1 + length.size;
+    // format, file name length, file name, date
+    if (have.length < bodyStart + 2) return bodyStart + 2 - have.length;
+    return bodyStart + 2 + (have[bodyStart + 1] as number) + 4 - have.length;
+  }
+
+  private takePreamble(): void {
+    if (this.preambleNeeds() > 0) return;
+    const have = this.preamble;
+    if (have[PREFIX] !== LITERAL_HEADER) throw new SeipdError('the encrypted data holds no literal packet');
+    const length = readLength(have, PREFIX + 1) as { length: number; partial: boolean; size: number };
+    const headerBytes = have.length - (PREFIX + 1 + length.size);
+    if (headerBytes > length.length) throw new SeipdError('a literal packet shorter than its own header');
+    this.inner = { left: length.length - headerBytes, partial: length.partial };
+    this.preamble = Buffer.alloc(0);
+    this.state = 'data';
+    if (this.inner.left === 0) this.state = this.inner.partial ? 'length' : 'done';
+  }
+
+  private lengthNeeds(): number {
+    const first = this.preamble[0];
+    if (first === undefined) return 1;
+    const size = first < 192 ? 1 : first < 224 ? 2 : first < 255 ? 1 : 5;
+    return size - this.preamble.length;
+  }
+
+  private takeLength(): void {
+    if (this.lengthNeeds() > 0) return;
+    const length = readLength(this.preamble, 0) as { length: number; partial: boolean };
+    this.preamble = Buffer.alloc(0);
+    this.inner = { left: length.length, partial: length.partial };
+    this.state = this.inner.left === 0 ? (this.inner.partial ? 'length' : 'done') : 'data';
+  }
+}
