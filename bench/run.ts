@@ -26,7 +26,7 @@ import {
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -493,13 +493,13 @@ async function encryptionStage(plainFile: string, keys: BenchKeys) {
   const ours: number[] = [];
   for (let i = 0; i < 3; i++) {
     const started = performance.now();
-    const encrypted = await encryptStream(createReadStream(plainFile, { highWaterMark: 256 * 1024 }), {
+    const encrypted = await encryptStream(createReadStream(plainFile, { highWaterMark: 64 * 1024 }), {
       mode: 'gpg',
       recipients: [recipient],
     });
-    for await (const _ of encrypted) {
-      // Drained: only the encryption is timed.
-    }
+    // Drained chunk by chunk, as the upload takes them (an async iterator would join them into new Buffers).
+    encrypted.resume();
+    await finished(encrypted);
     ours.push((performance.now() - started) / 1000);
   }
   const stage: Record<string, number | string> = {
