@@ -53,7 +53,7 @@ export async function encryptStream(input: Readable, encryption: Encryption): Pr
 /**
  * An OpenPGP message writer (RFC 4880 SEIPD v1 with MDC, the newest packet GnuPG 2.2 decrypts).
  * openpgp.js encrypts the session key for each recipient (or the passphrase); the bulk data is
- * written here with node:crypto: a reference backup (297 MB) costs its process 2.9 CPU-seconds
+ * written here with node:crypto: a reference backup (297 MB) costs its process about 3 CPU-seconds
  * instead of 5 with openpgp.js's Web Streams (README, Performance).
  */
 export async function createEncryptor(
