@@ -1,7 +1,7 @@
 import { createDecipheriv, createHash, type Decipher, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import * as openpgp from 'openpgp';
-import { chunksOf } from '../../functions/core/upload';
+import { chunksOf } from '../../functions/core/chunks';
 
 /** The message does not decrypt: a wrong key or passphrase, or damaged bytes. The caller says which dump. */
 export class SeipdError extends Error {
