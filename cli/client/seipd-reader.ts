@@ -2,6 +2,7 @@ import { createDecipheriv, createHash, type Decipher, type Hash } from 'node:cry
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import * as openpgp from 'openpgp';
 import { chunksOf } from '../../functions/core/chunks';
+import { BLOCK, OPENPGP_CFB, TAG_LITERAL, TAG_MDC, TAG_SEIPD } from '../../functions/core/encrypt';
 
 /** The message does not decrypt: a wrong key or passphrase, or damaged bytes. The caller says which dump. */
 export class SeipdError extends Error {
@@ -10,23 +11,21 @@ export class SeipdError extends Error {
 
 const TAG_PKESK = 1;
 const TAG_SKESK = 3;
-const TAG_SEIPD = 18;
-const LITERAL_HEADER = 0xc0 | 11;
-const MDC = Buffer.of(0xc0 | 19, 20);
+const LITERAL_HEADER = 0xc0 | TAG_LITERAL;
+const MDC = Buffer.of(0xc0 | TAG_MDC, 20);
 /** The MDC packet: its two header bytes and SHA-1's 20. */
 const MDC_BYTES = 22;
-const BLOCK = 16;
 const PREFIX = BLOCK + 2;
 const PIECE = 64 * 1024;
-const CIPHERS: Record<string, string> = {
-  aes128: 'aes-128-cfb',
-  aes192: 'aes-192-cfb',
-  aes256: 'aes-256-cfb',
-};
 
 export interface Secrets {
   readonly decryptionKeys?: openpgp.PrivateKey[];
   readonly passwords?: string[];
+}
+
+/** The size of a new-format length header, from its first byte. */
+function lengthSize(first: number): number {
+  return first < 192 ? 1 : first < 224 ? 2 : first < 255 ? 1 : 5;
 }
 
 /** A new-format packet length at `at`: the body's length, whether it is partial, and the header's size. */
@@ -119,7 +118,7 @@ export async function openSeipd(
     input.destroy();
     throw new SeipdError(`cannot decrypt the session key: ${(error as Error).message}`);
   }
-  const cipher = sessionKey?.algorithm ? CIPHERS[sessionKey.algorithm] : undefined;
+  const cipher = sessionKey?.algorithm ? OPENPGP_CFB[sessionKey.algorithm] : undefined;
   if (!sessionKey || !cipher) return { plaintext: undefined, replay: replay() };
   const trial = createDecipheriv(cipher, sessionKey.data, Buffer.alloc(BLOCK)).update(
     head.body.subarray(1, 1 + PREFIX + 1),
@@ -133,14 +132,15 @@ export async function openSeipd(
   // A compressed or otherwise packed message is openpgp.js's to read.
   if (trial[PREFIX] !== LITERAL_HEADER) return { plaintext: undefined, replay: replay() };
 
-  const reader = new SeipdReader(
-    createDecipheriv(cipher, sessionKey.data, Buffer.alloc(BLOCK)),
-    head.firstPart,
-  );
-  const body = head.body;
+  // The version byte (1, checked above) is no ciphertext.
+  const reader = new SeipdReader(createDecipheriv(cipher, sessionKey.data, Buffer.alloc(BLOCK)), {
+    length: head.firstPart.length - 1,
+    partial: head.firstPart.partial,
+  });
+  const body = head.body.subarray(1);
   const rest = Readable.from(
     (async function* () {
-      // The SEIPD body as it followed its first length header.
+      // The SEIPD body as it followed its first length header and version byte.
       yield body;
       yield* chunks;
     })(),
@@ -150,16 +150,15 @@ export async function openSeipd(
 }
 
 /**
- * The SEIPD packet's body (from its version byte) in, the literal packet's data out. The last 22
+ * The SEIPD packet's ciphertext (its body after the version byte) in, the literal packet's data out. The last 22
  * plaintext bytes, the MDC packet, are held back until the end, where they must match the SHA-1 of
  * everything before them.
  */
 class SeipdReader extends Transform {
-  /** Bytes left in the SEIPD part being read, and whether more parts follow it. */
+  /** Ciphertext bytes left in the SEIPD part being read, and whether more parts follow it. */
   private outer: { left: number; partial: boolean };
   /** A length header split across input chunks. */
   private pendingHeader = Buffer.alloc(0);
-  private versionSeen = false;
   private readonly mdc: Hash = createHash('sha1');
   /** The last plaintext bytes, which may be the MDC packet. */
   private tail = Buffer.alloc(0);
@@ -226,14 +225,9 @@ class SeipdReader extends Transform {
         continue;
       }
       const take = Math.min(this.outer.left, chunk.length - at);
-      let piece = chunk.subarray(at, at + take);
+      const piece = chunk.subarray(at, at + take);
       at += take;
       this.outer.left -= take;
-      if (!this.versionSeen) {
-        // openSeipd checked it: 1.
-        this.versionSeen = true;
-        piece = piece.subarray(1);
-      }
       for (let offset = 0; offset < piece.length; offset += PIECE) {
         this.plain(this.decipher.update(piece.subarray(offset, offset + PIECE)));
       }
@@ -286,10 +280,7 @@ class SeipdReader extends Transform {
     const have = this.preamble;
     if (have.length < PREFIX + 1) return PREFIX + 1 - have.length;
     const length = readLength(have, PREFIX + 1);
-    if (!length) {
-      const first = have[PREFIX + 1];
-      return first === undefined ? 1 : first >= 255 ? PREFIX + 6 - have.length : PREFIX + 3 - have.length;
-    }
+    if (!length) return PREFIX + 1 + lengthSize(have[PREFIX + 1] as number) - have.length;
     const bodyStart = PREFIX + 1 + length.size;
     // format, file name length, file name, date
     if (have.length < bodyStart + 2) return bodyStart + 2 - have.length;
@@ -311,9 +302,7 @@ class SeipdReader extends Transform {
 
   private lengthNeeds(): number {
     const first = this.preamble[0];
-    if (first === undefined) return 1;
-    const size = first < 192 ? 1 : first < 224 ? 2 : first < 255 ? 1 : 5;
-    return size - this.preamble.length;
+    return first === undefined ? 1 : lengthSize(first) - this.preamble.length;
   }
 
   private takeLength(): void {

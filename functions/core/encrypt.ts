@@ -12,17 +12,24 @@ const CONFIG: openpgp.PartialConfig = {
   preferredSymmetricAlgorithm: openpgp.enums.symmetric.aes256,
 };
 
+/** OpenSSL's name of the CFB-128 mode of each AES, by openpgp.js's name of the algorithm. */
+export const OPENPGP_CFB: Readonly<Record<string, string>> = {
+  aes128: 'aes-128-cfb',
+  aes192: 'aes-192-cfb',
+  aes256: 'aes-256-cfb',
+};
+
 /** The ciphers Dump Bag writes: AES-256 unless a recipient's key does not list it, then AES-128. */
 const CIPHERS = {
-  aes256: { id: openpgp.enums.symmetric.aes256, keyBytes: 32, cfb: 'aes-256-cfb' },
-  aes128: { id: openpgp.enums.symmetric.aes128, keyBytes: 16, cfb: 'aes-128-cfb' },
+  aes256: { id: openpgp.enums.symmetric.aes256, keyBytes: 32 },
+  aes128: { id: openpgp.enums.symmetric.aes128, keyBytes: 16 },
 } as const;
 type CipherName = keyof typeof CIPHERS;
 
-const BLOCK = 16;
-const TAG_LITERAL = 11;
-const TAG_SEIPD = 18;
-const TAG_MDC = 19;
+export const BLOCK = 16;
+export const TAG_LITERAL = 11;
+export const TAG_SEIPD = 18;
+export const TAG_MDC = 19;
 
 /** Sizes of the stream's pieces, powers of two for the partial lengths; tests make them small. */
 export interface EncryptorLayout {
@@ -72,7 +79,7 @@ export async function createEncryptor(
       : { passwords: [encryption.passphrase] }),
   });
   // OpenPGP's CFB for SEIPD starts from a zero IV and never resynchronises: that is CFB-128.
-  const cipherStream = createCipheriv(CIPHERS[cipher].cfb, sessionKey, Buffer.alloc(BLOCK));
+  const cipherStream = createCipheriv(OPENPGP_CFB[cipher] as string, sessionKey, Buffer.alloc(BLOCK));
   return new SeipdEncryptor(Buffer.from(keyPackets), cipherStream, layout);
 }
 
@@ -170,13 +177,15 @@ class SeipdEncryptor extends Transform {
   private readonly literal: PartialBody;
   private readonly packet: PartialBody;
   private readonly mdc: Hash = createHash('sha1');
-  private readonly cipher: Cipher;
   private readonly pieceBytes: number;
   private readonly coalesceMs: number;
 
-  constructor(keyPackets: Buffer, cipher: Cipher, layout: EncryptorLayout) {
+  constructor(
+    keyPackets: Buffer,
+    private readonly cipher: Cipher,
+    layout: EncryptorLayout,
+  ) {
     super({ writableHighWaterMark: layout.bufferBytes ?? 1024 * 1024 });
-    this.cipher = cipher;
     this.coalesceMs = layout.coalesceMs ?? 1;
     this.pieceBytes = layout.pieceBytes ?? 64 * 1024;
     if (!Number.isInteger(this.pieceBytes) || this.pieceBytes < 1) {
@@ -238,11 +247,7 @@ class SeipdEncryptor extends Transform {
 
   private encrypt(chunk: Buffer): void {
     for (let offset = 0; offset < chunk.length; offset += this.pieceBytes) {
-      const piece =
-        offset === 0 && chunk.length <= this.pieceBytes
-          ? chunk
-          : chunk.subarray(offset, offset + this.pieceBytes);
-      this.packet.write(this.cipher.update(piece));
+      this.packet.write(this.cipher.update(chunk.subarray(offset, offset + this.pieceBytes)));
     }
   }
 }
