@@ -5,12 +5,23 @@
  * s3rver lacks two calls Dump Bag relies on, AbortMultipartUpload and ListMultipartUploads; they are
  * answered here from s3rver's own upload folders, so that tests see real aborts.
  *
+ * CompleteMultipartUpload is done here too, as S3 does it: the listed parts must exist, be in order,
+ * carry their stored ETags and (but the last) hold 5 MiB; the ETag is the MD5 of the parts' MD5s
+ * with `-N`, and the object appears whole, by rename. s3rver accepts any list and hashes the whole
+ * object again while it joins the parts in 64 KiB pieces: 1.5 s of its CPU after each reference
+ * backup, on the same two cores (README, Performance).
+ *
  * Usage: s3-server.ts <directory> <bucket> [port]
  */
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import S3rver from 's3rver';
+
+const require = createRequire(import.meta.url);
+const S3Error = require('s3rver/lib/models/error') as new (code: string, message: string) => Error;
 
 const [directory, bucket, port] = process.argv.slice(2);
 if (!directory || !bucket) {
@@ -74,6 +85,85 @@ function multipartExtras(req: IncomingMessage, res: ServerResponse): boolean {
   return false;
 }
 
+interface ListedPart {
+  readonly number: number;
+  readonly etag: string;
+}
+
+/** s3rver's file store, as far as the completion below uses it. */
+interface FilesystemStore {
+  getResourcePath(bucket: string, key: string | undefined, resource: string): string;
+  putMetadata(bucket: string, key: string, metadata: unknown, md5: string): Promise<void>;
+  putObjectMultipart(
+    bucket: string,
+    uploadId: string,
+    parts: ListedPart[],
+  ): Promise<{ md5: string; size: number }>;
+}
+
+const MIN_PART = 5 * 1024 * 1024;
+const COPY_BUFFER = 8 * 1024 * 1024;
+
+async function completeUpload(
+  store: FilesystemStore,
+  bucketName: string,
+  uploadId: string,
+  parts: ListedPart[],
+): Promise<{ md5: string; size: number }> {
+  const dir = join(store.getResourcePath(bucketName, undefined, 'uploads'), uploadId);
+  const key = await readFile(join(dir, 'key'), 'utf8').catch(() => {
+    throw new S3Error('NoSuchUpload', 'The specified upload does not exist.');
+  });
+  const metadata: unknown = JSON.parse(await readFile(join(dir, 'metadata'), 'utf8'));
+  const files: { path: string; size: number; md5: string }[] = [];
+  for (const [index, part] of parts.entries()) {
+    if (index > 0 && part.number <= (parts[index - 1] as ListedPart).number) {
+      throw new S3Error('InvalidPartOrder', 'The list of parts was not in ascending order.');
+    }
+    const path = join(dir, String(part.number));
+    const stored = await readFile(`${path}.md5`, 'utf8').catch(() => undefined);
+    if (stored === undefined || stored !== part.etag) {
+      throw new S3Error('InvalidPart', `Part ${part.number} was not found or its ETag does not match.`);
+    }
+    files.push({ path, size: (await stat(path)).size, md5: stored });
+  }
+  if (files.slice(0, -1).some((file) => file.size < MIN_PART)) {
+    throw new S3Error('EntityTooSmall', 'A part but the last is smaller than the minimum allowed size.');
+  }
+  const objectPath = store.getResourcePath(bucketName, key, 'object');
+  await mkdir(dirname(objectPath), { recursive: true });
+  const partial = `${objectPath}.${uploadId}`;
+  const out = await open(partial, 'w');
+  const buffer = Buffer.allocUnsafe(COPY_BUFFER);
+  let size = 0;
+  try {
+    for (const file of files) {
+      const input = await open(file.path, 'r');
+      try {
+        for (;;) {
+          const { bytesRead } = await input.read(buffer, 0, buffer.length);
+          if (bytesRead === 0) break;
+          await out.write(buffer, 0, bytesRead);
+          size += bytesRead;
+        }
+      } finally {
+        await input.close();
+      }
+    }
+  } catch (error) {
+    await out.close();
+    await rm(partial, { force: true });
+    throw error;
+  }
+  await out.close();
+  const md5s = Buffer.concat(files.map((file) => Buffer.from(file.md5, 'hex')));
+  const md5 = `${createHash('md5').update(md5s).digest('hex')}-${files.length}`;
+  await store.putMetadata(bucketName, key, metadata, md5);
+  await rename(partial, objectPath);
+  await rm(dir, { recursive: true, force: true });
+  return { md5, size };
+}
+
 const server = new S3rver({
   address: '127.0.0.1',
   port: Number(port ?? 0),
@@ -81,6 +171,9 @@ const server = new S3rver({
   directory,
   configureBuckets: [{ name: bucket }],
 });
+const store = (server as unknown as { store: FilesystemStore }).store;
+store.putObjectMultipart = (bucketName, uploadId, parts) =>
+  completeUpload(store, bucketName, uploadId, parts);
 const koaCallback = server.callback.bind(server);
 server.callback = () => {
   const inner = koaCallback();
