@@ -12,6 +12,7 @@ import {
   type PgDumpBinary,
   type PgDumpSource,
   pgDumpVersion,
+  pgRootOf,
   resolvePgDump,
   startPgDump,
 } from './pg-dump';
@@ -215,9 +216,22 @@ export interface BackupRequest {
 export async function runBackup(target: BackupTarget, request: BackupRequest): Promise<BackupSummary> {
   let encryption: Encryption;
   let plan: BackupPlan;
+  // pg_dump --version (a Perl wrapper and pg_dump on Debian, 0.1 s) runs while keys are read and
+  // the server is asked, when the binary does not depend on the server's major; a failure is
+  // reported by the dump that needs it.
+  if (target.pgDump.pgDumpPath || !pgRootOf(target.pgDump)) {
+    cachedVersion(resolvePgDump(target.pgDump, 0)).catch(() => {});
+  }
   try {
-    encryption = await loadEncryption(request.config);
-    plan = await planBackup(target.connection, request.config);
+    // Both are read-only; the keys' error, if any, is the one reported.
+    const [keys, planned] = await Promise.allSettled([
+      loadEncryption(request.config),
+      planBackup(target.connection, request.config),
+    ]);
+    if (keys.status === 'rejected') throw keys.reason;
+    if (planned.status === 'rejected') throw planned.reason;
+    encryption = keys.value;
+    plan = planned.value;
   } catch (error) {
     const message = secretsOf(target.connection).reduce(
       (t, s) => t.split(s).join('***'),

@@ -33,13 +33,18 @@ export function availableMajors(root: string): number[] {
     .sort((a, b) => a - b);
 }
 
+/** The folder of pg_dump builds by major (the layer's), if there is one. */
+export function pgRootOf(source: PgDumpSource): string | undefined {
+  return source.pgRoot ?? (existsSync(LAYER_PG_ROOT) ? LAYER_PG_ROOT : undefined);
+}
+
 /**
  * Picks the pg_dump for a server major: the same major when present, else the oldest newer one
  * (an older pg_dump refuses a newer server; a much newer one writes archives old pg_restores cannot read).
  */
 export function resolvePgDump(source: PgDumpSource, serverMajor: number): PgDumpBinary {
   if (source.pgDumpPath) return { path: source.pgDumpPath, env: {} };
-  const root = source.pgRoot ?? (existsSync(LAYER_PG_ROOT) ? LAYER_PG_ROOT : undefined);
+  const root = pgRootOf(source);
   if (!root) return { path: 'pg_dump', env: {} };
   const majors = availableMajors(root);
   const major = majors.find((m) => m === serverMajor) ?? majors.find((m) => m > serverMajor);
