@@ -293,4 +293,32 @@ describe('failure rules', () => {
     }
     expect(await allKeys(s3Client(), bucket)).toEqual([]);
   });
+  it('keys and server are checked side by side: bad keys are reported even when the server is down too', async () => {
+    const bucket = await freshBucket();
+    const summary = await runBackup(
+      target(bucket, {
+        connection: { host: '127.0.0.1', port: 9, user: 'nobody', password: 'pw-not-shown' },
+      }),
+      {
+        config: { encryption: 'gpg', publicKeys: join(scratch, 'missing.asc'), exclude: [] },
+        trigger: 'manual',
+      },
+    );
+    expect(summary.ok).toBe(false);
+    expect(summary.error).toMatch(/missing\.asc.*does not exist/);
+    expect(summary.results).toEqual([]);
+  });
+
+  it('a pg_dump that cannot run fails the dump, naming it, though its version was asked early', async () => {
+    const bucket = await freshBucket();
+    const missing = join(scratch, 'no-such-pg_dump');
+    const summary = await runBackup(target(bucket, { pgDump: { pgDumpPath: missing } }), {
+      config: { databases: [SMALL], exclude: [], encryption: 'gpg', publicKeys: keyFile },
+      trigger: 'manual',
+    });
+    expect(summary.ok).toBe(false);
+    expect(summary.results).toHaveLength(1);
+    expect(summary.results[0]?.error).toMatch(/cannot run .*no-such-pg_dump --version/);
+    expect(await allKeys(s3Client(), bucket)).toEqual([]);
+  });
 });
