@@ -3,6 +3,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import * as openpgp from 'openpgp';
 import { chunksOf } from '../../functions/core/chunks';
 import { BLOCK, OPENPGP_CFB, TAG_LITERAL, TAG_MDC, TAG_SEIPD } from '../../functions/core/encrypt';
+import { settle } from '../../functions/core/transform';
 
 /** The message does not decrypt: a wrong key or passphrase, or damaged bytes. The caller says which dump. */
 export class SeipdError extends Error {
@@ -177,17 +178,13 @@ class SeipdReader extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    try {
+    settle(callback, () => {
       this.outerBytes(chunk);
-    } catch (error: unknown) {
-      callback(error as Error);
-      return;
-    }
-    callback();
+    });
   }
 
   override _flush(callback: TransformCallback): void {
-    try {
+    settle(callback, () => {
       if (this.outer.left > 0 || this.outer.partial || this.pendingHeader.length > 0) {
         throw new SeipdError('the encrypted data ends early: a damaged or incomplete dump');
       }
@@ -198,11 +195,7 @@ class SeipdReader extends Transform {
       if (!this.mdc.digest().equals(this.tail.subarray(2))) {
         throw new SeipdError('modification detected: the integrity check (MDC) failed');
       }
-    } catch (error: unknown) {
-      callback(error as Error);
-      return;
-    }
-    callback();
+    });
   }
 
   /** Strips the SEIPD part headers and decrypts what lies between them. */

@@ -9,10 +9,10 @@ import { dumpId, dumpKey } from './naming';
 import {
   defaultCompression,
   describeCompression,
+  fixedPgDump,
   type PgDumpBinary,
   type PgDumpSource,
   pgDumpVersion,
-  pgRootOf,
   resolvePgDump,
   startPgDump,
 } from './pg-dump';
@@ -219,9 +219,8 @@ export async function runBackup(target: BackupTarget, request: BackupRequest): P
   // pg_dump --version (a Perl wrapper and pg_dump on Debian, 0.1 s) runs while keys are read and
   // the server is asked, when the binary does not depend on the server's major; a failure is
   // reported by the dump that needs it.
-  if (target.pgDump.pgDumpPath || !pgRootOf(target.pgDump)) {
-    cachedVersion(resolvePgDump(target.pgDump, 0)).catch(() => {});
-  }
+  const fixed = fixedPgDump(target.pgDump);
+  if (fixed) cachedVersion(fixed).catch(() => {});
   try {
     // Both are read-only; the keys' error, if any, is the one reported.
     const [keys, planned] = await Promise.allSettled([

@@ -2,6 +2,7 @@ import { type Cipher, createCipheriv, createHash, type Hash, randomBytes } from 
 import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import * as openpgp from 'openpgp';
 import type { Encryption } from './keys';
+import { settle } from './transform';
 
 /**
  * OpenPGP settings every reader's tools understand: session keys for SEIPD v1 with MDC (GnuPG 2.2
@@ -207,7 +208,7 @@ class SeipdEncryptor extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    try {
+    settle(callback, () => {
       this.literal.write(chunk);
       // pg_dump writes 4 KiB at a time; waking for each costs more CPU than encrypting it. A short
       // nap when pieces come small lets the pipe gather tens of kilobytes per read instead (the
@@ -216,15 +217,11 @@ class SeipdEncryptor extends Transform {
       if (this.coalesceMs > 0 && chunk.length < SMALL_PIECE && this.writableLength <= chunk.length) {
         Atomics.wait(napCell, 0, 0, this.coalesceMs);
       }
-    } catch (error: unknown) {
-      callback(error as Error);
-      return;
-    }
-    callback();
+    });
   }
 
   override _flush(callback: TransformCallback): void {
-    try {
+    settle(callback, () => {
       this.literal.end();
       this.plain(Buffer.of(0xc0 | TAG_MDC, 20));
       // The MDC covers everything up to its own header; its SHA-1 value is encrypted, not hashed.
@@ -232,11 +229,7 @@ class SeipdEncryptor extends Transform {
       const rest = this.cipher.final();
       if (rest.length > 0) this.packet.write(rest);
       this.packet.end();
-    } catch (error: unknown) {
-      callback(error as Error);
-      return;
-    }
-    callback();
+    });
   }
 
   /** Plaintext inside the encrypted packet: hashed for the MDC, then encrypted. */

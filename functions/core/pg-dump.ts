@@ -34,8 +34,14 @@ export function availableMajors(root: string): number[] {
 }
 
 /** The folder of pg_dump builds by major (the layer's), if there is one. */
-export function pgRootOf(source: PgDumpSource): string | undefined {
+function pgRootOf(source: PgDumpSource): string | undefined {
   return source.pgRoot ?? (existsSync(LAYER_PG_ROOT) ? LAYER_PG_ROOT : undefined);
+}
+
+/** The pg_dump to run whatever the server's major: the one given, or the one on PATH when there is no folder of builds. */
+export function fixedPgDump(source: PgDumpSource): PgDumpBinary | undefined {
+  if (source.pgDumpPath) return { path: source.pgDumpPath, env: {} };
+  return pgRootOf(source) ? undefined : { path: 'pg_dump', env: {} };
 }
 
 /**
@@ -43,9 +49,9 @@ export function pgRootOf(source: PgDumpSource): string | undefined {
  * (an older pg_dump refuses a newer server; a much newer one writes archives old pg_restores cannot read).
  */
 export function resolvePgDump(source: PgDumpSource, serverMajor: number): PgDumpBinary {
-  if (source.pgDumpPath) return { path: source.pgDumpPath, env: {} };
-  const root = pgRootOf(source);
-  if (!root) return { path: 'pg_dump', env: {} };
+  const fixed = fixedPgDump(source);
+  if (fixed) return fixed;
+  const root = pgRootOf(source) as string;
   const majors = availableMajors(root);
   const major = majors.find((m) => m === serverMajor) ?? majors.find((m) => m > serverMajor);
   if (major === undefined) {
