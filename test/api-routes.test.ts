@@ -2,10 +2,10 @@ import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ListedDump } from '../functions/api/app';
 import { dumpPath, encodePathSegment } from '../functions/api/paths';
 import { listDumps } from '../functions/core/catalog';
 import { loadKeys } from '../functions/core/keys';
+import type { ListedDump } from '../functions/core/listing';
 import {
   bagEnv,
   type KeyPair,

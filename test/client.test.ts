@@ -7,7 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { progressLine } from '../cli/client/progress';
 import { freePort } from '../cli/local/services';
-import type { ListedDump } from '../functions/api/app';
+import type { ListedDump } from '../functions/core/listing';
 import {
   bagEnv,
   type KeyPair,

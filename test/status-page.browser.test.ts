@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ListedDump } from '../functions/api/app';
+import type { ListedDump } from '../functions/core/listing';
 import {
   bagEnv,
   keyFolder,

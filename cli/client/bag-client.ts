@@ -2,7 +2,6 @@ import { Sha256 } from '@aws-crypto/sha256-js';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { AwsCredentialIdentityProvider } from '@smithy/types';
-import type { ListedDump } from '../../functions/api/app';
 import { dumpPath, encodePathSegment } from '../../functions/api/paths';
 import {
   ConfigError,
@@ -11,6 +10,7 @@ import {
   NotFoundError,
   ValidationError,
 } from '../../functions/core/errors';
+import type { ListedDump } from '../../functions/core/listing';
 
 /** Where `dump-bag serve` listens unless told otherwise. */
 export const DEFAULT_BAG_URL = 'http://127.0.0.1:8080';

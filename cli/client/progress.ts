@@ -1,4 +1,4 @@
-import { formatSize } from '../../functions/api/status-page';
+import { formatSize } from '../../functions/core/listing';
 
 export interface Progress {
   update(bytes: number): void;

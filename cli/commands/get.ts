@@ -1,7 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
-import { formatSize } from '../../functions/api/status-page';
 import type { DumpRecord } from '../../functions/core/catalog';
+import { formatSize } from '../../functions/core/listing';
 import { clientFromEnv } from '../client/bag-client';
 import { type Decryption, prepareDecryption } from '../client/decryption';
 import { openDump } from '../client/dump-stream';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { formatDuration, formatSize } from '../../functions/api/status-page';
+import { formatDuration, formatSize } from '../../functions/core/listing';
 import { clientFromEnv } from '../client/bag-client';
 
 export const usage = 'dump-bag list [<database>] [--json] [--url URL]   the dumps in the bag, newest first';

@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type ApiLogger, createApp, keySources } from '../../functions/api/app';
+import { createApp, keySources } from '../../functions/api/app';
 import { ConflictError } from '../../functions/api/errors';
+import type { ApiLogger } from '../../functions/api/responses';
 import { readApiSettings } from '../../functions/api/settings';
 import { runBackup } from '../../functions/core/backup';
 import { readConfig } from '../../functions/core/config';

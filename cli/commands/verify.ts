@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import type { ListedDump } from '../../functions/api/app';
 import { DumpBagError, errorMessage } from '../../functions/core/errors';
+import type { ListedDump } from '../../functions/core/listing';
 import { clientFromEnv } from '../client/bag-client';
 import { type Decryption, prepareDecryption } from '../client/decryption';
 import { openDump } from '../client/dump-stream';

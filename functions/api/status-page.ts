@@ -1,5 +1,5 @@
 import type { RetentionPolicy } from '../core/config';
-import type { ListedDump } from './app';
+import { formatDuration, formatSize, type ListedDump } from '../core/listing';
 import { dumpPath } from './paths';
 
 export interface StatusPageInput {
@@ -16,26 +16,6 @@ export interface StatusPageInput {
 /** Escapes text for HTML element content and double-quoted attribute values. */
 export function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-export function formatSize(bytes: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}
-
-/** A duration the way people say it: 40 s, 12 min, 5 h, 3 d. */
-export function formatDuration(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min`;
-  if (s < 48 * 3600) return `${Math.floor(s / 3600)} h`;
-  return `${Math.floor(s / 86400)} d`;
 }
 
 /** `2026-11-23 19:45 UTC`; with seconds, `2026-11-23 19:45:07 UTC`, which tells apart dumps of one minute. */

@@ -1,10 +1,12 @@
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { EncryptionMode, Trigger } from './config';
 import { NotFoundError } from './errors';
 import { DUMPS_PREFIX, databasePrefix, parseDumpKey, RECORD_SUFFIX, recordKey } from './naming';
@@ -141,4 +143,61 @@ export async function deleteDump(client: S3Client, bucket: string, key: string):
   if (!parseDumpKey(key)) throw new Error(`refusing to delete ${key}: not a dump key`);
   await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
   await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: recordKey(key) }));
+}
+
+/** A download file name that every browser and shell takes as is. */
+function downloadName(record: DumpRecord): string {
+  const base = record.key.slice(record.key.lastIndexOf('/') + 1);
+  return decodeURIComponent(base).replace(/[^A-Za-z0-9._-]+/g, '_');
+}
+
+/** A download URL for one dump and when it stops working. */
+export interface PresignedDump {
+  readonly url: string;
+  readonly expiresAt: string;
+}
+
+/**
+ * A presigned GET of a listed dump, after checking that the record names its own dump key and the
+ * object still exists. The URL is a bearer credential: return it, never log it.
+ */
+export async function presignDump(
+  client: S3Client,
+  bucket: string,
+  record: DumpRecord,
+  expirySeconds: number,
+  now = new Date(),
+): Promise<PresignedDump> {
+  // The key comes from the bucket's listing; the record's copy of it must agree before it is signed.
+  const parsed = parseDumpKey(record.key);
+  if (
+    !record.key.startsWith(DUMPS_PREFIX) ||
+    !parsed ||
+    parsed.database !== record.database ||
+    parsed.id !== record.id
+  ) {
+    throw new Error('a catalog record names a key that is not its dump');
+  }
+  try {
+    await client.send(new HeadObjectCommand({ Bucket: bucket, Key: record.key }));
+  } catch (error: unknown) {
+    if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) {
+      throw new NotFoundError('this dump was deleted a moment ago');
+    }
+    throw error;
+  }
+  const url = await getSignedUrl(
+    client,
+    new GetObjectCommand({
+      Bucket: bucket,
+      Key: record.key,
+      ResponseContentDisposition: `attachment; filename="${downloadName(record)}"`,
+    }),
+    { expiresIn: expirySeconds },
+  );
+  let expires = now.getTime() + expirySeconds * 1000;
+  // A URL signed with temporary credentials dies with them; say so rather than promise longer.
+  const credentials = await client.config.credentials();
+  if (credentials.expiration) expires = Math.min(expires, credentials.expiration.getTime());
+  return { url, expiresAt: new Date(expires).toISOString() };
 }

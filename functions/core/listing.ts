@@ -1,0 +1,53 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import { type DumpRecord, listDumps } from './catalog';
+import type { RetentionPolicy } from './config';
+import { NotFoundError } from './errors';
+import { withExpiry } from './retention';
+
+/** A dump as the API and the command list it: its record plus when retention will delete it (null: kept for now). */
+export type ListedDump = DumpRecord & { readonly expiresAt: string | null };
+
+/** The complete dumps (of one database, or all), newest first, each with its expiry. */
+export async function listWithExpiry(
+  client: S3Client,
+  bucket: string,
+  retention: RetentionPolicy,
+  database?: string,
+): Promise<ListedDump[]> {
+  return withExpiry(await listDumps(client, bucket, database), retention);
+}
+
+/** One dump of a database by id, or its newest with `latest`. */
+export async function findListed(
+  client: S3Client,
+  bucket: string,
+  retention: RetentionPolicy,
+  database: string,
+  id: string,
+): Promise<ListedDump> {
+  const dumps = await listWithExpiry(client, bucket, retention, database);
+  const found = id === 'latest' ? dumps[0] : dumps.find((d) => d.id === id);
+  if (!found) throw new NotFoundError(id === 'latest' ? 'this database has no dump' : 'no dump with this id');
+  return found;
+}
+
+/** A size the way people read it, in powers of 1000: 512 B, 1.5 MB. */
+export function formatSize(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** A duration the way people say it: 40 s, 12 min, 5 h, 3 d. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 48 * 3600) return `${Math.floor(s / 3600)} h`;
+  return `${Math.floor(s / 86400)} d`;
+}
