@@ -2,9 +2,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appFromEnv, handler } from '../functions/api/handler';
-import type { ApiEvent } from '../functions/api/http-types';
 import { encodePathSegment } from '../functions/api/paths';
 import { bagEnv, keyFolder, keyPair, makeDumps, uniqueSuffix } from './support/bag';
 import { createDatabase, freshBucket, services } from './support/env';
@@ -14,7 +14,7 @@ const DATABASE = `handler é/x ${suffix}`;
 const STATE_MACHINE = 'arn:aws:states:eu-west-1:123456789012:stateMachine:dump-bag-backup';
 
 /** An event as API Gateway's HTTP API sends it, on a named stage. */
-function event(method: string, rawPath: string, rawQueryString = '', stage = 'prod'): ApiEvent {
+function event(method: string, rawPath: string, rawQueryString = '', stage = 'prod'): APIGatewayProxyEventV2 {
   return {
     version: '2.0',
     routeKey: '$default',
@@ -25,6 +25,7 @@ function event(method: string, rawPath: string, rawQueryString = '', stage = 'pr
       accountId: '123456789012',
       apiId: 'abc123',
       domainName: 'abc123.execute-api.eu-west-1.amazonaws.com',
+      domainPrefix: 'abc123',
       http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '192.0.2.1', userAgent: 'test' },
       requestId: `req-${Math.random()}`,
       routeKey: '$default',
@@ -33,6 +34,24 @@ function event(method: string, rawPath: string, rawQueryString = '', stage = 'pr
       timeEpoch: Date.now(),
     },
     isBase64Encoded: false,
+  };
+}
+
+/** A Lambda context as the runtime passes it. */
+function lambdaContext(awsRequestId: string): Context {
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: 'dump-bag-api',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:dump-bag-api',
+    memoryLimitInMB: '256',
+    awsRequestId,
+    logGroupName: '/aws/lambda/dump-bag-api',
+    logStreamName: '2026/12/02/[$LATEST]0123456789abcdef',
+    getRemainingTimeInMillis: () => 30_000,
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
   };
 }
 
@@ -162,10 +181,10 @@ describe('the API Lambda handler (API Gateway HTTP API payload v2)', () => {
     expect(dump.database).toBe(DATABASE);
 
     const presigned = await capturingOutput(() =>
-      handler(event('GET', `/dumps/${encodePathSegment(DATABASE)}/${dump.id}/url`), {
-        awsRequestId: 'lambda-req-1',
-        functionName: 'dump-bag-api',
-      }),
+      handler(
+        event('GET', `/dumps/${encodePathSegment(DATABASE)}/${dump.id}/url`),
+        lambdaContext('lambda-req-1'),
+      ),
     );
     expect(presigned.result.statusCode).toBe(200);
     const { url, expiresAt } = JSON.parse(presigned.result.body);

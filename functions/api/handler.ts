@@ -1,23 +1,20 @@
-import { Logger } from '@aws-lambda-powertools/logger';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { ConfigError } from '../core/errors';
 import { createS3Client } from '../core/s3';
-import { type ApiApp, type ApiLogger, createApp, errorResult, keySources } from './app';
-import type { ApiEvent, ApiResult } from './http-types';
+import { logger } from '../shared/lambda';
+import { type ApiApp, createApp, keySources } from './app';
+import type { ApiResult } from './http-types';
+import { type ApiLogger, errorResult } from './responses';
 import { readApiSettings } from './settings';
-
-const logger = new Logger({ serviceName: 'dump-bag-api' });
 
 const apiLogger: ApiLogger = {
   info: (message, attributes) => logger.info(message, attributes ?? {}),
   error: (message, attributes) => logger.error(message, attributes ?? {}),
 };
 
-/** The part of the Lambda context the logger reads; the full type lives in @types/aws-lambda. */
-interface LambdaContext {
-  readonly awsRequestId: string;
-  readonly functionName: string;
-}
+/** Built once per container; the SDK reads its region and endpoint at the first call. */
+const sfnClient = new SFNClient({});
 
 /**
  * The API as the Lambda runs it: S3 from the SDK's environment, keys read per request, and
@@ -29,7 +26,7 @@ export function appFromEnv(
 ): ApiApp {
   const settings = readApiSettings(env);
   const stateMachineArn = env.DUMP_BAG_STATE_MACHINE_ARN?.trim();
-  const sfn = clients.sfn ?? new SFNClient({});
+  const sfn = clients.sfn ?? sfnClient;
   return createApp({
     s3: createS3Client(env),
     bucket: settings.bucket,
@@ -50,11 +47,12 @@ export function appFromEnv(
   });
 }
 
+/** Built at the first call whose settings are valid, then reused with its S3 client for the container's life. */
 let app: ApiApp | undefined;
 
-/** API Gateway HTTP API (payload v2) → the Dump Bag API. */
-export async function handler(event: ApiEvent, context?: LambdaContext): Promise<ApiResult> {
-  if (context) logger.addContext(context as unknown as Parameters<Logger['addContext']>[0]);
+/** API Gateway HTTP API (payload v2) → the Dump Bag API; ApiResult is an APIGatewayProxyStructuredResultV2 that always has a body. */
+export async function handler(event: APIGatewayProxyEventV2, context?: Context): Promise<ApiResult> {
+  if (context) logger.addContext(context);
   try {
     app ??= appFromEnv();
   } catch (error: unknown) {
