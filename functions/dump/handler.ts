@@ -1,3 +1,5 @@
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { Context } from 'aws-lambda';
 import type { DumpResult } from '../core/backup';
 import { dumpDatabase } from '../core/backup';
 import { readConfig, type Trigger } from '../core/config';
@@ -8,7 +10,7 @@ import { assertDatabaseName } from '../core/naming';
 import { createS3Client } from '../core/s3';
 import { readConnection } from '../shared/connection';
 import type { DumpEvent } from '../shared/events';
-import { type LambdaContext, logger } from '../shared/lambda';
+import { logger } from '../shared/lambda';
 import { emitDumpMetrics } from '../shared/metrics';
 import { redact } from '../shared/redact';
 
@@ -17,6 +19,10 @@ import { redact } from '../shared/redact';
  * writing the logs must fit in it, or Lambda kills the function and the abort never happens.
  */
 export const DEADLINE_MARGIN_MS = 10_000;
+
+// Built once per container and reused by every invocation it serves.
+const s3 = createS3Client();
+const secrets = new SecretsManagerClient({});
 
 function parseEvent(event: unknown): DumpEvent {
   const e = (event ?? {}) as Partial<DumpEvent>;
@@ -36,7 +42,7 @@ function parseEvent(event: unknown): DumpEvent {
  * result (status "failed"), not an exception, so the other databases go on and the report step
  * can name it; the dump stops itself before the Lambda timeout and says that time ran out.
  */
-export const handler = async (event: DumpEvent, context: LambdaContext): Promise<DumpResult> => {
+export const handler = async (event: DumpEvent, context: Context): Promise<DumpResult> => {
   logger.addContext(context);
   const started = Date.now();
   const database = typeof event?.database === 'string' ? event.database : '';
@@ -46,10 +52,10 @@ export const handler = async (event: DumpEvent, context: LambdaContext): Promise
     const request = parseEvent(event);
     const config = readConfig();
     const encryption = await loadEncryption(config);
-    connection = await readConnection();
+    connection = await readConnection(process.env, secrets);
     result = await dumpDatabase(
       {
-        s3: createS3Client(),
+        s3,
         bucket: config.bucket,
         connection,
         pgDump: { pgDumpPath: config.pgDumpPath, pgRoot: config.pgRoot },

@@ -1,3 +1,5 @@
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { Context } from 'aws-lambda';
 import { readConfig, type Trigger } from '../core/config';
 import { type PgConnection, planBackup } from '../core/databases';
 import { ConfigError, errorMessage, ValidationError } from '../core/errors';
@@ -5,8 +7,11 @@ import { loadEncryption } from '../core/keys';
 import { assertDatabaseName } from '../core/naming';
 import { readConnection } from '../shared/connection';
 import type { PlanEvent, PlanOutput } from '../shared/events';
-import { type LambdaContext, logger } from '../shared/lambda';
+import { logger } from '../shared/lambda';
 import { redact } from '../shared/redact';
+
+// Built once per container and reused by every invocation it serves.
+const secrets = new SecretsManagerClient({});
 
 function parseTrigger(value: unknown): Trigger {
   if (value === undefined) return 'schedule';
@@ -42,7 +47,7 @@ function requestedDatabases(
  * touched), then lists the databases to dump with their sizes and the server's version.
  * Any failure is thrown and fails the execution, its message scrubbed of the password.
  */
-export const handler = async (event: PlanEvent | null, context: LambdaContext): Promise<PlanOutput> => {
+export const handler = async (event: PlanEvent | null, context: Context): Promise<PlanOutput> => {
   logger.addContext(context);
   let connection: PgConnection | undefined;
   try {
@@ -50,7 +55,7 @@ export const handler = async (event: PlanEvent | null, context: LambdaContext): 
     const trigger = parseTrigger(event?.trigger);
     const databases = requestedDatabases(event?.databases, config);
     await loadEncryption(config);
-    connection = await readConnection();
+    connection = await readConnection(process.env, secrets);
     const plan = await planBackup(connection, {
       databases: databases ?? config.databases,
       exclude: config.exclude,

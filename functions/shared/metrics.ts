@@ -1,3 +1,4 @@
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { DumpResult } from '../core/backup';
 
 /** CloudWatch namespace of Dump Bag's own metrics; the alarms in infra/ read the same constants. */
@@ -12,31 +13,18 @@ export const DATABASE_DIMENSION = 'Database';
 /** Dimension holding the service name: every database's dumps together. */
 export const SERVICE_DIMENSION = 'Service';
 
-/**
- * One CloudWatch Embedded Metric Format line for a finished dump, per database and for the whole
- * service. Written straight to stdout: Lambda's console.log would prefix it and hide the JSON.
- */
-export function dumpMetricsLine(result: DumpResult, service: string, now = Date.now()): string {
-  return JSON.stringify({
-    _aws: {
-      Timestamp: now,
-      CloudWatchMetrics: [
-        {
-          Namespace: METRIC_NAMESPACE,
-          Dimensions: [[DATABASE_DIMENSION], [SERVICE_DIMENSION]],
-          Metrics: [{ Name: DUMP_SUCCEEDED_METRIC, Unit: 'Count' }],
-        },
-      ],
-    },
-    [DATABASE_DIMENSION]: result.database,
-    [SERVICE_DIMENSION]: service,
-    [DUMP_SUCCEEDED_METRIC]: result.status === 'ok' ? 1 : 0,
-  });
-}
+/** One metrics client per container; it writes Embedded Metric Format lines to stdout. */
+const metrics = new Metrics({ namespace: METRIC_NAMESPACE });
+// Powertools adds a lowercase `service` to every dimension set; the alarms read `Database` and `Service` alone.
+metrics.clearDefaultDimensions();
 
+/** Publishes DumpSucceeded for a finished dump, per database and for the whole service. */
 export function emitDumpMetrics(
   result: DumpResult,
   service = process.env.POWERTOOLS_SERVICE_NAME ?? 'dump-bag',
-) {
-  process.stdout.write(`${dumpMetricsLine(result, service)}\n`);
+): void {
+  metrics.addDimensions({ [DATABASE_DIMENSION]: result.database });
+  metrics.addDimensions({ [SERVICE_DIMENSION]: service });
+  metrics.addMetric(DUMP_SUCCEEDED_METRIC, MetricUnit.Count, result.status === 'ok' ? 1 : 0);
+  metrics.publishStoredMetrics();
 }
