@@ -1,81 +1,79 @@
 /**
- * Backups of the reference workload under several settings, in turn, to compare one lever at a time:
+ * Backups under several settings, in turn, to compare one lever at a time:
  *
- *   node --import tsx bench/ab.ts '{"8x4":{"DUMP_BAG_PART_SIZE_MIB":"8","DUMP_BAG_UPLOAD_CONCURRENCY":"4"},"6x3":{}}' [ROUNDS]
+ *   node --import tsx bench/ab.ts [--rounds 4] [--size reference|small] [--s3 sink|local] \
+ *     '{"8x4":{"DUMP_BAG_PART_SIZE_MIB":"8","DUMP_BAG_UPLOAD_CONCURRENCY":"4"},"6x3":{}}'
  *
  * Each variant is environment variables for the backup process; `BIN` names another checkout's
  * bin/dump-bag.js (e.g. an older commit unpacked with `git archive`) to compare code. Prints the median
- * wall time, own CPU and peak RSS of each. Needs the workload `npm run bench` made.
+ * and range of wall time, own CPU and peak RSS of each.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { startLocalPostgres, startLocalS3 } from '../cli/local/services';
-import { measure, median } from './measure';
-import { ensureWorkload } from './workload';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startLocalPostgres } from '../cli/local/services';
+import { benchKeys } from './keys';
+import { median } from './measure';
+import { parseS3Choices, startS3Target } from './s3-targets';
+import { backupOnce } from './scenarios/backup';
+import { ensureWorkload, WORKLOADS, type WorkloadSize } from './workload';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = join(root, '.dump-bag', 'bench');
-const variants = JSON.parse(process.argv[2] ?? '{}') as Record<string, Record<string, string>>;
-const rounds = Number(process.argv[3] ?? 4);
-if (Object.keys(variants).length === 0) {
-  console.error('usage: bench/ab.ts \'{"name":{"ENV":"value"},…}\' [rounds]');
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    rounds: { type: 'string', default: '4' },
+    size: { type: 'string', default: 'reference' },
+    s3: { type: 'string', default: 'sink' },
+  },
+});
+const variants = JSON.parse(positionals[0] ?? '{}') as Record<string, Record<string, string>>;
+const rounds = Number(values.rounds);
+if (Object.keys(variants).length === 0 || !(values.size in WORKLOADS) || !(rounds >= 1)) {
+  console.error(
+    'usage: bench/ab.ts [--rounds N] [--size reference|small] [--s3 sink|local] \'{"name":{"ENV":"value"},…}\'',
+  );
   process.exit(2);
 }
+const [choice = 'sink'] = parseS3Choices([values.s3]);
 
+mkdirSync(join(benchDir, 'tmp'), { recursive: true });
 const postgres = process.env.PGHOST ? undefined : await startLocalPostgres(join(benchDir, 'postgres'));
-const s3 = await startLocalS3(join(benchDir, 's3'), 'dump-bag-bench');
+const s3 = await startS3Target(choice, benchDir);
 try {
   const pgEnv = postgres?.env ?? {};
-  const { database } = await ensureWorkload({ ...process.env, ...pgEnv }, 'reference');
-  const usageFile = join(benchDir, 'tmp', `usage-ab-${process.pid}.json`);
+  const { database } = await ensureWorkload({ ...process.env, ...pgEnv }, values.size as WorkloadSize);
+  const keys = await benchKeys(benchDir);
   const results: Record<string, { wall: number[]; cpu: number[]; rss: number[] }> = {};
   for (let round = 0; round < rounds; round++) {
     for (const [name, env] of Object.entries(variants)) {
-      rmSync(usageFile, { force: true });
-      const run = await measure(
-        [
-          process.execPath,
-          '--import',
-          pathToFileURL(join(root, 'bench', 'probe.mjs')).href,
-          env.BIN ?? join(root, 'bin', 'dump-bag.js'),
-          'backup',
-          '--json',
-        ],
-        {
-          env: {
-            ...process.env,
-            ...pgEnv,
-            ...s3.env,
-            DUMP_BAG_DATABASES: database,
-            DUMP_BAG_ENCRYPTION: 'gpg',
-            DUMP_BAG_PUBLIC_KEYS: join(benchDir, 'keys', 'bench-public.asc'),
-            DUMP_BAG_BENCH_USAGE_FILE: usageFile,
-            ...env,
-          },
-          scratch: join(benchDir, 'tmp'),
-        },
-      );
-      if (run.code !== 0) throw new Error(`${name}: dump-bag backup exited ${run.code}: ${run.stderr}`);
-      const usage = JSON.parse(readFileSync(usageFile, 'utf8')) as {
-        userSeconds: number;
-        systemSeconds: number;
-        maxRssBytes: number;
-      };
+      await s3.empty();
+      const run = await backupOnce({
+        root,
+        scratch: join(benchDir, 'tmp'),
+        env: { ...process.env, ...pgEnv, ...env },
+        s3,
+        database,
+        publicFile: keys.publicFile,
+        bin: env.BIN,
+      });
       results[name] ??= { wall: [], cpu: [], rss: [] };
       const result = results[name];
       result.wall.push(run.wallSeconds);
-      result.cpu.push(usage.userSeconds + usage.systemSeconds);
-      result.rss.push(usage.maxRssBytes / 1024 / 1024);
+      result.cpu.push(run.cpuSeconds);
+      result.rss.push(run.peakRssBytes / 1024 / 1024);
       console.error(
-        `[ab] ${round + 1}/${rounds} ${name}: ${run.wallSeconds.toFixed(2)} s, CPU ${(usage.userSeconds + usage.systemSeconds).toFixed(2)} s, ${(usage.maxRssBytes / 1024 / 1024).toFixed(0)} MiB`,
+        `[ab] ${round + 1}/${rounds} ${name}: ${run.wallSeconds.toFixed(2)} s, CPU ${run.cpuSeconds.toFixed(2)} s, ${(run.peakRssBytes / 1024 / 1024).toFixed(0)} MiB`,
       );
     }
   }
+  const range = (v: number[]) => `${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)}`;
   for (const [name, r] of Object.entries(results)) {
     console.log(
-      `${name.padEnd(16)} wall ${median(r.wall).toFixed(2)} s   CPU ${median(r.cpu).toFixed(2)} s   peak RSS ${median(r.rss).toFixed(0)} MiB (max ${Math.max(...r.rss).toFixed(0)})`,
+      `${name.padEnd(16)} wall ${median(r.wall).toFixed(2)} s (${range(r.wall)})   CPU ${median(r.cpu).toFixed(2)} s (${range(r.cpu)})   peak RSS ${median(r.rss).toFixed(0)} MiB (max ${Math.max(...r.rss).toFixed(0)})`,
     );
   }
 } finally {

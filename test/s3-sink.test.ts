@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type S3Sink, startS3Sink } from '../cli/local/start-s3-sink';
 import { runBackup } from '../functions/core/backup';
 import { getDump, listDumps } from '../functions/core/catalog';
+import { libpqEnv } from '../functions/core/databases';
 import { encryptStream } from '../functions/core/encrypt';
 import { loadKeys } from '../functions/core/keys';
 import { resolvePgDump, startPgDump } from '../functions/core/pg-dump';
@@ -31,7 +32,7 @@ describe('the bench S3 sink', () => {
     await createDatabase(
       database,
       `CREATE TABLE items (id int PRIMARY KEY, note text);
-       INSERT INTO items SELECT i, md5(i::text) FROM generate_series(1, 50000) i;`,
+       INSERT INTO items SELECT i, md5(i::text) || md5((i * 7919)::text) FROM generate_series(1, 200000) i;`,
     );
   });
 
@@ -51,9 +52,14 @@ describe('the bench S3 sink', () => {
     };
     const summary = await runBackup(
       { s3: client, bucket: sink.bucket, connection, pgDump: {}, retention: RETENTION },
-      { config: { exclude: [], encryption: 'gpg', databases: [database], publicKeys: keys }, trigger: 'manual' },
+      {
+        config: { exclude: [], encryption: 'gpg', databases: [database], publicKeys: keys },
+        trigger: 'manual',
+      },
     );
-    expect(summary.results.map((r) => [r.database, r.status, r.error])).toEqual([[database, 'ok', undefined]]);
+    expect(summary.results.map((r) => [r.database, r.status, r.error])).toEqual([
+      [database, 'ok', undefined],
+    ]);
 
     // The record was put, listed and read back through the sink, as the API and retention read it.
     const record = await getDump(client, sink.bucket, database, 'latest');
@@ -67,10 +73,11 @@ describe('the bench S3 sink', () => {
       binary: resolvePgDump({}, Number.parseInt(record.serverVersion, 10)),
       database,
       compression: '1',
-      connectionEnv: { PGHOST: env.PGHOST, PGPORT: env.PGPORT, PGUSER: env.PGUSER, PGPASSWORD: env.PGPASSWORD },
+      connectionEnv: libpqEnv(connection),
     });
     const encrypted = await encryptStream(again.stdout, { mode: 'gpg', recipients: await loadKeys(keys) });
-    expect(record.bytes).toBeGreaterThan(500_000);
+    // More than one 5 MiB part: the multipart calls were taken, not a single PutObject.
+    expect(record.bytes).toBeGreaterThan(6 * 1024 * 1024);
     expect(await countBytes(encrypted)).toBe(record.bytes);
 
     // A large body was only counted, never kept: reading it back is refused by name.

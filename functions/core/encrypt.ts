@@ -42,13 +42,12 @@ export interface EncryptorLayout {
   readonly pieceBytes?: number;
   /** Bytes the writable side may hold before it pushes back on pg_dump's pipe. @default 1 MiB */
   readonly bufferBytes?: number;
-  /** Milliseconds to let a trickling input gather in its pipe before taking more. @default 1 */
+  /** Milliseconds to let a trickling input gather before taking more (0: take each piece at once). @default 1 */
   readonly coalesceMs?: number;
 }
 
 /** Input pieces smaller than this mean the writer is slower than we are. */
 const SMALL_PIECE = 16 * 1024;
-const napCell = new Int32Array(new SharedArrayBuffer(4));
 
 /** Wraps a byte stream in an OpenPGP message for the recipients (or the passphrase); `none` passes it through. */
 export async function encryptStream(input: Readable, encryption: Encryption): Promise<Readable> {
@@ -180,6 +179,7 @@ class SeipdEncryptor extends Transform {
   private readonly mdc: Hash = createHash('sha1');
   private readonly pieceBytes: number;
   private readonly coalesceMs: number;
+  private gathering: NodeJS.Timeout | undefined;
 
   constructor(
     keyPackets: Buffer,
@@ -208,16 +208,24 @@ class SeipdEncryptor extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    settle(callback, () => {
-      this.literal.write(chunk);
-      // pg_dump writes 4 KiB at a time; waking for each costs more CPU than encrypting it. A short
-      // nap when pieces come small lets the pipe gather tens of kilobytes per read instead (the
-      // pipe holds far more than a millisecond of pg_dump's output, so pg_dump never waits).
-      // Only when nothing else is queued: input that is already here is taken at once.
-      if (this.coalesceMs > 0 && chunk.length < SMALL_PIECE && this.writableLength <= chunk.length) {
-        Atomics.wait(napCell, 0, 0, this.coalesceMs);
-      }
-    });
+    // pg_dump writes 4 KiB at a time; taking each alone costs more CPU than encrypting it. When a
+    // piece comes small and nothing else waits, its callback is held on a timer (the event loop
+    // stays free), so the writes that arrive meanwhile are taken together when it fires.
+    const trickling =
+      this.coalesceMs > 0 && chunk.length < SMALL_PIECE && this.writableLength <= chunk.length;
+    if (!trickling) {
+      settle(callback, () => this.literal.write(chunk));
+      return;
+    }
+    this.gathering = setTimeout(() => {
+      this.gathering = undefined;
+      settle(callback, () => this.literal.write(chunk));
+    }, this.coalesceMs);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    clearTimeout(this.gathering);
+    callback(error);
   }
 
   override _flush(callback: TransformCallback): void {
