@@ -30,13 +30,14 @@ export async function pinServer(env: NodeJS.ProcessEnv, cpus: string): Promise<n
     database: 'postgres',
   });
   await client.connect();
-  let backend: number;
+  let postmaster: number | undefined;
   try {
-    backend = Number((await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
+    const backend = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+    // Read while the connection lives: its backend process ends with it.
+    postmaster = parentOf(Number(backend));
   } finally {
     await client.end();
   }
-  const postmaster = parentOf(backend);
   if (!postmaster || postmaster <= 1) {
     throw new Error('--one-core: the PostgreSQL server is not a process of this machine (PGHOST is remote?)');
   }
