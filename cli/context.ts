@@ -1,20 +1,22 @@
 import type { BackupTarget } from '../functions/core/backup';
 import type { DumpBagConfig } from '../functions/core/config';
+import { connectionFromEnv } from '../functions/core/libpq';
 import { createS3Client } from '../functions/core/s3';
+import { setting } from '../functions/core/settings';
 
 /** A backup target from the environment: libpq's PG* variables and the AWS SDK's own. */
 export function targetFromEnv(config: DumpBagConfig, env: NodeJS.ProcessEnv = process.env): BackupTarget {
-  const partMiB = env.DUMP_BAG_PART_SIZE_MIB ? Number(env.DUMP_BAG_PART_SIZE_MIB) : undefined;
-  const concurrency = env.DUMP_BAG_UPLOAD_CONCURRENCY ? Number(env.DUMP_BAG_UPLOAD_CONCURRENCY) : undefined;
+  const partMiB = setting('partSizeMiB', env);
+  const concurrency = setting('uploadConcurrency', env);
   return {
     s3: createS3Client(env),
     bucket: config.bucket,
-    // Empty: pg and pg_dump read PGHOST, PGPORT, PGUSER, PGPASSWORD, PGSSLMODE themselves.
-    connection: {},
+    // libpq's PG* variables from `env`, so a caller's environment applies to pg and pg_dump alike.
+    connection: connectionFromEnv(env),
     pgDump: { pgDumpPath: config.pgDumpPath, pgRoot: config.pgRoot },
     compression: config.compression,
     retention: config.retention,
-    upload: { partSize: partMiB ? partMiB * 1024 * 1024 : undefined, concurrency },
+    upload: { partSize: partMiB * 1024 * 1024, concurrency },
   };
 }
 

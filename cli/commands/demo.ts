@@ -5,6 +5,8 @@ import pg from 'pg';
 import type { DumpResult } from '../../functions/core/backup';
 import { readConfig } from '../../functions/core/config';
 import { errorMessage } from '../../functions/core/errors';
+import { connectionFromEnv, pgClientConfig } from '../../functions/core/libpq';
+import { SETTINGS } from '../../functions/core/settings';
 import { formatBytes } from '../context';
 import { type LocalPostgres, type LocalS3, startLocalPostgres, startLocalS3 } from '../local/services';
 import { backupFromEnv } from './backup';
@@ -13,6 +15,8 @@ export const usage =
   'dump-bag demo   start a local PostgreSQL and S3 server with demo data (unless PG*/AWS* say otherwise) and back up';
 
 const BUCKET = 'dump-bag-demo';
+const BUCKET_ENV = SETTINGS.bucket.env;
+const KEYS_ENV = SETTINGS.publicKeys.env;
 /** Demo databases; one name shows that any character PostgreSQL allows is fine. */
 const DEMO_DATABASES = ['shop', 'café "analytics"'];
 
@@ -22,26 +26,15 @@ function sh(word: string): string {
 }
 
 async function seed(env: Record<string, string>): Promise<void> {
-  const admin = new pg.Client({
-    host: env.PGHOST,
-    port: Number(env.PGPORT),
-    user: env.PGUSER,
-    password: env.PGPASSWORD,
-    database: 'postgres',
-  });
+  const connection = connectionFromEnv(env);
+  const admin = new pg.Client(pgClientConfig(connection, 'postgres'));
   await admin.connect();
   try {
     for (const name of DEMO_DATABASES) {
       const exists = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
       if (exists.rowCount) continue;
       await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
-      const db = new pg.Client({
-        host: env.PGHOST,
-        port: Number(env.PGPORT),
-        user: env.PGUSER,
-        password: env.PGPASSWORD,
-        database: name,
-      });
+      const db = new pg.Client(pgClientConfig(connection, name));
       await db.connect();
       await db.query(`
         CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL);
@@ -87,16 +80,16 @@ export async function run(): Promise<number> {
     } else {
       console.log(`Using the PostgreSQL server at ${process.env.PGHOST} (PGHOST is set).`);
     }
-    if (!process.env.DUMP_BAG_BUCKET) {
+    if (!process.env[BUCKET_ENV]) {
       console.log('Starting an S3 API server on 127.0.0.1, data in .dump-bag/s3 …');
       s3 = await startLocalS3(join(state, 's3'), BUCKET);
       Object.assign(process.env, s3.env);
     } else {
-      console.log(`Using the bucket ${process.env.DUMP_BAG_BUCKET} (DUMP_BAG_BUCKET is set).`);
+      console.log(`Using the bucket ${process.env[BUCKET_ENV]} (${BUCKET_ENV} is set).`);
     }
-    if (!process.env.DUMP_BAG_PUBLIC_KEYS && !process.env.DUMP_BAG_ENCRYPTION) {
+    if (!process.env[KEYS_ENV] && !process.env[SETTINGS.encryption.env]) {
       const keys = await demoKeys(join(state, 'keys'));
-      process.env.DUMP_BAG_PUBLIC_KEYS = keys.publicKey;
+      process.env[KEYS_ENV] = keys.publicKey;
       secretKey = keys.secretKey;
     }
     const config = readConfig();

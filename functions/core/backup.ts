@@ -1,10 +1,11 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { type DumpRecord, deleteDump, writeRecord } from './catalog';
 import type { DumpBagConfig, RetentionPolicy, Trigger } from './config';
-import { type BackupPlan, libpqEnv, type PgConnection, planBackup, type ServerInfo } from './databases';
+import { type BackupPlan, type PgConnection, planBackup, type ServerInfo } from './databases';
 import { encryptStream } from './encrypt';
 import { DeadlineError, DumpBagError, errorMessage, UploadError } from './errors';
 import { type Encryption, loadEncryption } from './keys';
+import { connectionSecrets, libpqEnv } from './libpq';
 import { dumpId, dumpKey } from './naming';
 import {
   defaultCompression,
@@ -16,6 +17,7 @@ import {
   resolvePgDump,
   startPgDump,
 } from './pg-dump';
+import { redact } from './redact';
 import { pruneDatabase } from './retention';
 import { uploadStream } from './upload';
 
@@ -77,10 +79,6 @@ function cachedVersion(binary: PgDumpBinary): Promise<string> {
   return version;
 }
 
-function secretsOf(connection: PgConnection): string[] {
-  return [connection.password, process.env.PGPASSWORD].filter((s): s is string => Boolean(s));
-}
-
 /**
  * Dumps one database: pg_dump → OpenPGP → S3, then its record, then retention of its older dumps.
  * Any failure aborts the upload and is returned as a failed result; older dumps are left alone.
@@ -90,8 +88,8 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
   const seconds = () => (Date.now() - started.getTime()) / 1000;
   const { database, encryption } = request;
   const key = dumpKey(database, dumpId(started), encryption.mode !== 'none');
-  const redact = secretsOf(target.connection);
-  const scrub = (text: string) => redact.reduce((t, s) => t.split(s).join('***'), text);
+  const secrets = connectionSecrets(target.connection);
+  const scrub = (text: string) => redact(text, secrets);
   let firstError: unknown;
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -103,7 +101,7 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
       database,
       compression,
       connectionEnv: libpqEnv(target.connection),
-      redact,
+      redact: secrets,
     });
     run.stdout.on('error', (error) => {
       // pg_dump's own failures explain the rest; a cancellation caused by an S3 failure does not.
@@ -232,10 +230,7 @@ export async function runBackup(target: BackupTarget, request: BackupRequest): P
     encryption = keys.value;
     plan = planned.value;
   } catch (error) {
-    const message = secretsOf(target.connection).reduce(
-      (t, s) => t.split(s).join('***'),
-      errorMessage(error),
-    );
+    const message = redact(errorMessage(error), connectionSecrets(target.connection));
     return { ok: false, results: [], error: message };
   }
   const results: DumpResult[] = [];

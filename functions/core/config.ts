@@ -1,6 +1,7 @@
-import { ConfigError } from './errors';
+import type { EncryptionMode } from './settings';
+import { requiredSetting, SETTINGS, SettingError, setting } from './settings';
 
-export type EncryptionMode = 'gpg' | 'passphrase' | 'none';
+export type { EncryptionMode };
 export type Trigger = 'schedule' | 'manual';
 
 export interface RetentionPolicy {
@@ -34,80 +35,50 @@ export interface DumpBagConfig {
 
 type Env = Record<string, string | undefined>;
 
-/** Splits a comma list; `\,` keeps a comma inside a name, blanks around entries are dropped. */
-export function parseList(value: string | undefined): string[] {
-  if (value === undefined || value.trim() === '') return [];
-  const out: string[] = [];
-  let current = '';
-  for (let i = 0; i < value.length; i++) {
-    const c = value[i];
-    if (c === '\\' && i + 1 < value.length) {
-      current += value[++i];
-    } else if (c === ',') {
-      out.push(current);
-      current = '';
-    } else {
-      current += c;
-    }
-  }
-  out.push(current);
-  return out.map((s) => s.trim()).filter((s) => s.length > 0);
-}
-
-function parseWholeNumber(env: Env, name: string, fallback: number, min: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
-  const value = Number(raw);
-  if (value < min) throw new ConfigError(`${name} must be at least ${min}, got ${value}`);
-  return value;
-}
+export { parseList } from './setting-parsers';
 
 export function readRetentionPolicy(env: Env = process.env): RetentionPolicy {
   return {
-    retentionDays: parseWholeNumber(env, 'DUMP_BAG_RETENTION_DAYS', 30, 1),
-    manualRetentionDays: parseWholeNumber(env, 'DUMP_BAG_MANUAL_RETENTION_DAYS', 7, 1),
-    keepMin: parseWholeNumber(env, 'DUMP_BAG_KEEP_MIN', 3, 1),
+    retentionDays: setting('retentionDays', env),
+    manualRetentionDays: setting('manualRetentionDays', env),
+    keepMin: setting('keepMin', env),
   };
 }
 
 export function readBucket(env: Env = process.env): string {
-  const bucket = env.DUMP_BAG_BUCKET?.trim();
-  if (!bucket) throw new ConfigError('DUMP_BAG_BUCKET is not set: name the S3 bucket that holds the dumps');
-  return bucket;
+  return requiredSetting('bucket', env);
 }
 
-/** Reads Dump Bag's settings from the environment; throws a ConfigError naming the variable at fault. */
+/** Reads Dump Bag's settings from the environment; throws a SettingError naming the variable at fault. */
 export function readConfig(env: Env = process.env): DumpBagConfig {
   const bucket = readBucket(env);
-  const encryption = (env.DUMP_BAG_ENCRYPTION?.trim() || 'gpg') as EncryptionMode;
-  if (!['gpg', 'passphrase', 'none'].includes(encryption)) {
-    throw new ConfigError(`DUMP_BAG_ENCRYPTION must be gpg, passphrase or none, got "${encryption}"`);
-  }
-  const publicKeys = env.DUMP_BAG_PUBLIC_KEYS?.trim() || undefined;
-  const passphraseFile = env.DUMP_BAG_PASSPHRASE_FILE?.trim() || undefined;
+  const encryption = setting('encryption', env);
+  const publicKeys = setting('publicKeys', env);
+  const passphraseFile = setting('passphraseFile', env);
   if (encryption === 'gpg' && !publicKeys) {
-    throw new ConfigError(
-      "DUMP_BAG_PUBLIC_KEYS is not set: give a file or folder of armored public keys or the URL of a bag's /keys (or set DUMP_BAG_ENCRYPTION=none to store plaintext)",
+    throw new SettingError(
+      `${SETTINGS.publicKeys.env} is not set: give a file or folder of armored public keys or the URL of a bag's /keys (or set ${SETTINGS.encryption.env}=none to store plaintext)`,
+      SETTINGS.publicKeys.env,
     );
   }
   if (encryption === 'passphrase' && !passphraseFile) {
-    throw new ConfigError(
-      'DUMP_BAG_ENCRYPTION=passphrase needs DUMP_BAG_PASSPHRASE_FILE, the file holding the passphrase',
+    throw new SettingError(
+      `${SETTINGS.encryption.env}=passphrase needs ${SETTINGS.passphraseFile.env}, the file holding the passphrase`,
+      SETTINGS.passphraseFile.env,
     );
   }
-  const databases = parseList(env.DUMP_BAG_DATABASES);
+  const databases = setting('databases', env);
   return {
     bucket,
     databases: databases.length > 0 ? databases : undefined,
-    exclude: parseList(env.DUMP_BAG_EXCLUDE),
+    exclude: setting('exclude', env),
     encryption,
     publicKeys,
-    recipients: env.DUMP_BAG_RECIPIENTS?.trim() || undefined,
+    recipients: setting('recipients', env),
     passphraseFile,
     retention: readRetentionPolicy(env),
-    pgDumpPath: env.DUMP_BAG_PG_DUMP?.trim() || undefined,
-    pgRoot: env.DUMP_BAG_PG_ROOT?.trim() || undefined,
-    compression: env.DUMP_BAG_COMPRESSION?.trim() || undefined,
+    pgDumpPath: setting('pgDump', env),
+    pgRoot: setting('pgRoot', env),
+    compression: setting('compression', env),
   };
 }

@@ -1,16 +1,7 @@
 import pg from 'pg';
+import { type PgConnection, pgClientConfig } from './libpq';
 
-/** How to reach the server; anything left out falls back to libpq's own PG* variables. */
-export interface PgConnection {
-  readonly host?: string;
-  readonly port?: number;
-  readonly user?: string;
-  readonly password?: string;
-  /** libpq's sslmode: disable, allow, prefer, require, verify-ca, verify-full. */
-  readonly sslmode?: string;
-  /** The database to connect to for listing the others. @default PGDATABASE or postgres */
-  readonly maintenanceDatabase?: string;
-}
+export type { PgConnection } from './libpq';
 
 export interface ServerInfo {
   /** `SHOW server_version`, e.g. "15.8". */
@@ -36,33 +27,8 @@ export interface DatabaseSelection {
   readonly exclude?: readonly string[];
 }
 
-/** The same connection as environment variables for libpq (pg_dump, psql): PGHOST, PGPORT… */
-export function libpqEnv(conn: PgConnection): Record<string, string> {
-  const env: Record<string, string> = {};
-  if (conn.host !== undefined) env.PGHOST = conn.host;
-  if (conn.port !== undefined) env.PGPORT = String(conn.port);
-  if (conn.user !== undefined) env.PGUSER = conn.user;
-  if (conn.password !== undefined) env.PGPASSWORD = conn.password;
-  if (conn.sslmode !== undefined) env.PGSSLMODE = conn.sslmode;
-  return env;
-}
-
 function clientConfig(conn: PgConnection): pg.ClientConfig {
-  const sslmode = conn.sslmode ?? process.env.PGSSLMODE;
-  let ssl: pg.ClientConfig['ssl'];
-  if (sslmode === 'require' || sslmode === 'prefer' || sslmode === 'allow')
-    ssl = { rejectUnauthorized: false };
-  else if (sslmode === 'verify-ca' || sslmode === 'verify-full') ssl = { rejectUnauthorized: true };
-  return {
-    host: conn.host,
-    port: conn.port,
-    user: conn.user,
-    password: conn.password,
-    database: conn.maintenanceDatabase ?? process.env.PGDATABASE ?? 'postgres',
-    ssl,
-    connectionTimeoutMillis: 15_000,
-    application_name: 'dump-bag',
-  };
+  return { ...pgClientConfig(conn), connectionTimeoutMillis: 15_000, application_name: 'dump-bag' };
 }
 
 /** Lists the databases to dump, their sizes and the server's version. */

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import { ConfigError, PgDumpError } from './errors';
+import { redact } from './redact';
 
 /** Where the Lambda layer puts `<major>/bin/pg_dump` and `<major>/lib`. */
 export const LAYER_PG_ROOT = '/opt/pg';
@@ -141,12 +142,7 @@ export function startPgDump(options: StartPgDumpOptions): PgDumpRun {
       child.once('close', (code, signal) => resolve({ code, signal }));
     },
   );
-  const redact = (options.redact ?? []).filter((s) => s.length > 0);
-  const tail = (): string => {
-    let text = stderr.toString('utf8').trim();
-    for (const secret of redact) text = text.split(secret).join('***');
-    return text;
-  };
+  const tail = (): string => redact(stderr.toString('utf8').trim(), options.redact ?? []);
 
   let head = Buffer.alloc(0);
   let seen = 0;

@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { chunksOf } from './chunks';
 import { errorMessage, UploadError } from './errors';
+import { SETTINGS } from './settings';
 
 const MiB = 1024 * 1024;
 /** S3's limits: parts of 5 MiB at least (but the last) and 5 GiB at most, 10,000 parts at most. */
@@ -20,8 +21,8 @@ const MAX_PARTS = 10_000;
  * 6 MiB parts, 3 in flight: the reference dump's peak RSS was 158–160 MiB with 8 MiB parts and 153 MiB
  * with 6 (at 3 or 4 in flight alike); on S3 three parts in flight carry far more than pg_dump writes.
  */
-const DEFAULT_PART = 6 * MiB;
-const DEFAULT_CONCURRENCY = 3;
+const DEFAULT_PART = SETTINGS.partSizeMiB.default * MiB;
+const DEFAULT_CONCURRENCY = SETTINGS.uploadConcurrency.default;
 
 export interface UploadOptions {
   readonly client: S3Client;

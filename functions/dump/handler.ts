@@ -6,13 +6,14 @@ import { readConfig, type Trigger } from '../core/config';
 import type { PgConnection, ServerInfo } from '../core/databases';
 import { errorMessage, ValidationError } from '../core/errors';
 import { loadEncryption } from '../core/keys';
+import { connectionSecrets } from '../core/libpq';
 import { assertDatabaseName } from '../core/naming';
+import { redact } from '../core/redact';
 import { createS3Client } from '../core/s3';
 import { readConnection } from '../shared/connection';
 import type { DumpEvent } from '../shared/events';
 import { logger } from '../shared/lambda';
 import { emitDumpMetrics } from '../shared/metrics';
-import { redact } from '../shared/redact';
 
 /**
  * Time kept back from the Lambda timeout: aborting the multipart upload, returning the result and
@@ -76,7 +77,7 @@ export const handler = async (event: DumpEvent, context: Context): Promise<DumpR
       database,
       status: 'failed',
       seconds: (Date.now() - started) / 1000,
-      error: redact(errorMessage(error), [connection?.password]),
+      error: redact(errorMessage(error), connectionSecrets(connection)),
     };
   }
   emitDumpMetrics(result);

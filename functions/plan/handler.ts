@@ -4,11 +4,12 @@ import { readConfig, type Trigger } from '../core/config';
 import { type PgConnection, planBackup } from '../core/databases';
 import { ConfigError, errorMessage, ValidationError } from '../core/errors';
 import { loadEncryption } from '../core/keys';
+import { connectionSecrets } from '../core/libpq';
 import { assertDatabaseName } from '../core/naming';
+import { redact } from '../core/redact';
 import { readConnection } from '../shared/connection';
 import type { PlanEvent, PlanOutput } from '../shared/events';
 import { logger } from '../shared/lambda';
-import { redact } from '../shared/redact';
 
 // Built once per container and reused by every invocation it serves.
 const secrets = new SecretsManagerClient({});
@@ -71,7 +72,7 @@ export const handler = async (event: PlanEvent | null, context: Context): Promis
     });
     return { trigger, server: plan.server, databases: plan.databases };
   } catch (error: unknown) {
-    const message = redact(errorMessage(error), [connection?.password]);
+    const message = redact(errorMessage(error), connectionSecrets(connection));
     logger.error('planning the backup failed', { error: message });
     const failure = new Error(message);
     failure.name = error instanceof Error ? error.name : 'Error';

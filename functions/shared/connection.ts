@@ -1,9 +1,7 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { PgConnection } from '../core/databases';
 import { ConfigError, errorMessage } from '../core/errors';
-
-/** The environment variable naming the Secrets Manager secret that holds the database login. */
-export const DB_SECRET_ENV = 'DUMP_BAG_DB_SECRET_ARN';
+import { connectionFromEnv, type PgConnection } from '../core/libpq';
+import { setting } from '../core/settings';
 
 type Env = Record<string, string | undefined>;
 
@@ -35,12 +33,8 @@ export async function readConnection(
   env: Env = process.env,
   client: SecretsManagerClient = new SecretsManagerClient({}),
 ): Promise<PgConnection> {
-  const secretId = env[DB_SECRET_ENV]?.trim();
-  const fromEnv: PgConnection = {
-    host: env.PGHOST?.trim() || undefined,
-    port: env.PGPORT?.trim() ? Number(env.PGPORT) : undefined,
-    sslmode: env.PGSSLMODE?.trim() || undefined,
-  };
+  const secretId = setting('dbSecretArn', env);
+  const fromEnv = connectionFromEnv(env);
   if (!secretId) return fromEnv;
   let secretString: string | undefined;
   try {
@@ -74,6 +68,6 @@ export async function readConnection(
     user,
     password,
     sslmode: fromEnv.sslmode,
-    maintenanceDatabase: env.PGDATABASE?.trim() || text(secret.dbname),
+    maintenanceDatabase: fromEnv.maintenanceDatabase ?? text(secret.dbname),
   };
 }

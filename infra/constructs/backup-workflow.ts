@@ -6,6 +6,8 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { MAX_DATABASE_NAME_BYTES } from '../../functions/core/naming';
+import { SETTINGS } from '../../functions/core/settings';
 import { BagFunction, type RetentionSettings } from './bag-function';
 import type { DatabaseConnection } from './database-connection';
 import type { DumpBucket } from './dump-bucket';
@@ -82,7 +84,7 @@ export class BackupWorkflow extends Construct {
       );
     }
     for (const name of [...databases, ...exclude]) {
-      if (name.length === 0 || Buffer.byteLength(name) > 63 || name.includes('\0')) {
+      if (name.length === 0 || Buffer.byteLength(name) > MAX_DATABASE_NAME_BYTES || name.includes('\0')) {
         throw new Error(
           `BackupWorkflow: "${name}" in \`databases\`/\`exclude\` is not a PostgreSQL database name`,
         );
@@ -123,8 +125,8 @@ export class BackupWorkflow extends Construct {
     // The core's comma list: a comma inside a name is written `\,`.
     const list = (names: readonly string[]) =>
       names.map((n) => n.replace(/\\/g, '\\\\').replace(/,/g, '\\,')).join(',');
-    if (databases.length > 0) selection.DUMP_BAG_DATABASES = list(databases);
-    if (exclude.length > 0) selection.DUMP_BAG_EXCLUDE = list(exclude);
+    if (databases.length > 0) selection[SETTINGS.databases.env] = list(databases);
+    if (exclude.length > 0) selection[SETTINGS.exclude.env] = list(exclude);
 
     const placement = {
       vpc: connection.vpc,
@@ -139,7 +141,7 @@ export class BackupWorkflow extends Construct {
       logRetention,
       serviceName: props.serviceName,
       // The bucket's name only (the core's settings require one); the plan gets no right on it.
-      environment: { ...selection, DUMP_BAG_BUCKET: props.bucket.bucket.bucketName },
+      environment: { ...selection, [SETTINGS.bucket.env]: props.bucket.bucket.bucketName },
       ...placement,
     });
     connection.bind(this.planFunction);
@@ -155,7 +157,7 @@ export class BackupWorkflow extends Construct {
       serviceName: props.serviceName,
       environment: {
         ...selection,
-        ...(props.compression ? { DUMP_BAG_COMPRESSION: props.compression } : {}),
+        ...(props.compression ? { [SETTINGS.compression.env]: props.compression } : {}),
       },
       ...placement,
     });

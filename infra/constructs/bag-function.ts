@@ -10,6 +10,7 @@ import type * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import type { Construct } from 'constructs';
+import { SETTINGS } from '../../functions/core/settings';
 import type { DumpBucket } from './dump-bucket';
 
 /** The repository root: entries are given relative to it, and esbuild bundles from it. */
@@ -17,11 +18,11 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** Retention of dumps, as the dump function applies it and the API reports it. */
 export interface RetentionSettings {
-  /** Days scheduled dumps are kept. @default 30 */
+  /** Days scheduled dumps are kept. @default SETTINGS.retentionDays.default (30) */
   readonly days?: number;
-  /** Days manual (on-demand) dumps are kept. @default 7 */
+  /** Days manual (on-demand) dumps are kept. @default SETTINGS.manualRetentionDays.default (7) */
   readonly manualDays?: number;
-  /** Never keep fewer good dumps of a database than this. @default 3 */
+  /** Never keep fewer good dumps of a database than this. @default SETTINGS.keepMin.default (3) */
   readonly keepMin?: number;
 }
 
@@ -151,37 +152,38 @@ export class BagFunction extends NodejsFunction {
 
   /** DUMP_BAG_BUCKET, with the dump function's rights: write and delete under dumps/, read only the records. */
   bindDumpWriter(bucket: DumpBucket): this {
-    this.addEnvironment('DUMP_BAG_BUCKET', bucket.bucket.bucketName);
+    this.addEnvironment(SETTINGS.bucket.env, bucket.bucket.bucketName);
     bucket.grantDumpWrite(this);
     return this;
   }
 
   /** DUMP_BAG_BUCKET, with the API's rights: read and list under dumps/, nothing else. */
   bindDumpReader(bucket: DumpBucket): this {
-    this.addEnvironment('DUMP_BAG_BUCKET', bucket.bucket.bucketName);
+    this.addEnvironment(SETTINGS.bucket.env, bucket.bucket.bucketName);
     bucket.grantDumpRead(this);
     return this;
   }
 
   /** DUMP_BAG_DB_SECRET_ARN, with the right to read that one secret. */
   bindDatabaseSecret(secret: secretsmanager.ISecret): this {
-    this.addEnvironment('DUMP_BAG_DB_SECRET_ARN', secret.secretArn);
+    this.addEnvironment(SETTINGS.dbSecretArn.env, secret.secretArn);
     secret.grantRead(this);
     return this;
   }
 
   /** DUMP_BAG_STATE_MACHINE_ARN, with the right to start (only start) executions of it. */
   bindStateMachine(stateMachine: sfn.IStateMachine): this {
-    this.addEnvironment('DUMP_BAG_STATE_MACHINE_ARN', stateMachine.stateMachineArn);
+    this.addEnvironment(SETTINGS.stateMachineArn.env, stateMachine.stateMachineArn);
     stateMachine.grantStartExecution(this);
     return this;
   }
 
   /** DUMP_BAG_RETENTION_DAYS, DUMP_BAG_MANUAL_RETENTION_DAYS and DUMP_BAG_KEEP_MIN. */
   bindRetention(retention: RetentionSettings): this {
-    this.addEnvironment('DUMP_BAG_RETENTION_DAYS', String(retention.days ?? 30));
-    this.addEnvironment('DUMP_BAG_MANUAL_RETENTION_DAYS', String(retention.manualDays ?? 7));
-    this.addEnvironment('DUMP_BAG_KEEP_MIN', String(retention.keepMin ?? 3));
+    const { retentionDays, manualRetentionDays, keepMin } = SETTINGS;
+    this.addEnvironment(retentionDays.env, String(retention.days ?? retentionDays.default));
+    this.addEnvironment(manualRetentionDays.env, String(retention.manualDays ?? manualRetentionDays.default));
+    this.addEnvironment(keepMin.env, String(retention.keepMin ?? keepMin.default));
     return this;
   }
 }

@@ -8,13 +8,13 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { SETTINGS } from '../../functions/core/settings';
 import { BagFunction, type RetentionSettings } from './bag-function';
 import type { DumpBucket } from './dump-bucket';
 import type { PublicKeys } from './public-keys';
 
-/** Presigned URLs: 15 minutes by default, 12 hours at most (the API refuses longer). */
-const DEFAULT_URL_EXPIRY = Duration.seconds(900);
-const MAX_URL_EXPIRY_SECONDS = 43_200;
+/** Presigned URLs: the API's default and limits (the API refuses longer). */
+const URL_EXPIRY = SETTINGS.urlExpirySeconds;
 
 /** Who may call the API's private routes. */
 export type ApiAuthorization =
@@ -94,9 +94,12 @@ export class DumpApi extends Construct {
         `DumpApi: \`authorization.type\` must be 'iam' or 'jwt', got '${(authorization as { type: string }).type}'`,
       );
     }
-    const urlExpiry = props.urlExpiry ?? DEFAULT_URL_EXPIRY;
+    const urlExpiry = props.urlExpiry ?? Duration.seconds(URL_EXPIRY.default);
     const expirySeconds = urlExpiry.toSeconds();
-    if (!Token.isUnresolved(expirySeconds) && (expirySeconds < 1 || expirySeconds > MAX_URL_EXPIRY_SECONDS)) {
+    if (
+      !Token.isUnresolved(expirySeconds) &&
+      (expirySeconds < URL_EXPIRY.parser.min || expirySeconds > URL_EXPIRY.parser.max)
+    ) {
       throw new Error(
         `DumpApi: \`urlExpiry\` must be from 1 second to 12 hours, got ${urlExpiry.toHumanString()}; a download link should be short-lived`,
       );
@@ -114,7 +117,7 @@ export class DumpApi extends Construct {
       timeout: Duration.seconds(29),
       logRetention,
       serviceName: props.serviceName,
-      environment: { DUMP_BAG_URL_EXPIRY_SECONDS: String(expirySeconds) },
+      environment: { [URL_EXPIRY.env]: String(expirySeconds) },
     });
     this.function
       .bindDumpReader(props.bucket)

@@ -3,6 +3,7 @@ import { isAbsolute, join } from 'node:path';
 import { Annotations, DockerImage } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
+import { SETTINGS } from '../../functions/core/settings';
 import { REPO_ROOT } from './bag-function';
 
 /** Where the keys layer puts the key files in the function's file system. */
@@ -107,8 +108,8 @@ export class PublicKeys extends Construct {
 
   /** DUMP_BAG_PUBLIC_KEYS and DUMP_BAG_RECIPIENTS, and the keys layer when the keys are files. */
   bind(fn: lambda.Function): void {
-    fn.addEnvironment('DUMP_BAG_PUBLIC_KEYS', this.publicKeys);
-    if (this.recipients) fn.addEnvironment('DUMP_BAG_RECIPIENTS', this.recipients);
+    fn.addEnvironment(SETTINGS.publicKeys.env, this.publicKeys);
+    if (this.recipients) fn.addEnvironment(SETTINGS.recipients.env, this.recipients);
     if (this.layer) fn.addLayers(this.layer);
   }
 }

@@ -1,0 +1,294 @@
+/**
+ * Every DUMP_BAG_* setting, declared once: the variable, its parser with limits, its default and one
+ * line of doc. The core, the Lambda adapters, the command line and the constructs' bind… helpers read
+ * names and defaults from here; test/settings.test.ts holds the README's Configuration table to it.
+ */
+import {
+  commaList,
+  flag,
+  httpUrl,
+  oneOf,
+  type Parser,
+  SettingError,
+  secretText,
+  text,
+  wholeNumber,
+} from './setting-parsers';
+
+export { SettingError } from './setting-parsers';
+
+type Env = Record<string, string | undefined>;
+
+export interface Setting<T> {
+  readonly env: string;
+  readonly parser: Parser<T>;
+  /** The value when the variable is unset or blank. */
+  readonly default: T;
+  /** The default as the README shows it, when it is not the value itself (e.g. "every database"). */
+  readonly defaultDoc?: string;
+  /** One line for the README's Configuration table. */
+  readonly doc: string;
+  /** Unset is an error; this is the fix the message gives. */
+  readonly required?: string;
+  /** The value is never repeated in an error message. */
+  readonly secret?: boolean;
+  /** Who reads it: the bag (backup, Lambdas, serve) or the developer's client. */
+  readonly scope: 'bag' | 'client';
+}
+
+/** Keeps each entry's own parser type (a whole number's limits stay readable by the constructs). */
+function define<T, P extends Parser<T>>(
+  setting: Setting<T> & { readonly parser: P },
+): Setting<T> & { readonly parser: P } {
+  return setting;
+}
+
+/** What DUMP_BAG_ENCRYPTION accepts. */
+export const ENCRYPTION_MODES = ['gpg', 'passphrase', 'none'] as const;
+export type EncryptionMode = (typeof ENCRYPTION_MODES)[number];
+
+/** Twelve hours: longer-lived links are a standing risk, and role credentials rarely last longer. */
+const MAX_URL_EXPIRY_SECONDS = 43_200;
+
+/** The table. Order is the README's. */
+export const SETTINGS = {
+  bucket: define({
+    env: 'DUMP_BAG_BUCKET',
+    parser: text('a bucket name'),
+    default: undefined,
+    defaultDoc: 'required',
+    required: 'name the S3 bucket that holds the dumps',
+    doc: 'the bucket',
+    scope: 'bag',
+  }),
+  databases: define({
+    env: 'DUMP_BAG_DATABASES',
+    parser: commaList,
+    default: [],
+    defaultDoc: 'every database that allows connections and is not a template',
+    doc: 'comma list to dump (`\\,` for a comma inside a name)',
+    scope: 'bag',
+  }),
+  exclude: define({
+    env: 'DUMP_BAG_EXCLUDE',
+    parser: commaList,
+    default: [],
+    defaultDoc: 'none',
+    doc: 'comma list to skip',
+    scope: 'bag',
+  }),
+  encryption: define({
+    env: 'DUMP_BAG_ENCRYPTION',
+    parser: oneOf(ENCRYPTION_MODES),
+    default: 'gpg' as EncryptionMode,
+    doc: '`gpg` (public keys), `passphrase` or `none` (the only way to store plaintext)',
+    scope: 'bag',
+  }),
+  publicKeys: define({
+    env: 'DUMP_BAG_PUBLIC_KEYS',
+    parser: text("a file or folder of armored public keys, or the URL of a bag's /keys"),
+    default: undefined,
+    defaultDoc: 'none (required with `gpg`)',
+    doc: "a file or folder of armored public keys, or the URL of another bag's `/keys`",
+    scope: 'bag',
+  }),
+  recipients: define({
+    env: 'DUMP_BAG_RECIPIENTS',
+    parser: text("a comma list of fingerprints or e-mail addresses, or a bag's /recipients URL"),
+    default: undefined,
+    defaultDoc: 'every key',
+    doc: "comma list of fingerprints or e-mail addresses among those keys, or another bag's `/recipients` URL",
+    scope: 'bag',
+  }),
+  passphraseFile: define({
+    env: 'DUMP_BAG_PASSPHRASE_FILE',
+    parser: text('the path of the file holding the passphrase'),
+    default: undefined,
+    defaultDoc: 'none',
+    doc: 'with `passphrase`: the file holding the passphrase (also read by `get`)',
+    scope: 'bag',
+  }),
+  retentionDays: define({
+    env: 'DUMP_BAG_RETENTION_DAYS',
+    parser: wholeNumber(1, 36_500, 'days'),
+    default: 30,
+    doc: 'days to keep scheduled dumps',
+    scope: 'bag',
+  }),
+  manualRetentionDays: define({
+    env: 'DUMP_BAG_MANUAL_RETENTION_DAYS',
+    parser: wholeNumber(1, 36_500, 'days'),
+    default: 7,
+    doc: 'days to keep manual dumps',
+    scope: 'bag',
+  }),
+  keepMin: define({
+    env: 'DUMP_BAG_KEEP_MIN',
+    parser: wholeNumber(1, 10_000, 'dumps'),
+    default: 3,
+    doc: 'never keep fewer dumps of a database than this',
+    scope: 'bag',
+  }),
+  pgDump: define({
+    env: 'DUMP_BAG_PG_DUMP',
+    parser: text('the path of a pg_dump binary'),
+    default: undefined,
+    defaultDoc: "the server's major under `DUMP_BAG_PG_ROOT`, else `pg_dump` on the `PATH`",
+    doc: 'a pg_dump binary to use',
+    scope: 'bag',
+  }),
+  pgRoot: define({
+    env: 'DUMP_BAG_PG_ROOT',
+    parser: text('a folder holding <major>/bin/pg_dump'),
+    default: undefined,
+    defaultDoc: '`/opt/pg` when it exists (the Lambda layer)',
+    doc: 'a folder of `<major>/bin/pg_dump` for several majors',
+    scope: 'bag',
+  }),
+  compression: define({
+    env: 'DUMP_BAG_COMPRESSION',
+    parser: text("pg_dump's --compress value, e.g. 1 or zstd:1"),
+    default: undefined,
+    defaultDoc: '`zstd:1` with pg_dump 16 or newer, else `1` (gzip level 1)',
+    doc: "pg_dump's `--compress`",
+    scope: 'bag',
+  }),
+  partSizeMiB: define({
+    env: 'DUMP_BAG_PART_SIZE_MIB',
+    // S3's limits on a part: 5 MiB to 5 GiB.
+    parser: wholeNumber(5, 5120, 'MiB'),
+    default: 6,
+    doc: 'size of the first upload parts (grows for very large dumps)',
+    scope: 'bag',
+  }),
+  uploadConcurrency: define({
+    env: 'DUMP_BAG_UPLOAD_CONCURRENCY',
+    parser: wholeNumber(1, 64, 'parts'),
+    default: 3,
+    doc: 'upload parts in flight at once (memory grows by one part each)',
+    scope: 'bag',
+  }),
+  urlExpirySeconds: define({
+    env: 'DUMP_BAG_URL_EXPIRY_SECONDS',
+    parser: wholeNumber(1, MAX_URL_EXPIRY_SECONDS, 'seconds'),
+    default: 900,
+    doc: 'life of presigned download URLs (a URL also dies with the role session that signed it)',
+    scope: 'bag',
+  }),
+  dbSecretArn: define({
+    env: 'DUMP_BAG_DB_SECRET_ARN',
+    parser: text('the ARN or name of a Secrets Manager secret'),
+    default: undefined,
+    defaultDoc: 'none: the `PG*` variables hold the login',
+    doc: 'in AWS, set by the stack: the secret holding the database login (RDS layout)',
+    scope: 'bag',
+  }),
+  stateMachineArn: define({
+    env: 'DUMP_BAG_STATE_MACHINE_ARN',
+    parser: text('the ARN of the backup state machine'),
+    default: undefined,
+    defaultDoc: 'none',
+    doc: 'in AWS, set by the stack: the state machine `POST /dumps/{database}` starts',
+    scope: 'bag',
+  }),
+  url: define({
+    env: 'DUMP_BAG_URL',
+    parser: httpUrl,
+    default: 'http://127.0.0.1:8080',
+    doc: "the client's bag: a local `serve` or the deployed API's URL (`--url` wins)",
+    scope: 'client',
+  }),
+  sigv4: define({
+    env: 'DUMP_BAG_SIGV4',
+    parser: flag,
+    default: undefined,
+    defaultDoc: 'on for an `execute-api` host',
+    doc: "sign the client's requests with SigV4 (for a custom domain)",
+    scope: 'client',
+  }),
+  token: define({
+    env: 'DUMP_BAG_TOKEN',
+    parser: secretText('a bearer token'),
+    default: undefined,
+    defaultDoc: 'none',
+    doc: 'a bearer token for an API behind the JWT authorizer',
+    secret: true,
+    scope: 'client',
+  }),
+  secretKey: define({
+    env: 'DUMP_BAG_SECRET_KEY',
+    parser: text('the path of a secret key file'),
+    default: undefined,
+    defaultDoc: 'none (`--key`)',
+    doc: 'your secret key file, to decrypt in `get` and `verify`',
+    scope: 'client',
+  }),
+  keyPassphrase: define({
+    env: 'DUMP_BAG_KEY_PASSPHRASE',
+    parser: secretText('a passphrase'),
+    default: undefined,
+    defaultDoc: 'asked on a terminal',
+    doc: "the secret key's passphrase",
+    secret: true,
+    scope: 'client',
+  }),
+  passphrase: define({
+    env: 'DUMP_BAG_PASSPHRASE',
+    parser: secretText('a passphrase'),
+    default: undefined,
+    defaultDoc: 'asked on a terminal',
+    doc: "a `passphrase`-mode dump's passphrase (or `DUMP_BAG_PASSPHRASE_FILE`)",
+    secret: true,
+    scope: 'client',
+  }),
+  debug: define({
+    env: 'DUMP_BAG_DEBUG',
+    parser: text('any non-blank value'),
+    default: undefined,
+    defaultDoc: 'off',
+    doc: 'print stack traces of unexpected errors',
+    scope: 'client',
+  }),
+} as const;
+
+export type SettingKey = keyof typeof SETTINGS;
+type ValueOf<K extends SettingKey> = (typeof SETTINGS)[K] extends Setting<infer T> ? T : never;
+
+/** The default as the README shows it. */
+export function defaultDoc(setting: Setting<unknown>): string {
+  return setting.defaultDoc ?? `\`${String(setting.default)}\``;
+}
+
+/** Reads one setting: its default when unset or blank, else the parsed value; a bad value throws a SettingError. */
+export function readSetting<T>(setting: Setting<T>, env: Env = process.env): T {
+  const raw = env[setting.env];
+  if (raw === undefined || raw.trim() === '') {
+    if (setting.required)
+      throw new SettingError(`${setting.env} is not set: ${setting.required}`, setting.env);
+    return setting.default;
+  }
+  const value = setting.parser.parse(raw);
+  if (value === undefined) {
+    const got = setting.secret ? 'got a value it cannot use' : `got "${raw}"`;
+    throw new SettingError(`${setting.env} must be ${setting.parser.accepts}, ${got}`, setting.env);
+  }
+  return value;
+}
+
+/** A setting by its key in the table. */
+export function setting<K extends SettingKey>(key: K, env: Env = process.env): ValueOf<K> {
+  return readSetting(SETTINGS[key] as Setting<ValueOf<K>>, env);
+}
+
+/** A required setting: never undefined. */
+export function requiredSetting<K extends SettingKey>(
+  key: K,
+  env: Env = process.env,
+): NonNullable<ValueOf<K>> {
+  const value = setting(key, env);
+  if (value === undefined || value === null) {
+    const s = SETTINGS[key] as Setting<unknown>;
+    throw new SettingError(`${s.env} is not set${s.required ? `: ${s.required}` : ''}`, s.env);
+  }
+  return value as NonNullable<ValueOf<K>>;
+}
