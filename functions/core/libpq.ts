@@ -15,7 +15,7 @@ export interface PgConnection {
 
 type Env = Record<string, string | undefined>;
 
-const PORT = wholeNumber(1, 65_535, 'a TCP port');
+const PORT = wholeNumber(1, 65_535, '');
 
 /** libpq's own variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGSSLMODE, PGDATABASE) as a connection. */
 export function connectionFromEnv(env: Env = process.env): PgConnection {

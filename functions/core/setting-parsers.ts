@@ -31,7 +31,7 @@ export function wholeNumber(min: number, max: number, unit: string): Parser<numb
   return {
     min,
     max,
-    accepts: `a whole number from ${min} to ${max} (${unit})`,
+    accepts: `a whole number ${unit ? `of ${unit} ` : ''}from ${min} to ${max}`,
     parse(raw) {
       const text = raw.trim();
       if (!/^\d{1,15}$/.test(text)) return undefined;

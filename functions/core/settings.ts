@@ -158,21 +158,21 @@ export const SETTINGS = {
     // S3's limits on a part: 5 MiB to 5 GiB.
     parser: wholeNumber(5, 5120, 'MiB'),
     default: 6,
-    doc: 'size of the first upload parts (grows for very large dumps)',
+    doc: 'size of the first upload parts, in MiB; larger ones follow for very large dumps',
     scope: 'bag',
   }),
   uploadConcurrency: define({
     env: 'DUMP_BAG_UPLOAD_CONCURRENCY',
     parser: wholeNumber(1, 64, 'parts'),
     default: 3,
-    doc: 'upload parts in flight at once (memory grows by one part each)',
+    doc: 'upload parts in flight at once; memory grows by one part each',
     scope: 'bag',
   }),
   urlExpirySeconds: define({
     env: 'DUMP_BAG_URL_EXPIRY_SECONDS',
     parser: wholeNumber(1, MAX_URL_EXPIRY_SECONDS, 'seconds'),
     default: 900,
-    doc: 'life of presigned download URLs (a URL also dies with the role session that signed it)',
+    doc: 'life of presigned download URLs, in seconds; a URL also dies with the role session that signed it',
     scope: 'bag',
   }),
   dbSecretArn: define({
