@@ -62,7 +62,8 @@ describe('the settings table', () => {
         const error = caught as SettingError;
         expect(error.name).toBe('SettingError');
         expect(error.variable).toBe(env);
-        expect(error.message).toContain(`${env} must be a whole number`);
+        expect(error.message).toContain(`${env} must be `);
+        expect(error.message).toContain('a whole number');
         expect(error.message).toContain(`from ${min} to ${max}`);
         expect(error.message).toContain(`got "${bad}"`);
       }

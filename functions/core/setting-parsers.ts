@@ -19,6 +19,8 @@ export interface Parser<T> {
   /** What the setting accepts, for error messages: "a whole number from 1 to 43200 (seconds)". */
   readonly accepts: string;
   parse(raw: string): T | undefined;
+  /** A sharper phrase than `accepts` for a refused value, e.g. "at least 1 (…)". */
+  refusal?(raw: string): string | undefined;
 }
 
 export interface WholeNumberLimits {
@@ -28,15 +30,20 @@ export interface WholeNumberLimits {
 
 /** A whole number within limits, e.g. days or seconds. */
 export function wholeNumber(min: number, max: number, unit: string): Parser<number> & WholeNumberLimits {
+  const accepts = `a whole number ${unit ? `of ${unit} ` : ''}from ${min} to ${max}`;
   return {
     min,
     max,
-    accepts: `a whole number ${unit ? `of ${unit} ` : ''}from ${min} to ${max}`,
+    accepts,
     parse(raw) {
       const text = raw.trim();
       if (!/^\d{1,15}$/.test(text)) return undefined;
       const value = Number(text);
       return value >= min && value <= max ? value : undefined;
+    },
+    refusal(raw) {
+      const text = raw.trim();
+      return /^\d{1,15}$/.test(text) && Number(text) < min ? `at least ${min} (${accepts})` : undefined;
     },
   };
 }

@@ -270,7 +270,8 @@ export function readSetting<T>(setting: Setting<T>, env: Env = process.env): T {
   const value = setting.parser.parse(raw);
   if (value === undefined) {
     const got = setting.secret ? 'got a value it cannot use' : `got "${raw}"`;
-    throw new SettingError(`${setting.env} must be ${setting.parser.accepts}, ${got}`, setting.env);
+    const accepted = setting.parser.refusal?.(raw) ?? setting.parser.accepts;
+    throw new SettingError(`${setting.env} must be ${accepted}, ${got}`, setting.env);
   }
   return value;
 }
