@@ -48,6 +48,12 @@ export interface BagClientOptions {
   readonly token?: string;
 }
 
+/** Whether a URL's host name is this machine, where plain http carries nothing across a network. */
+export function isLoopback(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 /**
  * The bag from the environment and flags: `--url`, else DUMP_BAG_URL, else a local `serve`.
  * Requests are signed for an `execute-api` host, or when DUMP_BAG_SIGV4=1 (a custom domain);
@@ -70,6 +76,11 @@ export function clientFromEnv(url: string | undefined, env: NodeJS.ProcessEnv = 
     flag === '1' || flag === 'true' ? true : flag === '0' || flag === 'false' ? false : !!hostRegion;
   const region = hostRegion ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
   const token = env.DUMP_BAG_TOKEN?.trim() || undefined;
+  if (token && parsed.protocol === 'http:' && !isLoopback(parsed.hostname)) {
+    throw new ConfigError(
+      `DUMP_BAG_TOKEN would travel in clear text to ${parsed.host}: use the bag's https:// URL (plain http only for 127.0.0.1, ::1 or localhost)`,
+    );
+  }
   if (token) return new BagClient({ url: base, sign: false, token });
   if (sign && !region) {
     throw new ConfigError('DUMP_BAG_SIGV4 is on but no region is known: set AWS_REGION');

@@ -5,7 +5,7 @@ import * as openpgp from 'openpgp';
 import type { DumpRecord } from '../../functions/core/catalog';
 import { DumpBagError, errorMessage } from '../../functions/core/errors';
 import type { Decryption } from './decryption';
-import { openSeipd } from './seipd-reader';
+import { openSeipd, SeipdShapeError } from './seipd-reader';
 
 /** The downloaded bytes are not the ones recorded: the stored object changed, or the download broke. */
 export class IntegrityError extends DumpBagError {
@@ -25,7 +25,7 @@ export class DecryptError extends DumpBagError {
 const HOLD_BACK_BYTES = 256 * 1024;
 
 /** Counts and hashes the stored bytes as they pass; at the end they must match the record. */
-class RecordCheck extends Transform {
+export class RecordCheck extends Transform {
   private readonly hash = createHash('sha256');
   private bytes = 0;
   readonly verified: Promise<void>;
@@ -114,25 +114,116 @@ function toBuffer(chunk: Uint8Array): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
-export interface OpenDumpOptions {
+/** A message Dump Bag does not write (compressed, old-format, oversized key packets), refused unless --foreign. */
+export class RefusedMessageError extends DumpBagError {
+  override name = 'RefusedMessageError';
+}
+
+/** A --foreign message may hold compressed data: its plaintext may not outgrow the stored bytes more than this. */
+export const FOREIGN_EXPANSION = 16;
+const FOREIGN_FLOOR_BYTES = 64 * 1024 * 1024;
+
+/** Fails the stream once more than `limit` bytes passed: a decompression bomb stops there. */
+class OutputLimit extends Transform {
+  private bytes = 0;
+  constructor(private readonly limit: number) {
+    super();
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.limit) {
+      callback(
+        new RefusedMessageError(
+          `the foreign message decrypts to more than ${this.limit} bytes (${FOREIGN_EXPANSION} × its stored size): refused as a likely decompression bomb`,
+        ),
+      );
+      return;
+    }
+    callback(null, chunk);
+  }
+}
+
+export interface DecryptOptions {
   readonly record: DumpRecord;
-  /** A presigned GET for the record's key. */
-  readonly url: string;
   readonly decryption: Decryption;
-  /** Called with the count of stored bytes downloaded so far. */
-  readonly onBytes?: (bytes: number) => void;
+  /** Read messages of another shape than Dump Bag's with openpgp.js, under an output limit. */
+  readonly foreign?: boolean;
+}
+
+function decryptFailure(error: unknown, decryption: Decryption): Error {
+  if (error instanceof DumpBagError) return error;
+  if (error instanceof SeipdShapeError)
+    return new RefusedMessageError(`the dump is refused: ${error.message}`);
+  return new DecryptError(
+    decryption.mode === 'passphrase'
+      ? `cannot decrypt the dump: wrong passphrase? (${errorMessage(error)})`
+      : `cannot decrypt the dump with the given key: ${errorMessage(error)}`,
+  );
 }
 
 /**
- * Downloads one dump and yields its plaintext archive as a stream. The stream fails instead of
- * ending when the stored bytes differ from the record or do not decrypt, and it withholds its last
- * bytes until both checks have passed.
+ * The plaintext of the stored bytes `input`: Dump Bag's own shape natively, another only with
+ * `foreign`, through openpgp.js and an output limit. The stream errors unless the MDC matches.
  */
-export async function openDump(options: OpenDumpOptions): Promise<Readable> {
-  const { record, decryption } = options;
+export async function decryptStream(input: Readable, options: DecryptOptions): Promise<Readable> {
+  const { decryption, record } = options;
+  if (decryption.mode === 'none') return input;
+  try {
+    const secrets =
+      decryption.mode === 'gpg'
+        ? { decryptionKeys: [...decryption.keys] }
+        : { passwords: [decryption.passphrase] };
+    const opened = await openSeipd(input, secrets);
+    if (opened.plaintext) return opened.plaintext;
+    if (!options.foreign) {
+      opened.replay.destroy();
+      input.destroy();
+      throw new RefusedMessageError(
+        `the dump is not in the shape Dump Bag writes (${opened.shape}): refused; if you trust where it came from, read it with --foreign`,
+      );
+    }
+    const message = await openpgp.readMessage({
+      binaryMessage: Readable.toWeb(opened.replay) as unknown as ReadableStream<Uint8Array>,
+    });
+    const { data } = await openpgp.decrypt({
+      message,
+      format: 'binary',
+      // Streams instead of buffering the whole dump; the caller releases nothing before the stream's end.
+      config: { allowUnauthenticatedStream: true },
+      ...secrets,
+    });
+    const plain = Readable.fromWeb(data as unknown as NodeWebReadableStream<Uint8Array>);
+    const limited = new OutputLimit(Math.max(record.bytes * FOREIGN_EXPANSION, FOREIGN_FLOOR_BYTES));
+    plain.once('error', (error) => limited.destroy(error));
+    limited.once('close', () => {
+      if (!plain.destroyed) plain.destroy();
+    });
+    return plain.pipe(limited);
+  } catch (error: unknown) {
+    input.destroy();
+    throw decryptFailure(error, decryption);
+  }
+}
+
+/** An error from the plaintext stream, as the user should read it. */
+export function plaintextFailure(error: unknown, decryption: Decryption): Error {
+  if (error instanceof DumpBagError) return error;
+  if (error instanceof SeipdShapeError)
+    return new RefusedMessageError(`the dump is refused: ${error.message}`);
+  return decryption.mode === 'none'
+    ? new IntegrityError(`the download broke off: ${errorMessage(error)}`)
+    : new DecryptError(
+        `the dump does not decrypt cleanly: ${errorMessage(error)}${
+          decryption.mode === 'passphrase' ? ' (wrong passphrase, or a damaged dump)' : ' (a damaged dump)'
+        }`,
+      );
+}
+
+/** A GET of the presigned URL, as a stream of the stored bytes. */
+export async function fetchStored(url: string): Promise<Readable> {
   let response: Response;
   try {
-    response = await fetch(options.url, { redirect: 'error' });
+    response = await fetch(url, { redirect: 'error' });
   } catch (error: unknown) {
     const cause = (error as { cause?: { code?: string } }).cause;
     // The URL itself is a bearer credential: it never goes into a message.
@@ -141,65 +232,41 @@ export async function openDump(options: OpenDumpOptions): Promise<Readable> {
   if (!response.ok || !response.body) {
     throw new DumpBagError(`the download failed: the storage answered HTTP ${response.status}`);
   }
-  const stored = Readable.fromWeb(response.body as unknown as NodeWebReadableStream<Uint8Array>);
+  return Readable.fromWeb(response.body as unknown as NodeWebReadableStream<Uint8Array>);
+}
+
+export interface OpenDumpOptions extends DecryptOptions {
+  /** A presigned GET for the record's key. */
+  readonly url: string;
+  /** Called with the count of stored bytes downloaded so far. */
+  readonly onBytes?: (bytes: number) => void;
+}
+
+/**
+ * `--stream`: downloads one dump and yields its plaintext as it arrives. The stream fails instead of
+ * ending when the stored bytes differ from the record or do not decrypt, and withholds its last bytes
+ * until both checks have passed; everything before them is released unchecked.
+ */
+export async function openDump(options: OpenDumpOptions): Promise<Readable> {
+  const { record, decryption } = options;
+  const stored = await fetchStored(options.url);
   const check = new RecordCheck(record, options.onBytes);
   const checked = stored.pipe(check);
   stored.once('error', (error) =>
     check.destroy(new IntegrityError(`the download broke off: ${errorMessage(error)}`)),
   );
-
   let plain: Readable;
-  if (decryption.mode === 'none') {
-    plain = checked;
-  } else {
-    try {
-      const secrets =
-        decryption.mode === 'gpg'
-          ? { decryptionKeys: [...decryption.keys] }
-          : { passwords: [decryption.passphrase] };
-      // Dump Bag's own message shape is decrypted natively; any other is openpgp.js's to read.
-      const opened = await openSeipd(checked, secrets);
-      if (opened.plaintext) {
-        plain = opened.plaintext;
-      } else {
-        const message = await openpgp.readMessage({
-          binaryMessage: Readable.toWeb(opened.replay) as unknown as ReadableStream<Uint8Array>,
-        });
-        const { data } = await openpgp.decrypt({
-          message,
-          format: 'binary',
-          // Streams instead of buffering the whole dump in memory; HoldBack keeps the unchecked tail back.
-          config: { allowUnauthenticatedStream: true },
-          ...secrets,
-        });
-        plain = Readable.fromWeb(data as unknown as NodeWebReadableStream<Uint8Array>);
-      }
-    } catch (error: unknown) {
-      check.destroy();
-      stored.destroy();
-      throw new DecryptError(
-        decryption.mode === 'passphrase'
-          ? `cannot decrypt the dump: wrong passphrase? (${errorMessage(error)})`
-          : `cannot decrypt the dump with the given key: ${errorMessage(error)}`,
-      );
-    }
+  try {
+    plain = await decryptStream(checked, options);
+  } catch (error: unknown) {
+    check.destroy();
+    stored.destroy();
+    throw error;
   }
   const hold = new HoldBack(HOLD_BACK_BYTES, () => check.verified);
   const fail = (error: unknown) => {
     if (hold.destroyed) return;
-    const reason =
-      error instanceof DumpBagError
-        ? error
-        : decryption.mode === 'none'
-          ? new IntegrityError(`the download broke off: ${errorMessage(error)}`)
-          : new DecryptError(
-              `the dump does not decrypt cleanly: ${errorMessage(error)}${
-                decryption.mode === 'passphrase'
-                  ? ' (wrong passphrase, or a damaged dump)'
-                  : ' (a damaged dump)'
-              }`,
-            );
-    hold.destroy(reason);
+    hold.destroy(plaintextFailure(error, decryption));
     check.destroy();
     stored.destroy();
   };

@@ -57,27 +57,62 @@ interface Head {
   readonly firstPart: { readonly length: number; readonly partial: boolean };
 }
 
-/** Splits off the session key packets and the start of the SEIPD packet; undefined if the message is shaped otherwise. */
-function parseHead(bytes: Buffer): Head | 'more' | undefined {
-  let at = 0;
-  for (;;) {
-    const tagByte = bytes[at];
-    if (tagByte === undefined) return 'more';
-    // Old-format packets, or anything but session keys then SEIPD, are left to openpgp.js.
-    if ((tagByte & 0xc0) !== 0xc0) return undefined;
-    const tag = tagByte & 0x3f;
-    const length = readLength(bytes, at + 1);
-    if (!length) return 'more';
-    if (tag === TAG_SEIPD) {
-      const start = at + 1 + length.size;
-      // The version byte, the prefix and the inner packet's first byte, all inside the first part (≥ 512 bytes).
-      if (bytes.length < start + 1 + PREFIX + 1) return 'more';
-      if (length.length < 1 + PREFIX + 1) return undefined;
-      return { keyPackets: bytes.subarray(0, at), body: bytes.subarray(start), firstPart: length };
+/** Bounds on what a hostile head can make the reader hold (a real PKESK is under 1 KiB). */
+export const MAX_KEY_PACKET_BYTES = 64 * 1024;
+export const MAX_KEY_PACKETS_BYTES = 1024 * 1024;
+
+/** The message is refused before decryption: a bound was crossed. Not a key or passphrase problem. */
+export class SeipdShapeError extends SeipdError {
+  override name = 'SeipdShapeError';
+}
+
+/**
+ * Splits off the session key packets and the start of the SEIPD packet, chunk by chunk. Each chunk is
+ * looked at once: only the bytes of the packet not yet complete are kept and joined, so the work is
+ * linear in the head's size, which the bounds above cap.
+ */
+class HeadReader {
+  private readonly packets: Buffer[] = [];
+  private packetBytes = 0;
+  private pending: Buffer = Buffer.alloc(0);
+
+  /** The head, 'more' to be fed on, or undefined if the message is shaped otherwise. */
+  add(chunk: Buffer): Head | 'more' | undefined {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    for (;;) {
+      const bytes = this.pending;
+      const tagByte = bytes[0];
+      if (tagByte === undefined) return 'more';
+      // Old-format packets, or anything but session keys then SEIPD, are another shape (RFC 9580 §4.2).
+      if ((tagByte & 0xc0) !== 0xc0) return undefined;
+      const tag = tagByte & 0x3f;
+      const length = readLength(bytes, 1);
+      if (!length) return 'more';
+      if (tag === TAG_SEIPD) {
+        const start = 1 + length.size;
+        // The version byte, the prefix and the inner packet's first byte, all inside the first part (≥ 512 bytes).
+        if (bytes.length < start + 1 + PREFIX + 1) return 'more';
+        if (length.length < 1 + PREFIX + 1) return undefined;
+        return { keyPackets: Buffer.concat(this.packets), body: bytes.subarray(start), firstPart: length };
+      }
+      if ((tag !== TAG_PKESK && tag !== TAG_SKESK) || length.partial) return undefined;
+      const size = 1 + length.size + length.length;
+      // Checked on the declared length, before waiting for its bytes: a 1 GiB claim fails at once.
+      if (length.length > MAX_KEY_PACKET_BYTES) {
+        throw new SeipdShapeError(
+          `a session key packet declares ${length.length} bytes, over the ${MAX_KEY_PACKET_BYTES} allowed: not a message Dump Bag wrote`,
+        );
+      }
+      if (this.packetBytes + size > MAX_KEY_PACKETS_BYTES) {
+        throw new SeipdShapeError(
+          `the session key packets exceed ${MAX_KEY_PACKETS_BYTES} bytes in all: not a message Dump Bag wrote`,
+        );
+      }
+      if (bytes.length < size) return 'more';
+      this.packets.push(bytes.subarray(0, size));
+      this.packetBytes += size;
+      this.pending = bytes.subarray(size);
     }
-    if ((tag !== TAG_PKESK && tag !== TAG_SKESK) || length.partial) return undefined;
-    if (bytes.length < at + 1 + length.size + length.length) return 'more';
-    at += 1 + length.size + length.length;
   }
 }
 
@@ -85,21 +120,31 @@ function parseHead(bytes: Buffer): Head | 'more' | undefined {
  * Decrypts what Dump Bag writes (encrypt.ts), and what openpgp.js wrote for it before: session key
  * packets, one SEIPD v1 packet (CFB, MDC) holding one binary literal packet. openpgp.js decrypts the
  * session key; the bulk is decrypted with node:crypto, several times faster than openpgp.js's
- * streams. Returns undefined, with the bytes read so far given back, for any other shape of message,
- * which openpgp.js then reads. The plaintext stream errors unless the MDC matches.
+ * streams. Returns undefined, with the bytes read so far given back and the shape named, for any other
+ * shape of message, which openpgp.js may then read. The plaintext stream errors unless the MDC matches.
+ * Throws SeipdShapeError when the session key packets cross their bounds.
  */
 export async function openSeipd(
   input: Readable,
   secrets: Secrets,
-): Promise<{ readonly plaintext: Readable } | { readonly plaintext: undefined; readonly replay: Readable }> {
+): Promise<
+  | { readonly plaintext: Readable }
+  | { readonly plaintext: undefined; readonly replay: Readable; readonly shape: string }
+> {
   const chunks = chunksOf(input);
   const read: Buffer[] = [];
+  const headReader = new HeadReader();
   let head: Head | 'more' | undefined = 'more';
   while (head === 'more') {
     const next = await chunks.next();
     if (next.done) break;
     read.push(next.value);
-    head = parseHead(Buffer.concat(read));
+    try {
+      head = headReader.add(next.value);
+    } catch (error: unknown) {
+      input.destroy();
+      throw error;
+    }
   }
   const replay = () =>
     Readable.from(
@@ -109,7 +154,7 @@ export async function openSeipd(
       })(),
     );
   if (head === 'more' || head === undefined || head.body[0] !== 1)
-    return { plaintext: undefined, replay: replay() };
+    return { plaintext: undefined, replay: replay(), shape: 'not session keys then one SEIPD v1 packet' };
 
   const message = await openpgp.readMessage({ binaryMessage: new Uint8Array(head.keyPackets) });
   let sessionKey: openpgp.DecryptedSessionKey | undefined;
@@ -120,7 +165,13 @@ export async function openSeipd(
     throw new SeipdError(`cannot decrypt the session key: ${(error as Error).message}`);
   }
   const cipher = sessionKey?.algorithm ? OPENPGP_CFB[sessionKey.algorithm] : undefined;
-  if (!sessionKey || !cipher) return { plaintext: undefined, replay: replay() };
+  if (!sessionKey || !cipher) {
+    return {
+      plaintext: undefined,
+      replay: replay(),
+      shape: `a cipher Dump Bag does not write (${sessionKey?.algorithm})`,
+    };
+  }
   const trial = createDecipheriv(cipher, sessionKey.data, Buffer.alloc(BLOCK)).update(
     head.body.subarray(1, 1 + PREFIX + 1),
   );
@@ -131,7 +182,13 @@ export async function openSeipd(
     );
   }
   // A compressed or otherwise packed message is openpgp.js's to read.
-  if (trial[PREFIX] !== LITERAL_HEADER) return { plaintext: undefined, replay: replay() };
+  if (trial[PREFIX] !== LITERAL_HEADER) {
+    return {
+      plaintext: undefined,
+      replay: replay(),
+      shape: 'a compressed or packed message, which may expand without bound',
+    };
+  }
 
   // The version byte (1, checked above) is no ciphertext.
   const reader = new SeipdReader(createDecipheriv(cipher, sessionKey.data, Buffer.alloc(BLOCK)), {

@@ -1,18 +1,32 @@
+import { tmpdir } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import type { DumpRecord } from '../../functions/core/catalog';
+import { ValidationError } from '../../functions/core/errors';
 import { formatSize } from '../../functions/core/listing';
 import { clientFromEnv } from '../client/bag-client';
 import { type Decryption, prepareDecryption } from '../client/decryption';
 import { openDump } from '../client/dump-stream';
 import { createProgress } from '../client/progress';
 import { restoreArchive, writeFileAtomically } from '../client/sinks';
+import { withVerifiedDump } from '../client/verified-dump';
 
 export const usage =
-  'dump-bag get <database> [<id>|latest] [-o FILE|-] [--restore CONNINFO] [--key FILE] [--encrypted] [--url URL]   download, check and decrypt a dump';
+  'dump-bag get <database> [<id>|latest] [-o FILE|-] [--restore CONNINFO] [--key FILE] [--encrypted] [--stream] [--foreign] [--url URL]   download, check and decrypt a dump (nothing is released before every check held)';
+
+/** A record id as the bag writes them (`YYYYMMDD-HHMMSS`, maybe a suffix): anything else is refused. */
+const SAFE_ID = /^\d{8}-\d{6}[A-Za-z0-9-]{0,32}$/;
 
 /** A file name for a dump in the current folder that any shell takes without quoting. */
 export function defaultFileName(record: DumpRecord, encrypted: boolean): string {
+  // The record comes from the bag: an id like `/../..` must not pick a path outside the folder.
+  if (typeof record.id !== 'string' || !SAFE_ID.test(record.id)) {
+    throw new ValidationError(
+      `the bag answered with a malformed dump id ${JSON.stringify(record.id).slice(0, 80)}: refusing to name a file after it (give -o FILE)`,
+    );
+  }
   const base = `${record.database.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[.-]+/, '')}-${record.id}`;
   return encrypted ? `${base}.pg${record.encryption === 'none' ? '' : '.gpg'}` : `${base}.pgdump`;
 }
@@ -27,6 +41,8 @@ export async function run(argv: string[]): Promise<number> {
       key: { type: 'string' },
       encrypted: { type: 'boolean', default: false },
       url: { type: 'string' },
+      stream: { type: 'boolean', default: false },
+      foreign: { type: 'boolean', default: false },
     },
   });
   const [database, id = 'latest', ...extra] = positionals;
@@ -50,19 +66,44 @@ export async function run(argv: string[]): Promise<number> {
   // By id, not `latest`: a dump finishing meanwhile must not swap the bytes under the checked record.
   const { url } = await client.downloadUrl(record.database, record.id);
   const progress = createProgress(`${record.database} ${record.id}`, record.bytes);
-  const archive = await openDump({ record, url, decryption, onBytes: (n) => progress.update(n) });
-  let where: string;
-  try {
+  const file =
+    values.restore !== undefined || values.output === '-'
+      ? undefined
+      : (values.output ?? defaultFileName(record, values.encrypted));
+  const sink = async (archive: Readable): Promise<string> => {
     if (values.restore !== undefined) {
       await restoreArchive(archive, values.restore);
-      where = 'restored into the given database';
-    } else if (values.output === '-') {
+      return 'restored into the given database';
+    }
+    if (file === undefined) {
       await pipeline(archive, process.stdout);
-      where = 'written to standard output';
+      return 'written to standard output';
+    }
+    await writeFileAtomically(archive, file);
+    return `wrote ${file}`;
+  };
+  const options = {
+    record,
+    url,
+    decryption,
+    foreign: values.foreign,
+    onBytes: (n: number) => progress.update(n),
+  };
+  let where: string;
+  try {
+    if (values.stream) {
+      console.error(
+        'dump-bag get: --stream releases plaintext before the SHA-256 and the integrity check (MDC) are done: a tampered dump may be partly written or restored',
+      );
+      where = await sink(await openDump(options));
     } else {
-      const file = values.output ?? defaultFileName(record, values.encrypted);
-      await writeFileAtomically(archive, file);
-      where = `wrote ${file}`;
+      const workDir =
+        process.env.DUMP_BAG_WORK_DIR?.trim() || (file === undefined ? tmpdir() : dirname(resolve(file)));
+      const sameFolder = file !== undefined && resolve(workDir) === dirname(resolve(file));
+      where = await withVerifiedDump(
+        { ...options, workDir, alsoNeeded: sameFolder ? record.bytes : 0 },
+        sink,
+      );
     }
   } catch (error: unknown) {
     progress.done(false);

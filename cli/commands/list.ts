@@ -4,6 +4,17 @@ import { clientFromEnv } from '../client/bag-client';
 
 export const usage = 'dump-bag list [<database>] [--json] [--url URL]   the dumps in the bag, newest first';
 
+/**
+ * A name or user ID from the bag, safe to print on a terminal: control and format characters (escape
+ * sequences, bidi overrides) are shown as `\xNN` / `\u{N}` instead of acting on the terminal.
+ */
+export function printable(text: string): string {
+  return String(text).replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, (c) => {
+    const code = c.codePointAt(0) as number;
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
+  });
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -25,11 +36,13 @@ export async function run(argv: string[]): Promise<number> {
   }
   const now = Date.now();
   const rows = dumps.map((d) => [
-    d.database,
-    d.id,
+    printable(d.database),
+    printable(d.id),
     formatSize(d.bytes),
     d.trigger,
-    d.encryption === 'gpg' ? d.recipients.map((r) => r.userId || r.fingerprint).join('; ') : d.encryption,
+    d.encryption === 'gpg'
+      ? d.recipients.map((r) => printable(r.userId || r.fingerprint)).join('; ')
+      : d.encryption,
     d.expiresAt === null ? 'kept' : `deleted in ${formatDuration(new Date(d.expiresAt).getTime() - now)}`,
   ]);
   const header = ['DATABASE', 'ID', 'SIZE', 'TRIGGER', 'FOR', 'RETENTION'];

@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { DumpBagError, errorMessage } from '../../functions/core/errors';
 import type { ListedDump } from '../../functions/core/listing';
@@ -6,9 +7,10 @@ import { type Decryption, prepareDecryption } from '../client/decryption';
 import { openDump } from '../client/dump-stream';
 import { createProgress } from '../client/progress';
 import { listArchive } from '../client/sinks';
+import { withVerifiedDump } from '../client/verified-dump';
 
 export const usage =
-  'dump-bag verify [<database> [<id>|latest]] [--key FILE] [--checksum-only] [--json] [--url URL]   check SHA-256, decrypt, pg_restore --list';
+  'dump-bag verify [<database> [<id>|latest]] [--key FILE] [--checksum-only] [--foreign] [--json] [--url URL]   check SHA-256, decrypt, pg_restore --list';
 
 interface Verdict {
   readonly database: string;
@@ -33,6 +35,7 @@ export async function run(argv: string[]): Promise<number> {
       'checksum-only': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       url: { type: 'string' },
+      foreign: { type: 'boolean', default: false },
     },
   });
   if (positionals.length > 2) {
@@ -58,12 +61,21 @@ export async function run(argv: string[]): Promise<number> {
         ? { mode: 'none' }
         : await prepareDecryption(record, { keyFile: values.key });
       const { url } = await client.downloadUrl(record.database, record.id);
-      const archive = await openDump({ record, url, decryption, onBytes: (n) => progress.update(n) });
+      const options = {
+        record,
+        url,
+        decryption,
+        foreign: values.foreign,
+        onBytes: (n: number) => progress.update(n),
+      };
       if (values['checksum-only'] && record.encryption !== 'none') {
-        await drain(archive);
+        // Nothing is decrypted, so nothing can be released: the SHA-256 is checked as the bytes stream by.
+        await drain(await openDump(options));
         checks.push(`sha256 ok (${record.bytes} bytes)`);
       } else {
-        const listing = await listArchive(archive);
+        // Even pg_restore --list parses the archive only after the SHA-256 and the MDC held.
+        const workDir = process.env.DUMP_BAG_WORK_DIR?.trim() || tmpdir();
+        const listing = await withVerifiedDump({ ...options, workDir }, listArchive);
         checks.push(`sha256 ok (${record.bytes} bytes)`);
         if (record.encryption !== 'none') checks.push('decrypted, integrity ok');
         // An empty database lists no entries; the archive header still has to name the right one.
