@@ -67,52 +67,77 @@ export class SeipdShapeError extends SeipdError {
 }
 
 /**
- * Splits off the session key packets and the start of the SEIPD packet, chunk by chunk. Each chunk is
- * looked at once: only the bytes of the packet not yet complete are kept and joined, so the work is
- * linear in the head's size, which the bounds above cap.
+ * Splits off the session key packets and the start of the SEIPD packet, chunk by chunk. Chunks are
+ * only joined once they hold all the bytes the next step needs, so each byte is copied a bounded
+ * number of times: linear in the head's size, which the bounds above cap.
  */
 class HeadReader {
   private readonly packets: Buffer[] = [];
   private packetBytes = 0;
-  private pending: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private have = 0;
+  /** Bytes the next step needs before it is worth joining the chunks. */
+  private need = 1;
 
   /** The head, 'more' to be fed on, or undefined if the message is shaped otherwise. */
   add(chunk: Buffer): Head | 'more' | undefined {
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.chunks.push(chunk);
+    this.have += chunk.length;
+    if (this.have < this.need) return 'more';
+    let bytes = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
     for (;;) {
-      const bytes = this.pending;
-      const tagByte = bytes[0];
-      if (tagByte === undefined) return 'more';
-      // Old-format packets, or anything but session keys then SEIPD, are another shape (RFC 9580 §4.2).
-      if ((tagByte & 0xc0) !== 0xc0) return undefined;
-      const tag = tagByte & 0x3f;
-      const length = readLength(bytes, 1);
-      if (!length) return 'more';
-      if (tag === TAG_SEIPD) {
-        const start = 1 + length.size;
-        // The version byte, the prefix and the inner packet's first byte, all inside the first part (≥ 512 bytes).
-        if (bytes.length < start + 1 + PREFIX + 1) return 'more';
-        if (length.length < 1 + PREFIX + 1) return undefined;
-        return { keyPackets: Buffer.concat(this.packets), body: bytes.subarray(start), firstPart: length };
+      const step = this.step(bytes);
+      if (typeof step === 'number') {
+        if (step === 0) return undefined;
+        this.packets.push(bytes.subarray(0, step));
+        bytes = bytes.subarray(step);
+        continue;
       }
-      if ((tag !== TAG_PKESK && tag !== TAG_SKESK) || length.partial) return undefined;
-      const size = 1 + length.size + length.length;
-      // Checked on the declared length, before waiting for its bytes: a 1 GiB claim fails at once.
-      if (length.length > MAX_KEY_PACKET_BYTES) {
-        throw new SeipdShapeError(
-          `a session key packet declares ${length.length} bytes, over the ${MAX_KEY_PACKET_BYTES} allowed: not a message Dump Bag wrote`,
-        );
+      if (step === 'more') {
+        this.chunks = [bytes];
+        this.have = bytes.length;
+        return 'more';
       }
-      if (this.packetBytes + size > MAX_KEY_PACKETS_BYTES) {
-        throw new SeipdShapeError(
-          `the session key packets exceed ${MAX_KEY_PACKETS_BYTES} bytes in all: not a message Dump Bag wrote`,
-        );
-      }
-      if (bytes.length < size) return 'more';
-      this.packets.push(bytes.subarray(0, size));
-      this.packetBytes += size;
-      this.pending = bytes.subarray(size);
+      return step;
     }
+  }
+
+  /** One key packet's size to split off, 0 for another shape, 'more' (with `need` set), or the head. */
+  private step(bytes: Buffer): number | Head | 'more' {
+    const tagByte = bytes[0];
+    const more = (need: number) => {
+      this.need = need;
+      return 'more' as const;
+    };
+    if (tagByte === undefined) return more(1);
+    // Old-format packets, or anything but session keys then SEIPD, are another shape (RFC 9580 §4.2).
+    if ((tagByte & 0xc0) !== 0xc0) return 0;
+    const tag = tagByte & 0x3f;
+    const length = readLength(bytes, 1);
+    if (!length) return more(1 + lengthSize(bytes[1] ?? 0));
+    if (tag === TAG_SEIPD) {
+      const start = 1 + length.size;
+      // The version byte, the prefix and the inner packet's first byte, all inside the first part (≥ 512 bytes).
+      if (bytes.length < start + 1 + PREFIX + 1) return more(start + 1 + PREFIX + 1);
+      if (length.length < 1 + PREFIX + 1) return 0;
+      return { keyPackets: Buffer.concat(this.packets), body: bytes.subarray(start), firstPart: length };
+    }
+    if ((tag !== TAG_PKESK && tag !== TAG_SKESK) || length.partial) return 0;
+    // Checked on the declared length, before waiting for its bytes: a 1 GiB claim fails at once.
+    if (length.length > MAX_KEY_PACKET_BYTES) {
+      throw new SeipdShapeError(
+        `a session key packet declares ${length.length} bytes, over the ${MAX_KEY_PACKET_BYTES} allowed: not a message Dump Bag wrote`,
+      );
+    }
+    const size = 1 + length.size + length.length;
+    if (this.packetBytes + size > MAX_KEY_PACKETS_BYTES) {
+      throw new SeipdShapeError(
+        `the session key packets exceed ${MAX_KEY_PACKETS_BYTES} bytes in all: not a message Dump Bag wrote`,
+      );
+    }
+    if (bytes.length < size) return more(size);
+    this.packetBytes += size;
+    return size;
   }
 }
 
