@@ -6,7 +6,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import * as openpgp from 'openpgp';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ListedDump } from '../functions/api/app';
+import type { ListedDump } from '../functions/core/listing';
 import {
   bagEnv,
   type KeyPair,
