@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds pg_dump and pg_restore of one PostgreSQL major from its pinned source tarball into
+# Builds pg_dump, pg_restore and pg_dumpall of one PostgreSQL major from its pinned source tarball into
 # <out>/<major>/{bin,lib}, with every library they load except base glibc. The one build of the
-# recipe: the Dockerfile runs it on Amazon Linux 2023, assemble.ts runs it on a Debian machine
+# recipe: the Dockerfile runs it on Amazon Linux 2023, the construct's local path runs it on a Debian machine
 # (native or cross) against Debian's libraries unpacked under DEPS_ROOT.
 #
 #   build.sh TARBALL SHA256 MAJOR OUT
@@ -69,14 +69,15 @@ make --silent -j"$jobs" -C src/port libpgport.a libpgport_shlib.a
 make --silent -j"$jobs" -C src/common libpgcommon.a libpgcommon_shlib.a
 make --silent -j"$jobs" -C src/interfaces/libpq
 make --silent -j"$jobs" -C src/fe_utils
-make --silent -j"$jobs" -C src/bin/pg_dump "$rpath" pg_dump pg_restore
+make --silent -j"$jobs" -C src/bin/pg_dump "$rpath" pg_dump pg_restore pg_dumpall
 make --silent -C src/interfaces/libpq install DESTDIR="$stage"
 make --silent -C src/bin/pg_dump "$rpath" install DESTDIR="$stage"
 
 dest=$out/$major
 rm -rf "$dest"
 mkdir -p "$dest/bin" "$dest/lib"
-for tool in pg_dump pg_restore; do
+# pg_dumpall runs the pg_dump beside it, so the three stay together in one bin folder.
+for tool in pg_dump pg_restore pg_dumpall; do
   cp "$stage$prefix/bin/$tool" "$dest/bin/$tool"
 done
 
