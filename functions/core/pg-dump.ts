@@ -46,15 +46,16 @@ export function fixedPgDump(source: PgDumpSource): PgDumpBinary | undefined {
 }
 
 /**
- * Picks the pg_dump for a server major: the same major when present, else the oldest newer one
- * (an older pg_dump refuses a newer server; a much newer one writes archives old pg_restores cannot read).
+ * Picks the pg_dump for a server major: the oldest major not older than the server (an older
+ * pg_dump refuses a newer server; a newer one writes archives only its own pg_restore or newer
+ * reads). With the layer's 15, 17, 18: 13–15 → 15, 16–17 → 17, 18 → 18 (layers/pg-dump/README.md).
  */
 export function resolvePgDump(source: PgDumpSource, serverMajor: number): PgDumpBinary {
   const fixed = fixedPgDump(source);
   if (fixed) return fixed;
   const root = pgRootOf(source) as string;
   const majors = availableMajors(root);
-  const major = majors.find((m) => m === serverMajor) ?? majors.find((m) => m > serverMajor);
+  const major = majors.find((m) => m >= serverMajor);
   if (major === undefined) {
     throw new ConfigError(
       `no pg_dump for a PostgreSQL ${serverMajor} server under ${root} (it has ${majors.join(', ') || 'none'}); add that major to the layer`,

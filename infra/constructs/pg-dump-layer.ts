@@ -1,26 +1,26 @@
-import { fileURLToPath } from 'node:url';
 import { AssetHashType, DockerImage, type DockerRunOptions } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
-import { assembleLayer, type LayerArchitecture, readPins, recipeHash } from '../../layers/pg-dump/assemble';
+import { assembleLayer } from './pg-dump-layer/local-build';
+import { type LayerArchitecture, PG_DUMP_RECIPE_DIR, readPins, recipeHash } from './pg-dump-layer/pins';
 
-/** The one recipe: its files are what the layer is built from and what its asset hash derives from. */
-export const PG_DUMP_RECIPE_DIR = fileURLToPath(new URL('../../layers/pg-dump/', import.meta.url));
+export { PG_DUMP_RECIPE_DIR } from './pg-dump-layer/pins';
 
 export interface PgDumpLayerProps {
   /** Architecture of the binaries. @default lambda.Architecture.ARM_64 */
   readonly architecture?: lambda.Architecture;
-  /** PostgreSQL majors to include; each must be pinned in the recipe's versions.txt. @default every pinned major (15, 18) */
+  /** PostgreSQL majors to include; each must be pinned in the recipe's versions.txt. @default every pinned major (15, 17, 18) */
   readonly majors?: readonly number[];
   /** 'auto' tries the local path then Docker; 'local' never uses Docker; 'docker' never builds locally. @default 'auto' */
   readonly bundling?: 'auto' | 'docker' | 'local';
-  /** The recipe folder (Dockerfile, build.sh, versions.txt, assemble.ts). @default the repository's layers/pg-dump */
+  /** The recipe folder (data only: versions.txt, build.sh, Dockerfile, debian-*). @default the repository's layers/pg-dump */
   readonly recipeDirectory?: string;
 }
 
 /**
- * A Lambda layer holding pg_dump and pg_restore of several PostgreSQL majors side by side under
- * /opt/pg/<major>/{bin,lib}, built from the pinned recipe in layers/pg-dump.
+ * A Lambda layer holding pg_dump, pg_restore and pg_dumpall of several PostgreSQL majors side by
+ * side under /opt/pg/<major>/{bin,lib}, built from the pinned recipe in layers/pg-dump (its
+ * README holds the internals).
  */
 export class PgDumpLayer extends Construct {
   readonly layer: lambda.ILayerVersion;
@@ -43,7 +43,7 @@ export class PgDumpLayer extends Construct {
     const versions = majors.map((m) => pins.get(m)?.version).join(', ');
 
     this.layer = new lambda.LayerVersion(this, 'Layer', {
-      description: `pg_dump and pg_restore for PostgreSQL ${majors.join(', ')} (${versions}; ${arch}) under /opt/pg/<major>/bin`,
+      description: `pg_dump, pg_restore and pg_dumpall for PostgreSQL ${majors.join(', ')} (${versions}; ${arch}) under /opt/pg/<major>/bin`,
       compatibleArchitectures: [this.architecture],
       compatibleRuntimes: [lambda.Runtime.NODEJS_22_X],
       license: 'PostgreSQL',

@@ -1,6 +1,30 @@
-import { execFileSync } from 'node:child_process';
-import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
+
+export type LayerArch = 'arm64' | 'x86_64';
+
+/** readelf's "Machine:" for each layer architecture. */
+export const ELF_MACHINE: Record<LayerArch, string> = {
+  arm64: 'AArch64',
+  x86_64: 'Advanced Micro Devices X86-64',
+};
+const TRIPLE: Record<LayerArch, string> = { arm64: 'aarch64-linux-gnu', x86_64: 'x86_64-linux-gnu' };
+const QEMU: Record<LayerArch, string> = {
+  arm64: '/usr/bin/qemu-aarch64-static',
+  x86_64: '/usr/bin/qemu-x86_64-static',
+};
 
 /** Libraries every Amazon Linux 2023 system has (glibc itself): the layer need not carry them. */
 export const BASE_GLIBC = new Set([
@@ -102,4 +126,56 @@ export function glibcOnlyRoot(dir: string, crossLibDir: string): string {
     }
   }
   return dir;
+}
+
+/** The prefix that runs a binary of the architecture here: none natively, else qemu-user with glibc only. */
+function emulator(arch: LayerArch, scratch: string): string[] {
+  const native = (process.arch === 'arm64' ? 'arm64' : 'x86_64') === arch;
+  if (native) return [];
+  if (!existsSync(QEMU[arch])) {
+    throw new Error(`the ${arch} layer runs here through qemu-user: apt-get install qemu-user-static`);
+  }
+  const root = glibcOnlyRoot(join(scratch, `glibc-root-${arch}`), `/usr/${TRIPLE[arch]}/lib`);
+  return [QEMU[arch], '-L', root];
+}
+
+/**
+ * Runs the layer's tools with nothing of this machine's environment but what they are given.
+ * pg_dumpall runs the pg_dump beside it; qemu-user does not follow that exec, so an emulated
+ * pg_dumpall runs from a copy whose neighbour pg_dump is a script running the layer's pg_dump
+ * under the same qemu (natively, the real neighbour runs).
+ */
+export function layerRunner(arch: LayerArch, pgRoot: string, scratch: string) {
+  const prefix = emulator(arch, scratch);
+  const binary = (major: number, tool: string): string => {
+    const real = join(pgRoot, String(major), 'bin', tool);
+    if (prefix.length === 0 || tool !== 'pg_dumpall') return real;
+    const home = join(scratch, `shim-${arch}-${major}`);
+    if (!existsSync(join(home, 'bin', tool))) {
+      mkdirSync(join(home, 'bin'), { recursive: true });
+      symlinkSync(join(pgRoot, String(major), 'lib'), join(home, 'lib'));
+      copyFileSync(real, join(home, 'bin', tool));
+      chmodSync(join(home, 'bin', tool), 0o755);
+      const quoted = [...prefix, join(pgRoot, String(major), 'bin', 'pg_dump')].map((a) => `'${a}'`);
+      writeFileSync(join(home, 'bin', 'pg_dump'), `#!/bin/sh\nexec ${quoted.join(' ')} "$@"\n`);
+      chmodSync(join(home, 'bin', 'pg_dump'), 0o755);
+    }
+    return join(home, 'bin', tool);
+  };
+  return {
+    emulated: prefix.length > 0,
+    run(major: number, tool: string, args: readonly string[], env: Record<string, string> = {}) {
+      const [command, ...rest] = [...prefix, binary(major, tool), ...args];
+      const scrubbed = {
+        PATH: '/nonexistent',
+        LD_LIBRARY_PATH: join(pgRoot, String(major), 'lib'),
+        ...env,
+      };
+      return spawnSync(command as string, rest, {
+        env: scrubbed,
+        maxBuffer: 256 * 1024 * 1024,
+        timeout: 300_000,
+      });
+    },
+  };
 }
