@@ -1,5 +1,8 @@
 import { Duration } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type { ApiAuthorization } from './constructs/dump-api';
+import type { ObjectLockSettings } from './constructs/dump-bucket';
 import type { DumpBagStackProps } from './dump-bag-stack';
 
 /**
@@ -115,126 +118,121 @@ export function unknownContextKeys(context: Record<string, unknown>): string[] {
   return Object.keys(context).filter((key) => !key.includes(':') && !key.startsWith('@') && !known.has(key));
 }
 
+/**
+ * A string handed to the construct that owns the prop, which checks the value and names the fix
+ * (the reader checks only that it is a string).
+ */
+function passed<T extends string>(get: Lookup, key: ContextKey): T | undefined {
+  return str(get, key) as T | undefined;
+}
+
 export interface AppSettings {
   readonly stackName: string;
   readonly props: DumpBagStackProps;
 }
 
-/** The stack's props from cdk.json context; a setting that cannot work throws, naming the key and the fix. */
-export function settingsFromContext(get: Lookup): AppSettings {
-  const vpcId = str(get, 'vpcId');
-  const subnetIds = list(get, 'subnetIds');
-  const availabilityZones = list(get, 'availabilityZones');
-  const routeTableIds = list(get, 'routeTableIds');
-  const securityGroupIds = list(get, 'securityGroupIds');
-  if (!vpcId && (subnetIds || availabilityZones || routeTableIds || securityGroupIds)) {
-    throw new Error(
-      'context subnetIds, availabilityZones, routeTableIds and securityGroupIds need vpcId: set vpcId too',
-    );
-  }
-  if (vpcId) {
-    if (!subnetIds || subnetIds.length === 0) {
-      throw new Error('context vpcId needs subnetIds: the private subnets the functions run in');
-    }
-    if (!availabilityZones || availabilityZones.length !== subnetIds.length) {
-      throw new Error(
-        'context availabilityZones must list one zone per entry of subnetIds, in the same order (e.g. ["eu-west-1a","eu-west-1b"])',
-      );
-    }
-    if (routeTableIds && routeTableIds.length !== subnetIds.length) {
-      throw new Error(
-        'context routeTableIds must list one route table per entry of subnetIds, in the same order',
-      );
-    }
-  }
+type Props = DumpBagStackProps;
 
-  const keysFolder = str(get, 'keysFolder');
-  const keysUrl = str(get, 'keysUrl');
-  const architecture = oneOf(get, 'architecture', ['arm64', 'x86_64'] as const);
-  const authorization = oneOf(get, 'authorization', ['iam', 'jwt'] as const);
-  const jwtIssuer = str(get, 'jwtIssuer');
-  const jwtAudience = list(get, 'jwtAudience');
-  if (authorization !== 'jwt' && (jwtIssuer || jwtAudience)) {
-    throw new Error(
-      'context jwtIssuer and jwtAudience apply only with authorization "jwt": set authorization to jwt',
-    );
-  }
-  const objectLockDays = num(get, 'objectLockDays');
-  const objectLockMode = oneOf(get, 'objectLockMode', ['GOVERNANCE', 'COMPLIANCE'] as const);
-  if (objectLockMode && objectLockDays === undefined) {
-    throw new Error('context objectLockMode needs objectLockDays: how many days each dump is locked');
-  }
-  const dumpTimeoutMinutes = num(get, 'dumpTimeoutMinutes');
-  const urlExpirySeconds = num(get, 'urlExpirySeconds');
-  const pgMajors = list(get, 'pgMajors')?.map(Number);
-  const retention = {
-    days: num(get, 'retentionDays'),
-    manualDays: num(get, 'manualRetentionDays'),
-    keepMin: num(get, 'keepMin'),
+/** A VPC by its ids; what is missing or does not match, DatabaseConnection names with its context key. */
+function vpcAttributes(get: Lookup): ec2.VpcAttributes | undefined {
+  const vpcId = str(get, 'vpcId');
+  const privateSubnetIds = list(get, 'subnetIds');
+  const availabilityZones = list(get, 'availabilityZones');
+  const privateSubnetRouteTableIds = list(get, 'routeTableIds');
+  if (!(vpcId || privateSubnetIds || availabilityZones || privateSubnetRouteTableIds)) return undefined;
+  return {
+    vpcId: vpcId ?? '',
+    availabilityZones: availabilityZones ?? [],
+    privateSubnetIds,
+    privateSubnetRouteTableIds,
   };
+}
+
+function connectionFromContext(get: Lookup): Props['connection'] {
+  return {
+    host: str(get, 'dbHost'),
+    port: num(get, 'dbPort'),
+    sslMode: str(get, 'dbSslMode'),
+    secretArn: str(get, 'dbSecretArn'),
+    secretName: str(get, 'dbSecretName'),
+    username: str(get, 'dbUsername'),
+    vpcAttributes: vpcAttributes(get),
+    securityGroupIds: list(get, 'securityGroupIds'),
+    s3GatewayEndpoint: bool(get, 's3GatewayEndpoint'),
+    secretsManagerEndpoint: bool(get, 'secretsManagerEndpoint'),
+  };
+}
+
+function keysFromContext(get: Lookup): Props['keys'] {
+  const folder = str(get, 'keysFolder');
+  const url = str(get, 'keysUrl');
+  // Both or neither: PublicKeys names the conflict; the folder is the default only when no URL is set.
+  return { folder: folder ?? (url ? undefined : 'keys'), url, recipients: str(get, 'recipients') };
+}
+
+function bucketFromContext(get: Lookup): Props['bucket'] {
+  const days = num(get, 'objectLockDays');
+  const mode = passed<'GOVERNANCE' | 'COMPLIANCE'>(get, 'objectLockMode');
+  return {
+    encryption: passed<'s3' | 'kms'>(get, 'bucketEncryption'),
+    noncurrentVersionExpirationDays: num(get, 'noncurrentVersionDays'),
+    accessLogDays: num(get, 'accessLogDays'),
+    // A mode without days reaches DumpBucket, which asks for objectLockDays.
+    objectLock: days !== undefined || mode ? ({ days, mode } as ObjectLockSettings) : undefined,
+  };
+}
+
+function backupFromContext(get: Lookup): Props['backup'] {
+  const dumpTimeoutMinutes = num(get, 'dumpTimeoutMinutes');
+  return {
+    schedules: list(get, 'schedules'),
+    databases: list(get, 'databases'),
+    exclude: list(get, 'exclude'),
+    retention: {
+      days: num(get, 'retentionDays'),
+      manualDays: num(get, 'manualRetentionDays'),
+      keepMin: num(get, 'keepMin'),
+    },
+    concurrency: num(get, 'concurrency'),
+    dumpMemorySize: num(get, 'dumpMemoryMb'),
+    dumpTimeout: dumpTimeoutMinutes !== undefined ? Duration.minutes(dumpTimeoutMinutes) : undefined,
+    compression: str(get, 'compression'),
+  };
+}
+
+function apiFromContext(get: Lookup): Props['api'] {
+  const type = passed<'iam' | 'jwt'>(get, 'authorization') ?? 'iam';
+  const issuer = str(get, 'jwtIssuer');
+  const audience = list(get, 'jwtAudience');
+  const urlExpirySeconds = num(get, 'urlExpirySeconds');
+  return {
+    // Issuer and audience without type jwt reach DumpApi, which names them and the fix.
+    authorization: (type === 'jwt' || issuer || audience
+      ? { type, issuer, audience }
+      : { type }) as ApiAuthorization,
+    urlExpiry: urlExpirySeconds !== undefined ? Duration.seconds(urlExpirySeconds) : undefined,
+  };
+}
+
+/** The stack's props from cdk.json context. The reader checks types; each construct checks its values. */
+export function settingsFromContext(get: Lookup): AppSettings {
   const account = str(get, 'account');
   const region = str(get, 'region');
-
+  const architecture = oneOf(get, 'architecture', ['arm64', 'x86_64'] as const);
   return {
     stackName: str(get, 'stackName') ?? 'DumpBag',
     props: {
       env: account || region ? { account, region } : undefined,
       architecture: architecture === 'x86_64' ? lambda.Architecture.X86_64 : lambda.Architecture.ARM_64,
-      // Both or neither: PublicKeys names the conflict; the folder is the default only when no URL is set.
-      keys: {
-        folder: keysFolder ?? (keysUrl ? undefined : 'keys'),
-        url: keysUrl,
-        recipients: str(get, 'recipients'),
-      },
-      connection: {
-        host: str(get, 'dbHost'),
-        port: num(get, 'dbPort'),
-        sslMode: str(get, 'dbSslMode'),
-        secretArn: str(get, 'dbSecretArn'),
-        secretName: str(get, 'dbSecretName'),
-        username: str(get, 'dbUsername'),
-        vpcAttributes: vpcId
-          ? {
-              vpcId,
-              availabilityZones: availabilityZones as string[],
-              privateSubnetIds: subnetIds,
-              privateSubnetRouteTableIds: routeTableIds,
-            }
-          : undefined,
-        securityGroupIds,
-        s3GatewayEndpoint: bool(get, 's3GatewayEndpoint'),
-        secretsManagerEndpoint: bool(get, 'secretsManagerEndpoint'),
-      },
-      bucket: {
-        encryption: oneOf(get, 'bucketEncryption', ['s3', 'kms'] as const),
-        noncurrentVersionExpirationDays: num(get, 'noncurrentVersionDays'),
-        accessLogDays: num(get, 'accessLogDays'),
-        objectLock: objectLockDays !== undefined ? { days: objectLockDays, mode: objectLockMode } : undefined,
-      },
-      backup: {
-        schedules: list(get, 'schedules'),
-        databases: list(get, 'databases'),
-        exclude: list(get, 'exclude'),
-        retention,
-        concurrency: num(get, 'concurrency'),
-        dumpMemorySize: num(get, 'dumpMemoryMb'),
-        dumpTimeout: dumpTimeoutMinutes !== undefined ? Duration.minutes(dumpTimeoutMinutes) : undefined,
-        compression: str(get, 'compression'),
-      },
-      api: {
-        authorization:
-          authorization === 'jwt'
-            ? { type: 'jwt', issuer: jwtIssuer ?? '', audience: jwtAudience ?? [] }
-            : { type: 'iam' },
-        urlExpiry: urlExpirySeconds !== undefined ? Duration.seconds(urlExpirySeconds) : undefined,
-      },
-      alarms: {
-        emails: list(get, 'alarmEmails'),
-        staleAfterHours: num(get, 'staleAfterHours'),
-      },
+      keys: keysFromContext(get),
+      connection: connectionFromContext(get),
+      bucket: bucketFromContext(get),
+      backup: backupFromContext(get),
+      api: apiFromContext(get),
+      alarms: { emails: list(get, 'alarmEmails'), staleAfterHours: num(get, 'staleAfterHours') },
       pgDump: {
-        majors: pgMajors,
-        bundling: oneOf(get, 'layerBundling', ['auto', 'local', 'docker'] as const),
+        majors: list(get, 'pgMajors')?.map(Number),
+        bundling: passed<'auto' | 'local' | 'docker'>(get, 'layerBundling'),
       },
     },
   };

@@ -5,13 +5,14 @@ import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import {
   DATABASE_DIMENSION,
   DUMP_SUCCEEDED_METRIC,
   METRIC_NAMESPACE,
   SERVICE_DIMENSION,
 } from '../../functions/shared/metrics';
+import { checkProp, optional, wholeNumber } from './validate';
 
 export interface BackupAlarmsProps {
   readonly stateMachine: sfn.IStateMachine;
@@ -23,6 +24,26 @@ export interface BackupAlarmsProps {
   readonly databases?: readonly string[];
   /** The service name the dump function's metrics carry (POWERTOOLS_SERVICE_NAME). @default 'dump-bag' */
   readonly serviceName?: string;
+}
+
+/** Throws InvalidPropError, naming the prop and the fix, for props that cannot work. */
+export function validateBackupAlarmsProps(scope: IConstruct, props: BackupAlarmsProps): void {
+  checkProp(scope, {
+    prop: 'staleAfterHours',
+    value: props.staleAfterHours,
+    valid: optional(wholeNumber(1, 168)),
+    rule: 'must be a whole number from 1 to 168',
+    fix: 'CloudWatch evaluates at most 7 days; give the hours between scheduled dumps plus a margin (context staleAfterHours)',
+  });
+  (props.emails ?? []).forEach((email, index) => {
+    checkProp(scope, {
+      prop: `emails[${index}]`,
+      value: email,
+      valid: (address) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(address),
+      rule: 'must be an e-mail address',
+      fix: 'give addresses like ops@example.com (context alarmEmails)',
+    });
+  });
 }
 
 /**
@@ -37,17 +58,8 @@ export class BackupAlarms extends Construct {
 
   constructor(scope: Construct, id: string, props: BackupAlarmsProps) {
     super(scope, id);
+    validateBackupAlarmsProps(this, props);
     const hours = props.staleAfterHours ?? 26;
-    if (!Number.isInteger(hours) || hours < 1 || hours > 168) {
-      throw new Error(
-        `BackupAlarms: \`staleAfterHours\` must be a whole number from 1 to 168 (CloudWatch evaluates at most 7 days), got ${hours}`,
-      );
-    }
-    for (const email of props.emails ?? []) {
-      if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) {
-        throw new Error(`BackupAlarms: \`emails\` entry "${email}" is not an e-mail address`);
-      }
-    }
     this.topic = new sns.Topic(this, 'Topic', { displayName: 'Dump Bag alarms', enforceSSL: true });
     for (const email of props.emails ?? [])
       this.topic.addSubscription(new subscriptions.EmailSubscription(email));

@@ -1,11 +1,11 @@
-import { Duration, Token } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { NagSuppressions } from 'cdk-nag';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import { MAX_DATABASE_NAME_BYTES } from '../../functions/core/naming';
 import { SETTINGS } from '../../functions/core/settings';
 import { BagFunction, type RetentionSettings } from './bag-function';
@@ -13,6 +13,7 @@ import type { DatabaseConnection } from './database-connection';
 import type { DumpBucket } from './dump-bucket';
 import type { PgDumpLayer } from './pg-dump-layer';
 import type { PublicKeys } from './public-keys';
+import { checkProp, optional, wholeNumber } from './validate';
 
 /** The EventBridge `source` and `detail-type` of the event sent for every finished dump. */
 export const DUMP_EVENT_SOURCE = 'dump-bag';
@@ -52,12 +53,84 @@ export interface BackupWorkflowProps {
   readonly serviceName?: string;
 }
 
-function checkSchedule(expression: string): void {
-  if (!/^(cron|rate|at)\(.+\)$/.test(expression.trim())) {
-    throw new Error(
-      `BackupWorkflow: \`schedules\` entry "${expression}" is not a schedule expression; write cron(0 3 * * ? *) or rate(12 hours)`,
-    );
+/** A PostgreSQL database name: 1 to MAX_DATABASE_NAME_BYTES bytes, no NUL. */
+function isDatabaseName(name: string): boolean {
+  return name.length > 0 && Buffer.byteLength(name) <= MAX_DATABASE_NAME_BYTES && !name.includes('\0');
+}
+
+/** Throws InvalidPropError, naming the prop and the fix, for props that cannot work. */
+export function validateBackupWorkflowProps(scope: IConstruct, props: BackupWorkflowProps): void {
+  (props.schedules ?? []).forEach((expression, index) => {
+    checkProp(scope, {
+      prop: `schedules[${index}]`,
+      value: expression,
+      valid: (e) => /^(cron|rate|at)\(.+\)$/.test(e.trim()),
+      rule: 'must be a schedule expression',
+      fix: 'write cron(0 3 * * ? *) or rate(12 hours) (context schedules)',
+    });
+  });
+  validateSelection(scope, props);
+  validateDump(scope, props);
+  for (const [prop, value] of Object.entries(props.retention ?? {})) {
+    checkProp(scope, {
+      prop: `retention.${prop}`,
+      value,
+      valid: optional(wholeNumber(1)),
+      rule: 'must be a whole number of at least 1',
+      fix: 'give days (a count, for keepMin) of 1 or more (context retentionDays, manualRetentionDays, keepMin)',
+    });
   }
+}
+
+function validateSelection(scope: IConstruct, props: BackupWorkflowProps): void {
+  const databases = props.databases ?? [];
+  const exclude = props.exclude ?? [];
+  for (const [prop, names] of [
+    ['databases', databases],
+    ['exclude', exclude],
+  ] as const) {
+    names.forEach((name, index) => {
+      checkProp(scope, {
+        prop: `${prop}[${index}]`,
+        value: name,
+        valid: isDatabaseName,
+        rule: `must be a PostgreSQL database name (1 to ${MAX_DATABASE_NAME_BYTES} bytes, no NUL)`,
+        fix: `give the database's name as the server lists it (context ${prop})`,
+      });
+    });
+  }
+  checkProp(scope, {
+    prop: 'exclude',
+    value: exclude.filter((name) => databases.includes(name)),
+    valid: (both) => both.length === 0,
+    rule: 'must not name a database that `databases` selects',
+    fix: 'remove each of them from `databases` or from `exclude` (context databases / exclude)',
+  });
+}
+
+/** The dump function's limits: what Lambda allows, and what pg_dump with encryption needs. */
+function validateDump(scope: IConstruct, props: BackupWorkflowProps): void {
+  checkProp(scope, {
+    prop: 'concurrency',
+    value: props.concurrency,
+    valid: optional(wholeNumber(1, 40)),
+    rule: 'must be a whole number from 1 to 40',
+    fix: 'each dump at the same time is a database connection and a Lambda (context concurrency)',
+  });
+  checkProp(scope, {
+    prop: 'dumpTimeout',
+    value: props.dumpTimeout,
+    valid: optional((t) => t.toSeconds() <= 900 && t.toSeconds() >= MIN_DUMP_TIMEOUT.toSeconds()),
+    rule: "must be from 1 to 15 minutes (Lambda's limit)",
+    fix: 'a database that needs longer needs a bigger dumpMemorySize or a task outside Lambda (context dumpTimeoutMinutes)',
+  });
+  checkProp(scope, {
+    prop: 'dumpMemorySize',
+    value: props.dumpMemorySize,
+    valid: optional(wholeNumber(512, 10240)),
+    rule: 'must be from 512 to 10240 MB',
+    fix: 'pg_dump, encryption and upload buffers need at least 512 (context dumpMemoryMb)',
+  });
 }
 
 /**
@@ -73,51 +146,10 @@ export class BackupWorkflow extends Construct {
 
   constructor(scope: Construct, id: string, props: BackupWorkflowProps) {
     super(scope, id);
+    validateBackupWorkflowProps(this, props);
     const schedules = props.schedules ?? [DEFAULT_SCHEDULE];
-    schedules.forEach(checkSchedule);
     const databases = props.databases ?? [];
     const exclude = props.exclude ?? [];
-    const both = databases.filter((d) => exclude.includes(d));
-    if (both.length > 0) {
-      throw new Error(
-        `BackupWorkflow: ${both.join(', ')} is in both \`databases\` and \`exclude\`; remove it from one of them`,
-      );
-    }
-    for (const name of [...databases, ...exclude]) {
-      if (name.length === 0 || Buffer.byteLength(name) > MAX_DATABASE_NAME_BYTES || name.includes('\0')) {
-        throw new Error(
-          `BackupWorkflow: "${name}" in \`databases\`/\`exclude\` is not a PostgreSQL database name`,
-        );
-      }
-    }
-    const concurrency = props.concurrency ?? 2;
-    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 40) {
-      throw new Error(
-        `BackupWorkflow: \`concurrency\` must be a whole number from 1 to 40, got ${concurrency}; each dump is a database connection and a Lambda`,
-      );
-    }
-    const dumpTimeout = props.dumpTimeout ?? Duration.minutes(15);
-    if (!Token.isUnresolved(dumpTimeout.toSeconds())) {
-      if (dumpTimeout.toSeconds() > 900 || dumpTimeout.toSeconds() < MIN_DUMP_TIMEOUT.toSeconds()) {
-        throw new Error(
-          `BackupWorkflow: \`dumpTimeout\` must be from 1 to 15 minutes (Lambda's limit), got ${dumpTimeout.toHumanString()}; a database that needs longer needs a bigger dumpMemorySize or a task outside Lambda`,
-        );
-      }
-    }
-    const dumpMemorySize = props.dumpMemorySize ?? 1769;
-    if (!Number.isInteger(dumpMemorySize) || dumpMemorySize < 512 || dumpMemorySize > 10240) {
-      throw new Error(
-        `BackupWorkflow: \`dumpMemorySize\` must be from 512 to 10240 MB, got ${dumpMemorySize}; pg_dump, encryption and upload buffers need at least 512`,
-      );
-    }
-    const retention = props.retention ?? {};
-    for (const [prop, value] of Object.entries(retention)) {
-      if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-        throw new Error(
-          `BackupWorkflow: \`retention.${prop}\` must be a whole number of at least 1, got ${value}`,
-        );
-      }
-    }
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const architecture = props.pgDump.architecture;
     const { connection } = props;
@@ -151,8 +183,8 @@ export class BackupWorkflow extends Construct {
       entry: 'functions/dump/handler.ts',
       description: 'Dump Bag: pg_dump of one database, encrypted, into S3, then its retention',
       architecture,
-      memorySize: dumpMemorySize,
-      timeout: dumpTimeout,
+      memorySize: props.dumpMemorySize ?? 1769,
+      timeout: props.dumpTimeout ?? Duration.minutes(15),
       logRetention,
       serviceName: props.serviceName,
       environment: {
@@ -162,14 +194,14 @@ export class BackupWorkflow extends Construct {
       ...placement,
     });
     this.dumpFunction.addLayers(props.pgDump.layer);
-    this.dumpFunction.bindDumpWriter(props.bucket).bindRetention(retention);
+    this.dumpFunction.bindDumpWriter(props.bucket).bindRetention(props.retention ?? {});
     connection.bind(this.dumpFunction);
     props.keys.bind(this.dumpFunction);
 
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       comment: 'Dump Bag backup: plan, dump each database, report',
       queryLanguage: sfn.QueryLanguage.JSONATA,
-      definitionBody: sfn.DefinitionBody.fromChainable(this.definition(concurrency)),
+      definitionBody: sfn.DefinitionBody.fromChainable(this.definition(props.concurrency ?? 2)),
       timeout: props.executionTimeout ?? Duration.hours(6),
       tracingEnabled: true,
       logs: {

@@ -1,9 +1,10 @@
-import { Annotations, Token } from 'aws-cdk-lib';
+import { Annotations } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { NagSuppressions } from 'cdk-nag';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import type { BagFunction } from './bag-function';
+import { checkProp, oneOf, optional, wholeNumber } from './validate';
 
 const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
 
@@ -36,6 +37,130 @@ export interface DatabaseConnectionProps {
   readonly secretsManagerEndpoint?: boolean;
 }
 
+/** Throws InvalidPropError, naming the prop and the fix, for props that cannot work. */
+export function validateDatabaseConnectionProps(scope: IConstruct, props: DatabaseConnectionProps): void {
+  validateSecret(scope, props);
+  checkProp(scope, {
+    prop: 'port',
+    value: props.port,
+    valid: optional(wholeNumber(1, 65535)),
+    rule: 'must be a TCP port from 1 to 65535',
+    fix: "give the server's port (context dbPort), or leave it out for the secret's port or 5432",
+  });
+  checkProp(scope, {
+    prop: 'sslMode',
+    value: props.sslMode,
+    valid: optional(oneOf(SSL_MODES)),
+    rule: `must be one of ${SSL_MODES.join(', ')}`,
+    fix: "give one of libpq's sslmode values (context dbSslMode); 'require' encrypts, 'verify-full' also checks the server's certificate",
+  });
+  validatePlacement(scope, props);
+  if (props.vpcAttributes) validateVpcAttributes(scope, props.vpcAttributes, props.vpcSubnets);
+}
+
+function validateSecret(scope: IConstruct, props: DatabaseConnectionProps): void {
+  checkProp(scope, {
+    prop: 'secretName',
+    value: props.secretName,
+    valid: !(props.secretName && props.secretArn),
+    rule: 'cannot go with `secretArn`',
+    fix: 'give `secretArn` or `secretName`, not both (context dbSecretArn / dbSecretName)',
+  });
+  checkProp(scope, {
+    prop: 'username',
+    value: props.username,
+    valid: props.username === undefined || !(props.secretArn || props.secretName),
+    rule: 'only applies to a secret this stack creates',
+    fix: 'leave username out (context dbUsername): the referenced secret holds its own "username"',
+  });
+}
+
+/** Where the functions run: a VPC given once, and what needs a VPC given only with one. */
+function validatePlacement(scope: IConstruct, props: DatabaseConnectionProps): void {
+  const hasVpc = Boolean(props.vpc || props.vpcAttributes);
+  checkProp(scope, {
+    prop: 'vpcAttributes',
+    value: props.vpcAttributes,
+    valid: !(props.vpcAttributes && props.vpc),
+    rule: 'cannot go with `vpc`',
+    fix: 'give `vpc` or `vpcAttributes`, not both',
+  });
+  checkProp(scope, {
+    prop: 'securityGroupIds',
+    value: props.securityGroupIds,
+    valid: !(props.securityGroupIds && props.securityGroups),
+    rule: 'cannot go with `securityGroups`',
+    fix: 'give `securityGroups` or `securityGroupIds`, not both',
+  });
+  if (hasVpc) return;
+  for (const prop of ['vpcSubnets', 'securityGroups', 'securityGroupIds'] as const) {
+    checkProp(scope, {
+      prop,
+      value: props[prop],
+      valid: props[prop] === undefined,
+      rule: 'needs `vpc`',
+      fix: 'give the VPC too (context vpcId, subnetIds, availabilityZones)',
+    });
+  }
+  for (const prop of ['s3GatewayEndpoint', 'secretsManagerEndpoint'] as const) {
+    checkProp(scope, {
+      prop,
+      value: props[prop],
+      valid: !props[prop],
+      rule: 'needs `vpc`: the endpoint is made in it',
+      fix: 'give the VPC or leave it out',
+    });
+  }
+}
+
+/** A VPC by its ids (cdk.json context's form): each subnet with its zone and, if given, its route table. */
+function validateVpcAttributes(
+  scope: IConstruct,
+  attributes: ec2.VpcAttributes,
+  vpcSubnets: ec2.SubnetSelection | undefined,
+): void {
+  checkProp(scope, {
+    prop: 'vpcAttributes.vpcId',
+    value: attributes.vpcId,
+    valid: (id) => id.length > 0,
+    rule: 'must name the VPC',
+    fix: "give the VPC's id (context vpcId) with its subnets",
+  });
+  const subnetIds = attributes.privateSubnetIds ?? [];
+  checkProp(scope, {
+    prop: 'vpcAttributes.privateSubnetIds',
+    value: attributes.privateSubnetIds,
+    valid: (ids) => vpcSubnets !== undefined || (ids !== undefined && ids.length > 0),
+    rule: 'must list the private subnets the functions run in',
+    fix: 'give their ids (context subnetIds)',
+  });
+  checkProp(scope, {
+    prop: 'vpcAttributes.availabilityZones',
+    value: attributes.availabilityZones,
+    valid: (zones) => subnetIds.length === 0 || zones.length === subnetIds.length,
+    rule: 'must list one zone per entry of privateSubnetIds, in the same order',
+    fix: 'give each subnet\'s zone (context availabilityZones, e.g. ["eu-west-1a","eu-west-1b"])',
+  });
+  checkProp(scope, {
+    prop: 'vpcAttributes.privateSubnetRouteTableIds',
+    value: attributes.privateSubnetRouteTableIds,
+    valid: optional((tables) => tables.length === subnetIds.length),
+    rule: 'must list one route table per entry of privateSubnetIds, in the same order',
+    fix: "give each subnet's route table (context routeTableIds), or leave them all out",
+  });
+}
+
+/** The S3 gateway endpoint goes into the route tables of the functions' subnets, so they must be known. */
+function validateGatewaySubnets(scope: IConstruct, subnets: ec2.SelectedSubnets): void {
+  checkProp(scope, {
+    prop: 's3GatewayEndpoint',
+    value: subnets.subnets.filter((subnet) => !subnet.routeTable?.routeTableId).map((s) => s.subnetId),
+    valid: subnets.subnets.every((subnet) => subnet.routeTable?.routeTableId),
+    rule: 'needs the route tables of the subnets, and these have none',
+    fix: 'give them (context routeTableIds) or set s3GatewayEndpoint: false when the VPC already has one',
+  });
+}
+
 /**
  * How the plan and dump functions reach the database: host, port and sslmode as libpq variables,
  * the login from a Secrets Manager secret that only they may read, and, for a private server,
@@ -53,77 +178,11 @@ export class DatabaseConnection extends Construct {
   constructor(scope: Construct, id: string, props: DatabaseConnectionProps = {}) {
     super(scope, id);
     this.props = props;
-    if (props.secretArn && props.secretName) {
-      throw new Error(
-        'DatabaseConnection: give `secretArn` or `secretName`, not both (context dbSecretArn / dbSecretName)',
-      );
-    }
-    if (props.username !== undefined && (props.secretArn || props.secretName)) {
-      throw new Error(
-        'DatabaseConnection: `username` only applies to a secret this stack creates; the referenced secret holds its own "username" (leave username out)',
-      );
-    }
-    if (props.port !== undefined && !Token.isUnresolved(props.port)) {
-      if (!Number.isInteger(props.port) || props.port < 1 || props.port > 65535) {
-        throw new Error(`DatabaseConnection: \`port\` must be a TCP port from 1 to 65535, got ${props.port}`);
-      }
-    }
-    const sslMode = props.sslMode ?? 'require';
-    if (!SSL_MODES.includes(sslMode)) {
-      throw new Error(
-        `DatabaseConnection: \`sslMode\` must be one of ${SSL_MODES.join(', ')}, got '${sslMode}'`,
-      );
-    }
-    if (props.vpc && props.vpcAttributes) {
-      throw new Error('DatabaseConnection: give `vpc` or `vpcAttributes`, not both');
-    }
-    if (props.securityGroups && props.securityGroupIds) {
-      throw new Error('DatabaseConnection: give `securityGroups` or `securityGroupIds`, not both');
-    }
-    const hasVpc = Boolean(props.vpc || props.vpcAttributes);
-    if (!hasVpc && (props.vpcSubnets || props.securityGroups || props.securityGroupIds)) {
-      throw new Error(
-        'DatabaseConnection: `vpcSubnets` and security groups need `vpc`; give the VPC too (context vpcId, subnetIds, availabilityZones)',
-      );
-    }
-    if (!hasVpc && (props.s3GatewayEndpoint || props.secretsManagerEndpoint)) {
-      throw new Error(
-        'DatabaseConnection: `s3GatewayEndpoint` and `secretsManagerEndpoint` need `vpc`; give the VPC or leave them out',
-      );
-    }
+    validateDatabaseConnectionProps(this, props);
 
-    if (props.secretArn) {
-      this.secret = secretsmanager.Secret.fromSecretCompleteArn(this, 'Secret', props.secretArn);
-      this.secretCreated = false;
-    } else if (props.secretName) {
-      this.secret = secretsmanager.Secret.fromSecretNameV2(this, 'Secret', props.secretName);
-      this.secretCreated = false;
-    } else {
-      const username = props.username ?? 'dump_bag';
-      const secret = new secretsmanager.Secret(this, 'Secret', {
-        description: `Dump Bag: login of the database user ${username}`,
-        generateSecretString: {
-          secretStringTemplate: JSON.stringify({
-            username,
-            ...(props.host ? { host: props.host } : {}),
-            ...(props.port ? { port: props.port } : {}),
-          }),
-          generateStringKey: 'password',
-          passwordLength: 32,
-          // Characters that need quoting in ALTER ROLE … PASSWORD '…' or a connection URI.
-          excludeCharacters: ' "\'\\/@:%`',
-        },
-      });
-      NagSuppressions.addResourceSuppressions(secret, [
-        {
-          id: 'AwsSolutions-SMG4',
-          reason:
-            'The password belongs to a database user this stack does not manage, so a rotation Lambda could not change it; reference an RDS-managed (rotated) secret with secretArn instead.',
-        },
-      ]);
-      this.secret = secret;
-      this.secretCreated = true;
-    }
+    const login = this.loginSecret(props);
+    this.secret = login.secret;
+    this.secretCreated = login.created;
     if (!props.host) {
       Annotations.of(this).addInfo(
         'DatabaseConnection: no `host` (context dbHost): the functions take it from the secret\'s "host" field at run time.',
@@ -134,38 +193,87 @@ export class DatabaseConnection extends Construct {
     if (vpc) {
       this.vpc = vpc;
       this.vpcSubnets = props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
-      this.securityGroups = props.securityGroups ??
-        props.securityGroupIds?.map((groupId) =>
-          ec2.SecurityGroup.fromSecurityGroupId(this, groupId, groupId),
-        ) ?? [
-          new ec2.SecurityGroup(this, 'Functions', {
-            vpc,
-            description: 'Dump Bag plan and dump functions: allow this group on the database port',
-            allowAllOutbound: true,
-          }),
-        ];
-      const subnets = vpc.selectSubnets(this.vpcSubnets);
-      if (props.s3GatewayEndpoint ?? true) {
-        const missing = subnets.subnets.filter((s) => !s.routeTable?.routeTableId);
-        if (missing.length > 0) {
-          throw new Error(
-            'DatabaseConnection: `s3GatewayEndpoint` needs the route tables of the subnets; give them (context routeTableIds) or set s3GatewayEndpoint: false when the VPC already has one',
-          );
-        }
-        vpc.addGatewayEndpoint('S3', {
-          service: ec2.GatewayVpcEndpointAwsService.S3,
-          subnets: [this.vpcSubnets],
-        });
-      }
-      if (props.secretsManagerEndpoint ?? true) {
-        const endpoint = vpc.addInterfaceEndpoint('SecretsManager', {
-          service: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
-          subnets: this.vpcSubnets,
-          privateDnsEnabled: true,
-          open: false,
-        });
-        for (const group of this.securityGroups) endpoint.connections.allowDefaultPortFrom(group);
-      }
+      this.securityGroups = this.functionGroups(vpc, props);
+      this.addEndpoints(vpc, this.vpcSubnets, this.securityGroups, props);
+    }
+  }
+
+  /** The referenced secret, or one made here with a generated password. */
+  private loginSecret(props: DatabaseConnectionProps): { secret: secretsmanager.ISecret; created: boolean } {
+    if (props.secretArn) {
+      return {
+        secret: secretsmanager.Secret.fromSecretCompleteArn(this, 'Secret', props.secretArn),
+        created: false,
+      };
+    }
+    if (props.secretName) {
+      return {
+        secret: secretsmanager.Secret.fromSecretNameV2(this, 'Secret', props.secretName),
+        created: false,
+      };
+    }
+    const username = props.username ?? 'dump_bag';
+    const secret = new secretsmanager.Secret(this, 'Secret', {
+      description: `Dump Bag: login of the database user ${username}`,
+      generateSecretString: {
+        secretStringTemplate: JSON.stringify({
+          username,
+          ...(props.host ? { host: props.host } : {}),
+          ...(props.port ? { port: props.port } : {}),
+        }),
+        generateStringKey: 'password',
+        passwordLength: 32,
+        // Characters that need quoting in ALTER ROLE … PASSWORD '…' or a connection URI.
+        excludeCharacters: ' "\'\\/@:%`',
+      },
+    });
+    NagSuppressions.addResourceSuppressions(secret, [
+      {
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'The password belongs to a database user this stack does not manage, so a rotation Lambda could not change it; reference an RDS-managed (rotated) secret with secretArn instead.',
+      },
+    ]);
+    return { secret, created: true };
+  }
+
+  private functionGroups(vpc: ec2.IVpc, props: DatabaseConnectionProps): ec2.ISecurityGroup[] {
+    return (
+      props.securityGroups ??
+      props.securityGroupIds?.map((groupId) =>
+        ec2.SecurityGroup.fromSecurityGroupId(this, groupId, groupId),
+      ) ?? [
+        new ec2.SecurityGroup(this, 'Functions', {
+          vpc,
+          description: 'Dump Bag plan and dump functions: allow this group on the database port',
+          allowAllOutbound: true,
+        }),
+      ]
+    );
+  }
+
+  /** S3 and Secrets Manager reachable from the subnets without NAT. */
+  private addEndpoints(
+    vpc: ec2.IVpc,
+    vpcSubnets: ec2.SubnetSelection,
+    groups: ec2.ISecurityGroup[],
+    props: DatabaseConnectionProps,
+  ): void {
+    if (props.s3GatewayEndpoint ?? true) {
+      validateGatewaySubnets(this, vpc.selectSubnets(vpcSubnets));
+      vpc.addGatewayEndpoint('S3', {
+        service: ec2.GatewayVpcEndpointAwsService.S3,
+        subnets: [vpcSubnets],
+      });
+    }
+    if (props.secretsManagerEndpoint ?? true) {
+      const endpoint = vpc.addInterfaceEndpoint('SecretsManager', {
+        service: ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+        subnets: vpcSubnets,
+        privateDnsEnabled: true,
+        open: false,
+      });
+      for (const group of groups) endpoint.connections.allowDefaultPortFrom(group);
     }
   }
 

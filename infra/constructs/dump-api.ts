@@ -1,4 +1,4 @@
-import { Duration, Token } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import * as authorizers from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -7,11 +7,12 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import { SETTINGS } from '../../functions/core/settings';
 import { BagFunction, type RetentionSettings } from './bag-function';
 import type { DumpBucket } from './dump-bucket';
 import type { PublicKeys } from './public-keys';
+import { checkProp, oneOf, optional } from './validate';
 
 /** Presigned URLs: the API's default and limits (the API refuses longer). */
 const URL_EXPIRY = SETTINGS.urlExpirySeconds;
@@ -48,6 +49,68 @@ export interface DumpApiProps {
   readonly serviceName?: string;
 }
 
+/** Throws InvalidPropError, naming the prop and the fix, for props that cannot work. */
+export function validateDumpApiProps(scope: IConstruct, props: DumpApiProps): void {
+  if (props.authorization) validateAuthorization(scope, props.authorization);
+  checkProp(scope, {
+    prop: 'urlExpiry',
+    value: props.urlExpiry,
+    valid: optional(
+      (expiry) => expiry.toSeconds() >= URL_EXPIRY.parser.min && expiry.toSeconds() <= URL_EXPIRY.parser.max,
+    ),
+    rule: 'must be from 1 second to 12 hours',
+    fix: 'a download link should be short-lived (context urlExpirySeconds)',
+  });
+  checkProp(scope, {
+    prop: 'rateLimit',
+    value: props.rateLimit,
+    valid: optional((limit) => limit >= 1),
+    rule: 'must be at least 1',
+    fix: 'give the steady requests per second the whole API takes',
+  });
+}
+
+function validateAuthorization(scope: IConstruct, authorization: ApiAuthorization): void {
+  checkProp(scope, {
+    prop: 'authorization.type',
+    value: authorization.type,
+    valid: oneOf(['iam', 'jwt']),
+    rule: "must be 'iam' or 'jwt'",
+    fix: "'iam' for SigV4-signed calls, 'jwt' for tokens of an OpenID issuer (context authorization)",
+  });
+  if (authorization.type === 'jwt') {
+    checkProp(scope, {
+      prop: 'authorization.issuer',
+      value: authorization.issuer,
+      valid: (url) => /^https:\/\//.test(url ?? ''),
+      rule: "must be the issuer's https:// URL",
+      fix: 'give the token issuer, e.g. https://cognito-idp.<region>.amazonaws.com/<pool id> (context jwtIssuer)',
+    });
+    checkProp(scope, {
+      prop: 'authorization.audience',
+      value: authorization.audience,
+      valid: (audience) => audience !== undefined && audience.length > 0,
+      rule: 'must list at least one audience (client id)',
+      fix: 'give the client ids whose tokens the API accepts (context jwtAudience)',
+    });
+    return;
+  }
+  // Only an untyped caller (cdk.json context, JavaScript) can give these with IAM.
+  const { issuer, audience } = authorization as { issuer?: string; audience?: readonly string[] };
+  for (const [prop, value] of [
+    ['issuer', issuer],
+    ['audience', audience],
+  ] as const) {
+    checkProp(scope, {
+      prop: `authorization.${prop}`,
+      value,
+      valid: value === undefined,
+      rule: "applies only with type 'jwt'",
+      fix: `set authorization to jwt (context authorization), or leave context jwt${prop === 'issuer' ? 'Issuer' : 'Audience'} out`,
+    });
+  }
+}
+
 /**
  * The routes, and whether each is public by design. Below /dumps they are greedy: a database name
  * may hold `/`, which API Gateway decodes from `%2F` before matching, so `{database}/{id}` would
@@ -77,35 +140,11 @@ export class DumpApi extends Construct {
 
   constructor(scope: Construct, id: string, props: DumpApiProps) {
     super(scope, id);
+    validateDumpApiProps(this, props);
     const authorization = props.authorization ?? { type: 'iam' };
-    if (authorization.type === 'jwt') {
-      if (!/^https:\/\//.test(authorization.issuer)) {
-        throw new Error(
-          `DumpApi: \`authorization.issuer\` must be the issuer's https:// URL, got '${authorization.issuer}' (context jwtIssuer)`,
-        );
-      }
-      if (authorization.audience.length === 0) {
-        throw new Error(
-          'DumpApi: `authorization.audience` must list at least one audience (client id) for JWT (context jwtAudience)',
-        );
-      }
-    } else if (authorization.type !== 'iam') {
-      throw new Error(
-        `DumpApi: \`authorization.type\` must be 'iam' or 'jwt', got '${(authorization as { type: string }).type}'`,
-      );
-    }
     const urlExpiry = props.urlExpiry ?? Duration.seconds(URL_EXPIRY.default);
     const expirySeconds = urlExpiry.toSeconds();
-    if (
-      !Token.isUnresolved(expirySeconds) &&
-      (expirySeconds < URL_EXPIRY.parser.min || expirySeconds > URL_EXPIRY.parser.max)
-    ) {
-      throw new Error(
-        `DumpApi: \`urlExpiry\` must be from 1 second to 12 hours, got ${urlExpiry.toHumanString()}; a download link should be short-lived`,
-      );
-    }
     const rateLimit = props.rateLimit ?? 20;
-    if (!(rateLimit >= 1)) throw new Error(`DumpApi: \`rateLimit\` must be at least 1, got ${rateLimit}`);
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
 
     this.function = new BagFunction(this, 'Handler', {

@@ -4,6 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct, type IConstruct } from 'constructs';
+import { checkProp, oneOf, optional, wholeNumber } from './validate';
 
 /** Where every dump and its record live; nothing in the bucket outside it is Dump Bag's. */
 export const DUMPS_PREFIX = 'dumps/';
@@ -28,13 +29,51 @@ export interface DumpBucketProps {
   readonly removalPolicy?: RemovalPolicy;
 }
 
-function wholeNumber(value: number, prop: string, min: number, fix: string): number {
-  if (!Number.isInteger(value) || value < min) {
-    throw new Error(
-      `DumpBucket: \`${prop}\` must be a whole number of at least ${min}, got ${value}; ${fix}`,
-    );
-  }
-  return value;
+/** Throws InvalidPropError, naming the prop and the fix, for props that cannot work. */
+export function validateDumpBucketProps(scope: IConstruct, props: DumpBucketProps): void {
+  checkProp(scope, {
+    prop: 'encryption',
+    value: props.encryption,
+    valid: optional(oneOf(['s3', 'kms'])),
+    rule: "must be 's3' or 'kms'",
+    fix: "'s3' for S3-managed keys, 'kms' for a customer-managed key made here (context bucketEncryption)",
+  });
+  checkProp(scope, {
+    prop: 'noncurrentVersionExpirationDays',
+    value: props.noncurrentVersionExpirationDays,
+    valid: optional(wholeNumber(1)),
+    rule: 'must be a whole number of at least 1',
+    fix: 'give the days old versions are kept (context noncurrentVersionDays); old versions must expire some day, or deleted dumps are kept and paid for forever',
+  });
+  checkProp(scope, {
+    prop: 'accessLogDays',
+    value: props.accessLogDays,
+    valid: optional(wholeNumber(0)),
+    rule: 'must be a whole number of at least 0',
+    fix: 'give the days access logs are kept (context accessLogDays); use 0 for no access logs',
+  });
+  if (props.objectLock === undefined) return;
+  checkProp(scope, {
+    prop: 'objectLock.days',
+    value: props.objectLock.days,
+    valid: wholeNumber(1),
+    rule: 'must be a whole number of at least 1',
+    fix: 'give the days each dump is locked (context objectLockDays), or leave objectLock out (context objectLockMode)',
+  });
+  checkProp(scope, {
+    prop: 'objectLock.mode',
+    value: props.objectLock.mode,
+    valid: optional(oneOf(['GOVERNANCE', 'COMPLIANCE'])),
+    rule: "must be 'GOVERNANCE' or 'COMPLIANCE'",
+    fix: 'GOVERNANCE lets a privileged user lift the lock, COMPLIANCE lets nobody (context objectLockMode)',
+  });
+}
+
+function objectLockRetention(lock: ObjectLockSettings): s3.ObjectLockRetention {
+  const days = Duration.days(lock.days);
+  return (lock.mode ?? 'GOVERNANCE') === 'COMPLIANCE'
+    ? s3.ObjectLockRetention.compliance(days)
+    : s3.ObjectLockRetention.governance(days);
 }
 
 /**
@@ -49,36 +88,11 @@ export class DumpBucket extends Construct {
 
   constructor(scope: Construct, id: string, props: DumpBucketProps = {}) {
     super(scope, id);
+    validateDumpBucketProps(this, props);
     const encryption = props.encryption ?? 's3';
-    if (encryption !== 's3' && encryption !== 'kms') {
-      throw new Error(`DumpBucket: \`encryption\` must be 's3' or 'kms', got '${encryption}'`);
-    }
-    const noncurrentDays = wholeNumber(
-      props.noncurrentVersionExpirationDays ?? 7,
-      'noncurrentVersionExpirationDays',
-      1,
-      'old versions must expire some day, or deleted dumps are kept and paid for forever',
-    );
-    const accessLogDays = wholeNumber(
-      props.accessLogDays ?? 90,
-      'accessLogDays',
-      0,
-      'use 0 for no access logs',
-    );
-    let objectLockDefaultRetention: s3.ObjectLockRetention | undefined;
-    if (props.objectLock) {
-      const days = wholeNumber(props.objectLock.days, 'objectLock.days', 1, 'or leave objectLock out');
-      const mode = props.objectLock.mode ?? 'GOVERNANCE';
-      if (mode !== 'GOVERNANCE' && mode !== 'COMPLIANCE') {
-        throw new Error(
-          `DumpBucket: \`objectLock.mode\` must be 'GOVERNANCE' or 'COMPLIANCE', got '${mode}'`,
-        );
-      }
-      objectLockDefaultRetention =
-        mode === 'COMPLIANCE'
-          ? s3.ObjectLockRetention.compliance(Duration.days(days))
-          : s3.ObjectLockRetention.governance(Duration.days(days));
-    }
+    const noncurrentDays = props.noncurrentVersionExpirationDays ?? 7;
+    const accessLogDays = props.accessLogDays ?? 90;
+    const objectLockDefaultRetention = props.objectLock && objectLockRetention(props.objectLock);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
 
     let accessLogs: s3.Bucket | undefined;

@@ -2,9 +2,10 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSy
 import { isAbsolute, join } from 'node:path';
 import { Annotations, DockerImage } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import { SETTINGS } from '../../functions/core/settings';
 import { REPO_ROOT } from './bag-function';
+import { checkProp, optional } from './validate';
 
 /** Where the keys layer puts the key files in the function's file system. */
 export const KEYS_MOUNT = '/opt/dump-bag-keys';
@@ -30,6 +31,49 @@ function keyFiles(folder: string): string[] {
     .sort();
 }
 
+/** A folder relative to the repository root, or absolute. */
+function folderPath(folder: string): string {
+  return isAbsolute(folder) ? folder : join(REPO_ROOT, folder);
+}
+
+function isFolder(path: string): boolean {
+  return existsSync(path) && statSync(path).isDirectory();
+}
+
+/** Throws InvalidPropError, naming the prop and the fix, for props that cannot work. */
+export function validatePublicKeysProps(scope: IConstruct, props: PublicKeysProps): void {
+  checkProp(scope, {
+    prop: 'url',
+    value: props.url,
+    valid: !(props.url && props.folder),
+    rule: 'cannot go with `folder`',
+    fix: "give `folder` (keys in the repository) or `url` (a central bag's /keys), not both (context keysFolder / keysUrl)",
+  });
+  checkProp(scope, {
+    prop: 'folder',
+    value: props.folder,
+    valid: Boolean(props.folder || props.url),
+    rule: 'or `url` must be given: dumps are never stored unencrypted by the stack',
+    fix: "give `folder` (a folder of .asc public keys, context keysFolder) or `url` (a central bag's /keys, context keysUrl)",
+  });
+  for (const prop of ['url', 'recipients'] as const) {
+    checkProp(scope, {
+      prop,
+      value: props[prop],
+      valid: optional((value) => !isUrl(value) || /^https:\/\//i.test(value)),
+      rule: 'must be an https:// URL: over plain http anyone on the path could swap in their own key',
+      fix: `give the bag's https:// URL (context ${prop === 'url' ? 'keysUrl' : 'recipients'})`,
+    });
+  }
+  checkProp(scope, {
+    prop: 'folder',
+    value: props.folder,
+    valid: optional((folder) => isFolder(folderPath(folder))),
+    rule: 'must be an existing folder',
+    fix: `create it with the public keys (gpg --armor --export you@example.com > ${props.folder}/you.asc)`,
+  });
+}
+
 /**
  * Whose public keys the dumps are encrypted for, the same for the plan, dump and API functions:
  * a folder of the repository shipped as a small layer at /opt/dump-bag-keys, or a central bag's
@@ -44,40 +88,14 @@ export class PublicKeys extends Construct {
 
   constructor(scope: Construct, id: string, props: PublicKeysProps) {
     super(scope, id);
-    if (props.folder && props.url) {
-      throw new Error(
-        "PublicKeys: give `folder` (keys in the repository) or `url` (a central bag's /keys), not both (context keysFolder / keysUrl)",
-      );
-    }
-    if (!props.folder && !props.url) {
-      throw new Error(
-        "PublicKeys: give `folder` (a folder of .asc public keys, context keysFolder) or `url` (a central bag's /keys, context keysUrl); dumps are never stored unencrypted by the stack",
-      );
-    }
-    for (const [prop, value] of [
-      ['url', props.url],
-      ['recipients', props.recipients],
-    ] as const) {
-      if (value && isUrl(value) && !/^https:\/\//i.test(value)) {
-        throw new Error(
-          `PublicKeys: \`${prop}\` must be an https:// URL, got ${value}; over plain http anyone on the path could swap in their own key`,
-        );
-      }
-    }
+    validatePublicKeysProps(this, props);
     this.recipients = props.recipients;
 
     if (props.url) {
       this.publicKeys = props.url;
       return;
     }
-    const folder = isAbsolute(props.folder as string)
-      ? (props.folder as string)
-      : join(REPO_ROOT, props.folder as string);
-    if (!existsSync(folder) || !statSync(folder).isDirectory()) {
-      throw new Error(
-        `PublicKeys: \`folder\` ${props.folder} is not a folder; create it with the public keys (gpg --armor --export you@example.com > ${props.folder}/you.asc)`,
-      );
-    }
+    const folder = folderPath(props.folder as string);
     if (keyFiles(folder).length === 0) {
       Annotations.of(this).addWarningV2(
         'dump-bag:keys-folder-empty',

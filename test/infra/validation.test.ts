@@ -93,12 +93,12 @@ describe('each invalid combination throws, naming the prop and the fix', () => {
     });
     it('subnets and security groups need a VPC', () => {
       expect(build({ connection: { securityGroupIds: ['sg-0a1b2c3d4e5f60711'] } })).toThrow(
-        /need `vpc`; give the VPC too/,
+        /DumpBagTest\/Database: `securityGroupIds` needs `vpc`, got \["sg-0a1b2c3d4e5f60711"\]; give the VPC too/,
       );
     });
     it('endpoints need a VPC', () => {
       expect(build({ connection: { s3GatewayEndpoint: true } })).toThrow(
-        /`s3GatewayEndpoint` and `secretsManagerEndpoint` need `vpc`/,
+        /`s3GatewayEndpoint` needs `vpc`.*got true; give the VPC or leave it out/,
       );
     });
     it('the S3 gateway endpoint needs the route tables', () => {
@@ -131,7 +131,7 @@ describe('each invalid combination throws, naming the prop and the fix', () => {
     });
     it('the folder exists', () => {
       expect(() => buildStack({ keys: { folder: join(tmpdir(), 'no-such-keys-folder') } })).toThrow(
-        /`folder` .* is not a folder; create it/,
+        /`folder` must be an existing folder, got ".*no-such-keys-folder"; create it/,
       );
     });
     it('an empty folder builds, with a warning that backups will fail closed', () => {
@@ -149,16 +149,18 @@ describe('each invalid combination throws, naming the prop and the fix', () => {
   describe('backup', () => {
     it('schedules are schedule expressions', () => {
       expect(build({ backup: { schedules: ['0 3 * * *'] } })).toThrow(
-        /`schedules` entry "0 3 \* \* \*".*cron\(/,
+        /`schedules\[0\]` must be a schedule expression, got "0 3 \* \* \*"; write cron\(/,
       );
     });
     it('a database is not both selected and excluded', () => {
       expect(build({ backup: { databases: ['a', 'b'], exclude: ['b'] } })).toThrow(
-        /b is in both `databases` and `exclude`/,
+        /`exclude` must not name a database that `databases` selects, got \["b"\]; remove each of them/,
       );
     });
     it('database names are PostgreSQL names', () => {
-      expect(build({ backup: { databases: ['x'.repeat(64)] } })).toThrow(/is not a PostgreSQL database name/);
+      expect(build({ backup: { databases: ['x'.repeat(64)] } })).toThrow(
+        /`databases\[0\]` must be a PostgreSQL database name.*give the database's name/,
+      );
     });
     it('concurrency is 1 to 40', () => {
       expect(build({ backup: { concurrency: 0 } })).toThrow(
@@ -214,7 +216,9 @@ describe('each invalid combination throws, naming the prop and the fix', () => {
       );
     });
     it('e-mail addresses look like e-mail addresses', () => {
-      expect(build({ alarms: { emails: ['ops'] } })).toThrow(/`emails` entry "ops" is not an e-mail address/);
+      expect(build({ alarms: { emails: ['ops'] } })).toThrow(
+        /`emails\[0\]` must be an e-mail address, got "ops"; give addresses like/,
+      );
     });
   });
 
@@ -261,32 +265,60 @@ describe('cdk.json context', () => {
     expect(props.env).toEqual({ account: undefined, region: 'eu-west-1' });
   });
 
+  // Rules about values and combinations belong to the constructs; the context only hands them on.
+  const stackFrom = (context: Partial<Record<ContextKey, unknown>>) => () =>
+    buildStack({ ...settingsFromContext((key) => context[key]).props, keys: { folder: keys.folder } });
   it('vpcId needs subnetIds', () => {
-    expect(from({ vpcId: 'vpc-0a1b2c3d4e5f60718' })).toThrow(/context vpcId needs subnetIds/);
+    expect(from({ vpcId: 'vpc-0a1b2c3d4e5f60718' })).not.toThrow();
+    expect(stackFrom({ vpcId: 'vpc-0a1b2c3d4e5f60718' })).toThrow(
+      /`vpcAttributes.privateSubnetIds` must list the private subnets.*context subnetIds/,
+    );
   });
   it('availabilityZones match the subnets', () => {
     expect(
-      from({ vpcId: 'vpc-0a1b2c3d4e5f60718', subnetIds: ['s-1', 's-2'], availabilityZones: ['a'] }),
-    ).toThrow(/context availabilityZones must list one zone per entry of subnetIds/);
+      stackFrom({ vpcId: 'vpc-0a1b2c3d4e5f60718', subnetIds: ['s-1', 's-2'], availabilityZones: ['a'] }),
+    ).toThrow(/`vpcAttributes.availabilityZones` must list one zone per entry.*context availabilityZones/);
   });
   it('routeTableIds match the subnets', () => {
     expect(
-      from({
+      stackFrom({
         vpcId: 'vpc-0a1b2c3d4e5f60718',
         subnetIds: ['s-1'],
         availabilityZones: ['a'],
         routeTableIds: ['r-1', 'r-2'],
       }),
-    ).toThrow(/context routeTableIds must list one route table per entry/);
+    ).toThrow(
+      /`vpcAttributes.privateSubnetRouteTableIds` must list one route table per entry.*context routeTableIds/,
+    );
   });
   it('subnets need vpcId', () => {
-    expect(from({ subnetIds: ['s-1'] })).toThrow(/need vpcId: set vpcId too/);
+    expect(stackFrom({ subnetIds: ['s-1'] })).toThrow(
+      /`vpcAttributes.vpcId` must name the VPC.*context vpcId/,
+    );
+    expect(stackFrom({ securityGroupIds: ['sg-1'] })).toThrow(
+      /`securityGroupIds` needs `vpc`.*context vpcId/,
+    );
   });
   it('JWT settings need authorization jwt', () => {
-    expect(from({ jwtIssuer: 'https://issuer.example.com' })).toThrow(/apply only with authorization "jwt"/);
+    expect(stackFrom({ jwtIssuer: 'https://issuer.example.com' })).toThrow(
+      /`authorization.issuer` applies only with type 'jwt'.*set authorization to jwt/,
+    );
+    expect(stackFrom({ jwtAudience: ['a'] })).toThrow(
+      /`authorization.audience` applies only.*jwtAudience out/,
+    );
   });
   it('objectLockMode needs objectLockDays', () => {
-    expect(from({ objectLockMode: 'COMPLIANCE' })).toThrow(/context objectLockMode needs objectLockDays/);
+    expect(stackFrom({ objectLockMode: 'COMPLIANCE' })).toThrow(
+      /`objectLock.days` must be a whole number of at least 1, got nothing;.*context objectLockDays/,
+    );
+  });
+  it('enumerations are checked by the construct that owns them, naming the context key', () => {
+    expect(stackFrom({ bucketEncryption: 'aes' })).toThrow(
+      /`encryption` must be 's3' or 'kms'.*context bucketEncryption/,
+    );
+    expect(stackFrom({ authorization: 'oauth' })).toThrow(
+      /`authorization.type` must be 'iam' or 'jwt'.*context authorization/,
+    );
   });
   it('a setting with a typo is named, while CDK keys and feature flags pass', () => {
     expect(
