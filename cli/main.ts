@@ -1,12 +1,13 @@
 import { DumpBagError, errorMessage } from '../functions/core/errors';
+import { helpText, type OptionSpec, type Parsed, parseCommand, UsageError, usageLine } from './command-line';
+import { type CommandName, commandSpecs } from './command-specs';
 
 interface Command {
-  readonly usage: string;
-  run(argv: string[]): Promise<number>;
+  run(args: Parsed<Record<string, OptionSpec>>): Promise<number>;
 }
 
-/** Each command lives in its own module, loaded only when called. */
-const commands: Record<string, () => Promise<Command>> = {
+/** Each command lives in its own module, loaded only when called; its options are in command-specs.ts. */
+const commands: Record<CommandName, () => Promise<Command>> = {
   backup: () => import('./commands/backup'),
   cleanup: () => import('./commands/cleanup'),
   demo: () => import('./commands/demo'),
@@ -18,34 +19,63 @@ const commands: Record<string, () => Promise<Command>> = {
   recipients: () => import('./commands/recipients'),
 };
 
-async function help(): Promise<void> {
-  const lines = await Promise.all(Object.values(commands).map(async (load) => `  ${(await load()).usage}`));
-  console.log(
-    `usage: dump-bag <command> [options]\n\n${lines.join('\n')}\n\nConfiguration comes from the environment: see README.md.`,
-  );
+function isCommand(name: string): name is CommandName {
+  return Object.hasOwn(commandSpecs, name);
+}
+
+function overview(): string {
+  const lines = Object.values(commandSpecs).map((spec) => `  ${usageLine(spec)}\n      ${spec.summary}`);
+  return [
+    'usage: dump-bag <command> [options]',
+    '',
+    ...lines,
+    '',
+    "Run dump-bag <command> --help for a command's arguments and options.",
+    'Configuration comes from the environment: see README.md.',
+  ].join('\n');
+}
+
+/** parseArgs' own messages go on about positionals and placeholders; the option's name is enough. */
+function usageMessage(error: UsageError): string {
+  const unknown = /^Unknown option '([^']+)'/.exec(error.message);
+  if (unknown) return `unknown option "${unknown[1]}"`;
+  const missing = /^Option '(-\w, )?(--[\w-]+) <value>' argument missing/.exec(error.message);
+  return missing ? `${missing[2]} needs a value` : error.message;
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === 'help' || name === '--help' || name === '-h') {
-    await help();
-    return name ? 0 : 2;
-  }
-  const load = commands[name];
-  if (!load) {
-    console.error(`dump-bag: unknown command "${name}"; run dump-bag --help`);
+  if (name === undefined) {
+    console.error(overview());
     return 2;
   }
+  if (name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
+    console.log(overview());
+    return 0;
+  }
+  if (name === 'help') return main([...rest, '--help']);
+  if (!isCommand(name)) {
+    console.error(`dump-bag: unknown command "${name}"; run dump-bag --help for the list`);
+    return 2;
+  }
+  const spec = commandSpecs[name];
   try {
-    return await (await load()).run(rest);
+    const args = parseCommand(spec, rest);
+    if (args === 'help') {
+      console.log(helpText(spec));
+      return 0;
+    }
+    return await (await commands[name]()).run(args);
   } catch (error) {
+    if (error instanceof UsageError) {
+      console.error(`dump-bag ${name}: ${usageMessage(error)}\nusage: ${usageLine(spec)}`);
+      console.error(`Run dump-bag ${name} --help for the options.`);
+      return 2;
+    }
     if (process.env.DUMP_BAG_DEBUG) console.error(error);
     const prefix = error instanceof DumpBagError ? '' : 'unexpected error: ';
     console.error(`dump-bag ${name}: ${prefix}${errorMessage(error)}`);
-    return error instanceof TypeError &&
-      (error as NodeJS.ErrnoException).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
-      ? 2
-      : 1;
+    return 1;
   }
 }
 

@@ -1,20 +1,13 @@
-import { parseArgs } from 'node:util';
 import { type BackupRequest, type BackupSummary, runBackup } from '../../functions/core/backup';
 import { readConfig, type Trigger } from '../../functions/core/config';
+import { type Parsed, UsageError } from '../command-line';
+import type { commandSpecs } from '../command-specs';
 import { formatBytes, targetFromEnv } from '../context';
 
-export const usage =
-  'dump-bag backup [--json] [--trigger schedule|manual]   back up every selected database now';
-
 /** Runs one backup and prints it; the exit status is 0 only when every database succeeded. */
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { json: { type: 'boolean', default: false }, trigger: { type: 'string', default: 'schedule' } },
-  });
+export async function run({ values }: Parsed<typeof commandSpecs.backup.options>): Promise<number> {
   if (values.trigger !== 'schedule' && values.trigger !== 'manual') {
-    console.error(`dump-bag backup: --trigger is schedule or manual, got "${values.trigger}"`);
-    return 2;
+    throw new UsageError(`--trigger is schedule or manual, got "${values.trigger}"`);
   }
   const summary = await backupFromEnv({
     trigger: values.trigger,

@@ -1,20 +1,13 @@
-import { parseArgs } from 'node:util';
 import { cleanupIncomplete } from '../../functions/core/cleanup';
 import { readBucket } from '../../functions/core/config';
 import { createS3Client } from '../../functions/core/s3';
+import { type Parsed, UsageError } from '../command-line';
+import type { commandSpecs } from '../command-specs';
 
-export const usage =
-  'dump-bag cleanup [--older-than MINUTES] [--json]   abort uploads and remove unrecorded dumps left by killed runs';
-
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { 'older-than': { type: 'string', default: '0' }, json: { type: 'boolean', default: false } },
-  });
+export async function run({ values }: Parsed<typeof commandSpecs.cleanup.options>): Promise<number> {
   const minutes = Number(values['older-than']);
   if (!Number.isFinite(minutes) || minutes < 0) {
-    console.error(`dump-bag cleanup: --older-than takes minutes (0 or more), got "${values['older-than']}"`);
-    return 2;
+    throw new UsageError(`--older-than takes minutes (0 or more), got "${values['older-than']}"`);
   }
   const result = await cleanupIncomplete(createS3Client(), readBucket(), { olderThanMs: minutes * 60_000 });
   if (values.json) {

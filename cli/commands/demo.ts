@@ -11,9 +11,6 @@ import { formatBytes } from '../context';
 import { type LocalPostgres, type LocalS3, startLocalPostgres, startLocalS3 } from '../local/services';
 import { backupFromEnv } from './backup';
 
-export const usage =
-  'dump-bag demo   start a local PostgreSQL and S3 server with demo data (unless PG*/AWS* say otherwise) and back up';
-
 const BUCKET = 'dump-bag-demo';
 const BUCKET_ENV = SETTINGS.bucket.env;
 const KEYS_ENV = SETTINGS.publicKeys.env;

@@ -2,7 +2,6 @@ import { tmpdir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { parseArgs } from 'node:util';
 import type { DumpRecord } from '../../functions/core/catalog';
 import { ValidationError } from '../../functions/core/errors';
 import { formatSize } from '../../functions/core/listing';
@@ -13,11 +12,11 @@ import { createProgress } from '../client/progress';
 import { restoreArchive, writeFileAtomically } from '../client/sinks';
 import { withVerifiedDump } from '../client/verified-dump';
 
-export const usage =
-  'dump-bag get <database> [<id>|latest] [-o FILE|-] [--restore CONNINFO] [--key FILE] [--encrypted] [--stream] [--foreign] [--url URL]   download, check and decrypt a dump (nothing is released before every check held)';
-
 /** A record id as the bag writes them (`YYYYMMDD-HHMMSS`, maybe a suffix): anything else is refused. */
 const SAFE_ID = /^\d{8}-\d{6}[A-Za-z0-9-]{0,32}$/;
+
+import { type Parsed, UsageError } from '../command-line';
+import type { commandSpecs } from '../command-specs';
 
 /** A file name for a dump in the current folder that any shell takes without quoting. */
 export function defaultFileName(record: DumpRecord, encrypted: boolean): string {
@@ -31,32 +30,15 @@ export function defaultFileName(record: DumpRecord, encrypted: boolean): string 
   return encrypted ? `${base}.pg${record.encryption === 'none' ? '' : '.gpg'}` : `${base}.pgdump`;
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      output: { type: 'string', short: 'o' },
-      restore: { type: 'string' },
-      key: { type: 'string' },
-      encrypted: { type: 'boolean', default: false },
-      url: { type: 'string' },
-      stream: { type: 'boolean', default: false },
-      foreign: { type: 'boolean', default: false },
-    },
-  });
-  const [database, id = 'latest', ...extra] = positionals;
-  if (
-    database === undefined ||
-    extra.length > 0 ||
-    (values.output !== undefined && values.restore !== undefined)
-  ) {
-    console.error(`usage: ${usage}\n(-o and --restore exclude each other)`);
-    return 2;
+export async function run({ values, positionals }: Parsed<typeof commandSpecs.get.options>): Promise<number> {
+  const [database, id = 'latest'] = positionals;
+  // The parser has checked that <database> is there.
+  if (database === undefined) throw new UsageError('missing <database>');
+  if (values.output !== undefined && values.restore !== undefined) {
+    throw new UsageError('-o and --restore exclude each other: write a file or restore, not both');
   }
   if (values.encrypted && values.restore !== undefined) {
-    console.error('dump-bag get: --restore needs the decrypted archive; drop --encrypted');
-    return 2;
+    throw new UsageError('--restore needs the decrypted archive; drop --encrypted');
   }
   const client = clientFromEnv(values.url);
   const record = await client.dump(database, id);

@@ -1,10 +1,8 @@
-import { parseArgs } from 'node:util';
 import { clientFromEnv } from '../client/bag-client';
+import type { Parsed } from '../command-line';
+import type { commandSpecs } from '../command-specs';
 
-export const usage = "dump-bag keys [--url URL]   the bag's public keys, armored (pipe into gpg --import)";
-
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { url: { type: 'string' } } });
+export async function run({ values }: Parsed<typeof commandSpecs.keys.options>): Promise<number> {
   process.stdout.write(await clientFromEnv(values.url).keys());
   return 0;
 }

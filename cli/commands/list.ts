@@ -1,8 +1,7 @@
-import { parseArgs } from 'node:util';
 import { formatDuration, formatSize } from '../../functions/core/listing';
 import { clientFromEnv } from '../client/bag-client';
-
-export const usage = 'dump-bag list [<database>] [--json] [--url URL]   the dumps in the bag, newest first';
+import type { Parsed } from '../command-line';
+import type { commandSpecs } from '../command-specs';
 
 /**
  * A name or user ID from the bag, safe to print on a terminal: control and format characters (escape
@@ -15,16 +14,10 @@ export function printable(text: string): string {
   });
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { json: { type: 'boolean', default: false }, url: { type: 'string' } },
-  });
-  if (positionals.length > 1) {
-    console.error(`usage: ${usage}`);
-    return 2;
-  }
+export async function run({
+  values,
+  positionals,
+}: Parsed<typeof commandSpecs.list.options>): Promise<number> {
   const dumps = await clientFromEnv(values.url).list(positionals[0]);
   if (values.json) {
     console.log(JSON.stringify(dumps, null, 2));

@@ -1,11 +1,8 @@
-import { parseArgs } from 'node:util';
 import { clientFromEnv } from '../client/bag-client';
+import type { Parsed } from '../command-line';
+import type { commandSpecs } from '../command-specs';
 
-export const usage =
-  'dump-bag recipients [--url URL]   the fingerprints dumps are encrypted for, comma-separated';
-
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { url: { type: 'string' } } });
+export async function run({ values }: Parsed<typeof commandSpecs.recipients.options>): Promise<number> {
   process.stdout.write(await clientFromEnv(values.url).recipients());
   return 0;
 }

@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { createApp, keySources } from '../../functions/api/app';
 import { ConflictError } from '../../functions/api/errors';
 import type { ApiLogger } from '../../functions/api/responses';
@@ -10,11 +9,10 @@ import { readConfig } from '../../functions/core/config';
 import { errorMessage } from '../../functions/core/errors';
 import { createS3Client } from '../../functions/core/s3';
 import { SETTINGS } from '../../functions/core/settings';
+import { type Parsed, UsageError } from '../command-line';
+import type { commandSpecs } from '../command-specs';
 import { formatBytes, targetFromEnv } from '../context';
 import { createApiServer, listenLoopback } from '../http-adapter';
-
-export const usage =
-  'dump-bag serve [--port N]   the API and status page on http://127.0.0.1:N/ (default 8080), same code as the Lambda';
 
 const consoleLogger: ApiLogger = {
   info: (message, attributes) => {
@@ -63,7 +61,6 @@ export function localDumpStarter(env: NodeJS.ProcessEnv = process.env) {
 const DEMO_BUCKET = 'dump-bag-demo';
 const DEMO_STATE = '.dump-bag';
 /** The port the client's default bag URL (DUMP_BAG_URL) points at. */
-const DEFAULT_PORT = new URL(SETTINGS.url.default).port;
 
 /**
  * Without DUMP_BAG_BUCKET (or PGHOST) but with what `npm start` left in .dump-bag/, serves that:
@@ -95,12 +92,10 @@ async function startDemoServices(): Promise<() => Promise<void>> {
   };
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { port: { type: 'string', default: DEFAULT_PORT } } });
+export async function run({ values }: Parsed<typeof commandSpecs.serve.options>): Promise<number> {
   const port = Number(values.port);
   if (!/^\d+$/.test(values.port) || port > 65535) {
-    console.error(`dump-bag serve: --port takes a port number, got "${values.port}"`);
-    return 2;
+    throw new UsageError(`--port takes a port number, got "${values.port}"`);
   }
   const stopDemo = await startDemoServices();
   try {

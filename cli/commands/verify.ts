@@ -1,5 +1,4 @@
 import { tmpdir } from 'node:os';
-import { parseArgs } from 'node:util';
 import { DumpBagError, errorMessage } from '../../functions/core/errors';
 import type { ListedDump } from '../../functions/core/listing';
 import { clientFromEnv } from '../client/bag-client';
@@ -9,8 +8,8 @@ import { createProgress } from '../client/progress';
 import { listArchive } from '../client/sinks';
 import { withVerifiedDump } from '../client/verified-dump';
 
-export const usage =
-  'dump-bag verify [<database> [<id>|latest]] [--key FILE] [--checksum-only] [--foreign] [--json] [--url URL]   check SHA-256, decrypt, pg_restore --list';
+import type { Parsed } from '../command-line';
+import type { commandSpecs } from '../command-specs';
 
 interface Verdict {
   readonly database: string;
@@ -26,22 +25,10 @@ async function drain(archive: NodeJS.ReadableStream): Promise<void> {
   }
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      key: { type: 'string' },
-      'checksum-only': { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      url: { type: 'string' },
-      foreign: { type: 'boolean', default: false },
-    },
-  });
-  if (positionals.length > 2) {
-    console.error(`usage: ${usage}`);
-    return 2;
-  }
+export async function run({
+  values,
+  positionals,
+}: Parsed<typeof commandSpecs.verify.options>): Promise<number> {
   const client = clientFromEnv(values.url);
   const [database, id = 'latest'] = positionals;
   let targets: ListedDump[];

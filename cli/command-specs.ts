@@ -1,0 +1,139 @@
+import { SETTINGS } from '../functions/core/settings';
+import { type CommandSpec, command } from './command-line';
+
+const URL_OPTION = {
+  type: 'string',
+  value: 'URL',
+  doc: "the bag's API (default DUMP_BAG_URL, else http://127.0.0.1:8080 of dump-bag serve)",
+} as const;
+const JSON_OPTION = { type: 'boolean', default: false, doc: 'print JSON instead of text' } as const;
+const KEY_OPTION = {
+  type: 'string',
+  value: 'FILE',
+  doc: 'your armored secret key file, to decrypt with (default DUMP_BAG_SECRET_KEY)',
+} as const;
+const FOREIGN_OPTION = {
+  type: 'boolean',
+  default: false,
+  doc: 'read a message Dump Bag does not write (compressed, old format), if you trust where it came from',
+} as const;
+const DATABASE = { name: '<database>', doc: 'the database the dump is of' } as const;
+const ID = {
+  name: '<id>|latest',
+  optional: true,
+  doc: "the dump's id, as list shows it (default latest)",
+} as const;
+
+/** Every command's arguments and options, declared once: the parser and the help text read them. */
+export const commandSpecs = {
+  backup: command({
+    name: 'backup',
+    summary: 'back up every selected database now',
+    positionals: [],
+    options: {
+      json: { ...JSON_OPTION, doc: 'print one JSON summary: database, key, bytes, seconds, status, error' },
+      trigger: {
+        type: 'string',
+        value: 'schedule|manual',
+        default: 'schedule',
+        doc: 'how the dump is recorded, which decides its retention',
+      },
+    },
+    notes: ['Configuration comes from the environment: see README.md.'],
+  }),
+  cleanup: command({
+    name: 'cleanup',
+    summary: 'abort uploads and remove unrecorded dumps left by killed runs',
+    positionals: [],
+    options: {
+      'older-than': {
+        type: 'string',
+        value: 'MINUTES',
+        default: '0',
+        doc: 'leave alone what is younger (a backup running now)',
+      },
+      json: JSON_OPTION,
+    },
+  }),
+  demo: command({
+    name: 'demo',
+    summary:
+      'start a local PostgreSQL and S3 server with demo data (unless PG*/AWS* say otherwise) and back up',
+    positionals: [],
+    options: {},
+    notes: ['State is kept in .dump-bag/ of the current folder.'],
+  }),
+  serve: command({
+    name: 'serve',
+    summary: 'the API and status page on http://127.0.0.1:N/, same code as the Lambda',
+    positionals: [],
+    options: {
+      port: {
+        type: 'string',
+        value: 'N',
+        // The port the commands' default URL names.
+        default: new URL(SETTINGS.url.default).port,
+        doc: 'the loopback port to listen on',
+      },
+    },
+  }),
+  list: command({
+    name: 'list',
+    summary: 'the dumps in the bag, newest first',
+    positionals: [{ ...DATABASE, optional: true, doc: 'only the dumps of this database' }],
+    options: { json: JSON_OPTION, url: URL_OPTION },
+  }),
+  get: command({
+    name: 'get',
+    summary: 'download, check and decrypt a dump',
+    positionals: [DATABASE, ID],
+    options: {
+      output: {
+        type: 'string',
+        short: 'o',
+        value: 'FILE|-',
+        doc: 'where to write the archive, - for standard output (default <database>-<id>.pgdump)',
+      },
+      restore: { type: 'string', value: 'CONNINFO', doc: 'pg_restore it into this database instead' },
+      key: KEY_OPTION,
+      encrypted: { type: 'boolean', default: false, doc: 'keep it encrypted (the SHA-256 is still checked)' },
+      stream: {
+        type: 'boolean',
+        default: false,
+        doc: 'write as it arrives, before the SHA-256 and integrity checks are done (a tampered dump may be partly written)',
+      },
+      foreign: FOREIGN_OPTION,
+      url: URL_OPTION,
+    },
+    notes: ['-o and --restore exclude each other; so do --encrypted and --restore.'],
+  }),
+  verify: command({
+    name: 'verify',
+    summary: 'check SHA-256, decrypt, pg_restore --list',
+    positionals: [
+      { ...DATABASE, optional: true, doc: 'only this database (default: the newest dump of each)' },
+      ID,
+    ],
+    options: {
+      key: KEY_OPTION,
+      'checksum-only': { type: 'boolean', default: false, doc: 'check the SHA-256 only, do not decrypt' },
+      foreign: FOREIGN_OPTION,
+      json: JSON_OPTION,
+      url: URL_OPTION,
+    },
+  }),
+  keys: command({
+    name: 'keys',
+    summary: "the bag's public keys, armored (pipe into gpg --import)",
+    positionals: [],
+    options: { url: URL_OPTION },
+  }),
+  recipients: command({
+    name: 'recipients',
+    summary: 'the fingerprints dumps are encrypted for, comma-separated',
+    positionals: [],
+    options: { url: URL_OPTION },
+  }),
+} satisfies Record<string, CommandSpec>;
+
+export type CommandName = keyof typeof commandSpecs;
