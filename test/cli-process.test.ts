@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { commandSpecs } from '../cli/command-specs';
 
 const root = join(import.meta.dirname, '..');
 const cache = join(root, 'node_modules', '.cache', 'dump-bag');
@@ -45,5 +46,66 @@ describe('the dump-bag process', () => {
     });
     expect(run.stderr).toBe('');
     expect(run.status).toBe(3);
+  });
+
+  it('dump-bag --help lists every command with its usage line and what it does', () => {
+    const run = spawnSync(process.execPath, [bin, '--help'], { encoding: 'utf8' });
+    expect(run.status).toBe(0);
+    for (const spec of Object.values(commandSpecs)) {
+      expect(run.stdout).toContain(`dump-bag ${spec.name}`);
+      expect(run.stdout).toContain(spec.summary);
+    }
+    expect(run.stdout).toContain('dump-bag <command> --help');
+    // Without a command it is a usage error, the list going to standard error.
+    const bare = spawnSync(process.execPath, [bin], { encoding: 'utf8' });
+    expect(bare.status).toBe(2);
+    expect(bare.stderr).toContain('usage: dump-bag <command>');
+  });
+
+  it.each(Object.values(commandSpecs).map((spec) => [spec.name, spec] as const))(
+    'dump-bag %s --help prints its usage, arguments and every option with its doc, exit 0',
+    (name, spec) => {
+      const run = spawnSync(process.execPath, [bin, name, '--help'], { encoding: 'utf8' });
+      expect(run.stderr).toBe('');
+      expect(run.status).toBe(0);
+      expect(run.stdout).toMatch(new RegExp(`^usage: dump-bag ${name}\\b`));
+      expect(run.stdout).toContain(spec.summary);
+      for (const p of spec.positionals) expect(run.stdout).toContain(p.doc);
+      for (const [option, o] of Object.entries(spec.options)) {
+        expect(run.stdout).toMatch(
+          new RegExp(`--${option}\\b.*${o.doc.slice(0, 20).replace(/[()|.*+?[\]\\]/g, '\\$&')}`),
+        );
+      }
+      expect(run.stdout).toMatch(/-h, --help/);
+    },
+  );
+
+  it('an unknown option, a missing value or argument is a usage error (exit 2) that names it and points at --help; -h is --help', () => {
+    const cases = [
+      { args: ['get', 'shop', '--no-such-option'], says: 'unknown option "--no-such-option"' },
+      { args: ['list', '-x'], says: 'unknown option "-x"' },
+      { args: ['get', 'shop', '--url'], says: '--url needs a value' },
+      { args: ['get'], says: 'missing <database>' },
+      { args: ['verify', 'shop', 'latest', 'more'], says: 'unexpected argument "more"' },
+      { args: ['backup', '--trigger', 'hourly'], says: '--trigger is schedule or manual' },
+    ];
+    for (const { args, says } of cases) {
+      const run = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+      expect(run.status, args.join(' ')).toBe(2);
+      expect(run.stderr).toContain(`dump-bag ${args[0]}: ${says}`);
+      expect(run.stderr).toContain(`dump-bag ${args[0]} --help`);
+      expect(run.stderr).not.toMatch(/unexpected error/);
+    }
+    // --help wins over what else is wrong on the line; `dump-bag help get` says the same as `get --help`.
+    const both = spawnSync(process.execPath, [bin, 'get', '--no-such-option', '--help'], {
+      encoding: 'utf8',
+    });
+    expect(both.status).toBe(0);
+    const viaHelp = spawnSync(process.execPath, [bin, 'help', 'get'], { encoding: 'utf8' });
+    expect(viaHelp.stdout).toBe(both.stdout);
+    const short = spawnSync(process.execPath, [bin, 'get', '-h'], { encoding: 'utf8' });
+    expect(short.status).toBe(0);
+    expect(short.stdout).toBe(both.stdout);
+    expect(both.stdout).toMatch(/^usage: dump-bag get <database>/);
   });
 });
