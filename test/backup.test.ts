@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import {
   snapshot,
 } from './support/env';
 import { type GpgIdentity, gpgDecrypt, gpgIdentity } from './support/gpg';
+import { gnupgHome, tempDir } from './support/temp';
 
 /** Names PostgreSQL allows and naive code mishandles. */
 const NAMES = ['rt sp ace', `rt quo'te"d`, 'rt ünïcødé ✓', 'rt sl/ash', 'rt a=b', 'rt <b>html&amp;</b>'];
@@ -53,7 +53,7 @@ describe('backup round trip', () => {
   beforeAll(async () => {
     rsa = gpgIdentity('rsa', 'rsa@example.com');
     curve = gpgIdentity('cv25519', 'curve@example.com');
-    const dir = mkdtempSync(join(tmpdir(), 'dump-bag-keys-'));
+    const dir = tempDir('dump-bag-keys-');
     keyFile = join(dir, 'team.asc');
     // The older design's format: several armored blocks, each with `#` comment lines above it.
     writeFileSync(
@@ -159,7 +159,7 @@ describe('backup round trip', () => {
 
   it('passphrase mode is decryptable by gpg with the passphrase', async () => {
     const bucket = await freshBucket();
-    const dir = mkdtempSync(join(tmpdir(), 'dump-bag-pass-'));
+    const dir = tempDir('dump-bag-pass-');
     const passphraseFile = join(dir, 'passphrase');
     writeFileSync(passphraseFile, 'correct horse battery staple\n');
     const name = NAMES[2] as string;
@@ -171,7 +171,7 @@ describe('backup round trip', () => {
     const record = await getDump(s3Client(), bucket, name, 'latest');
     expect(record).toMatchObject({ encryption: 'passphrase', recipients: [] });
     const stored = await getObjectBytes(s3Client(), bucket, record.key);
-    const home = mkdtempSync(join(tmpdir(), 'dump-bag-gpg-'));
+    const home = gnupgHome();
     const plain = await gpgDecrypt(home, stored, [
       '--pinentry-mode',
       'loopback',

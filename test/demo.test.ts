@@ -1,8 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from './support/temp';
 
 const cli = join(import.meta.dirname, '..', 'bin', 'dump-bag.js');
 
@@ -15,7 +15,7 @@ function cleanEnv(): NodeJS.ProcessEnv {
 
 describe('npm start (dump-bag demo)', () => {
   it('backs up the demo databases and prints commands that really decrypt a dump', () => {
-    const cwd = mkdtempSync(join(tmpdir(), 'dump-bag-demo-'));
+    const cwd = tempDir('dump-bag-demo-');
     chmodSync(cwd, 0o755); // so the embedded server keeps its data here, removed below
     const run = spawnSync(process.execPath, [cli, 'demo'], {
       cwd,

@@ -1,7 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import * as openpgp from 'openpgp';
@@ -16,6 +15,7 @@ import {
 import type { Encryption } from '../functions/core/keys';
 import { loadKeys } from '../functions/core/keys';
 import { type GpgIdentity, gpgDecrypt, gpgIdentity } from './support/gpg';
+import { gnupgHome, tempDir } from './support/temp';
 
 /** Sizes around every boundary: blocks (16), the first partial's minimum (512), length encodings (192, 8384). */
 const SIZES = [0, 1, 15, 16, 17, 191, 192, 511, 512, 513, 8383, 8384, 65_535, 65_536, 65_537, 300_001];
@@ -72,7 +72,7 @@ describe('OpenPGP encryption (native SEIPD writer)', () => {
   beforeAll(async () => {
     rsa = gpgIdentity('rsa', 'enc-rsa@example.com');
     curve = gpgIdentity('cv25519', 'enc-curve@example.com');
-    const file = join(mkdtempSync(join(tmpdir(), 'dump-bag-enc-')), 'keys.asc');
+    const file = join(tempDir('dump-bag-enc-'), 'keys.asc');
     writeFileSync(file, `${rsa.publicKey}\n${curve.publicKey}`);
     both = { mode: 'gpg', recipients: await loadKeys(file) };
   });
@@ -111,7 +111,7 @@ describe('OpenPGP encryption (native SEIPD writer)', () => {
         { mode: 'passphrase', passphrase },
         { literalBits: 9, packetBits: 10 },
       );
-      const home = mkdtempSync(join(tmpdir(), 'dump-bag-gpg-'));
+      const home = gnupgHome();
       const plain = await gpgDecrypt(home, message, [
         '--pinentry-mode',
         'loopback',
@@ -138,7 +138,7 @@ describe('OpenPGP encryption (native SEIPD writer)', () => {
   });
 
   it('falls back to AES-128 for a key whose preferences do not list AES-256, as GnuPG would', async () => {
-    const home = mkdtempSync(join(tmpdir(), 'dump-bag-gpg-'));
+    const home = gnupgHome();
     writeFileSync(
       join(home, 'params'),
       [

@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as openpgp from 'openpgp';
@@ -10,6 +9,7 @@ import { listDumps } from '../functions/core/catalog';
 import { createS3Client } from '../functions/core/s3';
 import { allKeys, createDatabase, freshBucket, openUploads, s3Client, services } from './support/env';
 import { startFaultProxy } from './support/fault-proxy';
+import { tempDir } from './support/temp';
 
 const MiB = 1024 * 1024;
 const BIG = 'fail big';
@@ -48,7 +48,7 @@ const cli = join(import.meta.dirname, '..', 'bin', 'dump-bag.js');
 
 describe('failure rules', () => {
   beforeAll(async () => {
-    scratch = mkdtempSync(join(tmpdir(), 'dump-bag-fail-'));
+    scratch = tempDir('dump-bag-fail-');
     const { publicKey } = await openpgp.generateKey({
       type: 'ecc',
       curve: 'curve25519Legacy',

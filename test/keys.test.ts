@@ -1,6 +1,5 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +11,7 @@ import {
   recipientsList,
   selectRecipients,
 } from '../functions/core/keys';
+import { tempDir } from './support/temp';
 
 async function pair(email: string, options: { date?: Date; keyExpirationTime?: number } = {}) {
   return openpgp.generateKey({
@@ -34,7 +34,7 @@ describe('keys', () => {
   let served = { keys: '', recipients: '' };
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'dump-bag-keys-'));
+    dir = tempDir('dump-bag-keys-');
     ada = await pair('ada@example.com');
     bob = await pair('bob@example.com');
     adaFpr = (await openpgp.readKey({ armoredKey: ada.publicKey })).getFingerprint().toUpperCase();

@@ -3,8 +3,7 @@
  * what its ELF files ask of the system, and its tools run against a real server with a scrubbed
  * environment. The construct's hash and validation: layer-recipe.test.ts.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
@@ -25,6 +24,7 @@ import {
   layerRunner,
   newerThanAl2023,
 } from './support/layer-elf';
+import { tempDir } from './support/temp';
 
 const PINS = readPins(PG_DUMP_RECIPE_DIR);
 const PINNED = [...PINS.keys()].sort((a, b) => a - b);
@@ -35,7 +35,7 @@ const ROWS = 500;
 // Roles are cluster-wide: names of this run only, so parallel runs never meet.
 const READER = `layer reader ✓ ${process.pid}`;
 const MEMBER = `layer member "${process.pid}"`;
-const scratch = mkdtempSync(join(tmpdir(), 'dump-bag-layer-'));
+const scratch = tempDir('dump-bag-layer-');
 
 /** Synthesizes and bundles (locally) a stack holding one PgDumpLayer. */
 function synth(architecture: lambda.Architecture) {

@@ -1,5 +1,4 @@
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +8,7 @@ import type { RetentionPolicy } from '../functions/core/config';
 import { dumpId, dumpKey } from '../functions/core/naming';
 import { planRetention, withExpiry } from '../functions/core/retention';
 import { allKeys, createDatabase, freshBucket, s3Client, services } from './support/env';
+import { tempDir } from './support/temp';
 
 const DAY = 86_400_000;
 const POLICY: RetentionPolicy = { retentionDays: 30, manualRetentionDays: 7, keepMin: 3 };
@@ -74,7 +74,7 @@ describe('retention against the bucket', () => {
   let scratch: string;
 
   beforeAll(async () => {
-    scratch = mkdtempSync(join(tmpdir(), 'dump-bag-ret-'));
+    scratch = tempDir('dump-bag-ret-');
     await createDatabase(DB, 'CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 10);');
   });
 

@@ -1,10 +1,10 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as openpgp from 'openpgp';
 import { DumpBagStack, type DumpBagStackProps } from '../../infra/dump-bag-stack';
+import { tempDir } from '../support/temp';
 
 /** cdk.json's context (feature flags and defaults), so tests build what `npx cdk synth` builds. */
 export function cdkJsonContext(): Record<string, unknown> {
@@ -27,7 +27,7 @@ export async function keyFolder(): Promise<TestKey> {
     userIDs: [{ name: 'Infra Test', email: 'infra@example.com' }],
     format: 'armored',
   });
-  const folder = mkdtempSync(join(tmpdir(), 'dump-bag-infra-keys-'));
+  const folder = tempDir('dump-bag-infra-keys-');
   mkdirSync(folder, { recursive: true });
   writeFileSync(join(folder, 'infra.asc'), pair.publicKey);
   const key = await openpgp.readKey({ armoredKey: pair.publicKey });

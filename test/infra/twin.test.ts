@@ -8,8 +8,7 @@
  * restored with pg_restore to compare rows.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -33,6 +32,7 @@ import {
   snapshot,
 } from '../support/env';
 import { type GpgIdentity, gpgDecrypt, gpgIdentity } from '../support/gpg';
+import { tempDir } from '../support/temp';
 import { cdkJsonContext, stateMachineDefinition } from './support';
 import { AwsStandIn } from './twin/aws-stand-in';
 import {
@@ -186,7 +186,7 @@ function stageStandInPgLayer(into: string, props: DumpBagStackProps): string {
 beforeAll(async () => {
   const s = services();
   identity = gpgIdentity('cv25519', 'twin@example.com');
-  const keys = mkdtempSync(join(tmpdir(), 'dump-bag-twin-keys-'));
+  const keys = tempDir('dump-bag-twin-keys-');
   writeFileSync(join(keys, 'twin.asc'), identity.publicKey);
 
   await createDatabase(
@@ -223,7 +223,7 @@ beforeAll(async () => {
     connection: { sslMode: 'disable' },
     backup: { databases: [dbA, dbB], concurrency: 2, retention: { days: 30, keepMin: 2 } },
   };
-  outdir = mkdtempSync(join(tmpdir(), 'dump-bag-twin-cdk-'));
+  outdir = tempDir('dump-bag-twin-cdk-');
   pgLayerRoot = stageStandInPgLayer(outdir, props);
   const app = new App({ outdir, context: cdkJsonContext() });
   new DumpBagStack(app, 'DumpBagTwin', props);

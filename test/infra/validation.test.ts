@@ -1,4 +1,3 @@
-import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duration, Stack } from 'aws-cdk-lib';
@@ -6,6 +5,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ContextKey, settingsFromContext, unknownContextKeys } from '../../infra/context';
 import type { DumpBagStackProps } from '../../infra/dump-bag-stack';
+import { tempDir } from '../support/temp';
 import { baseProps, buildStack, cdkJsonContext, keyFolder, type TestKey } from './support';
 
 let keys: TestKey;
@@ -135,7 +135,7 @@ describe('each invalid combination throws, naming the prop and the fix', () => {
       );
     });
     it('an empty folder builds, with a warning that backups will fail closed', () => {
-      const empty = mkdtempSync(join(tmpdir(), 'dump-bag-empty-keys-'));
+      const empty = tempDir('dump-bag-empty-keys-');
       const stack = buildStack({ keys: { folder: empty } });
       const warnings = stack.node
         .findAll()

@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as openpgp from 'openpgp';
@@ -12,6 +11,7 @@ import { createApp, keySources } from '../../functions/api/app';
 import { type BackupSummary, type BackupTarget, runBackup } from '../../functions/core/backup';
 import type { DumpBagConfig, RetentionPolicy } from '../../functions/core/config';
 import { s3Client, services } from './env';
+import { tempDir as makeTempDir } from './temp';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -47,9 +47,9 @@ export async function keyPair(name: string, email: string, passphrase?: string):
   };
 }
 
-/** A temporary folder. */
+/** A temporary folder, removed when the test file ends (test/support/temp.ts). */
 export function tempDir(prefix = 'dump-bag-client-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return makeTempDir(prefix);
 }
 
 /** Writes each public key as `<email>.asc` into a new folder and returns the folder. */

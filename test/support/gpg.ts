@@ -1,7 +1,7 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gnupgHome } from './temp';
 
 export interface GpgIdentity {
   /** A GNUPGHOME holding only this identity's secret key. */
@@ -19,7 +19,7 @@ const PARAMS = {
 
 /** A fresh key pair made by real GnuPG, in a keyring of its own. */
 export function gpgIdentity(kind: keyof typeof PARAMS, email: string): GpgIdentity {
-  const home = mkdtempSync(join(tmpdir(), 'dump-bag-gpg-'));
+  const home = gnupgHome();
   const params = join(home, 'params');
   writeFileSync(
     params,
