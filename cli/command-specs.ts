@@ -17,6 +17,11 @@ const FOREIGN_OPTION = {
   default: false,
   doc: 'read a message Dump Bag does not write (compressed, old format), if you trust where it came from',
 } as const;
+const ALLOW_UNSIGNED_OPTION = {
+  type: 'boolean',
+  default: false,
+  doc: 'read a dump whose record is unsigned (made before records were signed), with a warning; a wrong signature is never read',
+} as const;
 const DATABASE = { name: '<database>', doc: 'the database the dump is of' } as const;
 const ID = {
   name: '<id>|latest',
@@ -97,6 +102,7 @@ export const commandSpecs = {
       restore: { type: 'string', value: 'CONNINFO', doc: 'pg_restore it into this database instead' },
       key: KEY_OPTION,
       encrypted: { type: 'boolean', default: false, doc: 'keep it encrypted (the SHA-256 is still checked)' },
+      'allow-unsigned': ALLOW_UNSIGNED_OPTION,
       stream: {
         type: 'boolean',
         default: false,
@@ -117,6 +123,7 @@ export const commandSpecs = {
     options: {
       key: KEY_OPTION,
       'checksum-only': { type: 'boolean', default: false, doc: 'check the SHA-256 only, do not decrypt' },
+      'allow-unsigned': ALLOW_UNSIGNED_OPTION,
       foreign: FOREIGN_OPTION,
       json: JSON_OPTION,
       url: URL_OPTION,

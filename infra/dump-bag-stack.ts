@@ -8,6 +8,7 @@ import { DumpApi, type DumpApiProps } from './constructs/dump-api';
 import { DumpBucket, type DumpBucketProps } from './constructs/dump-bucket';
 import { PgDumpLayer, type PgDumpLayerProps } from './constructs/pg-dump-layer';
 import { PublicKeys, type PublicKeysProps } from './constructs/public-keys';
+import { SigningKey } from './constructs/signing-key';
 
 export interface DumpBagStackProps extends StackProps {
   /** Whose public keys the dumps are encrypted for: a folder in the repository or a central bag's URLs. */
@@ -17,11 +18,21 @@ export interface DumpBagStackProps extends StackProps {
   /** @default S3-managed encryption, noncurrent versions kept 7 days, no Object Lock */
   readonly bucket?: DumpBucketProps;
   /** Schedules, database selection, retention, concurrency, memory and timeout. @default daily at 03:00 UTC, every database */
-  readonly backup?: Omit<BackupWorkflowProps, 'bucket' | 'connection' | 'keys' | 'pgDump' | 'serviceName'>;
+  readonly backup?: Omit<
+    BackupWorkflowProps,
+    'bucket' | 'connection' | 'keys' | 'pgDump' | 'serviceName' | 'signingKey'
+  >;
   /** Authorization, URL expiry, throttling. @default IAM, 15-minute URLs */
   readonly api?: Omit<
     DumpApiProps,
-    'bucket' | 'stateMachine' | 'keys' | 'retention' | 'architecture' | 'serviceName' | 'logRetention'
+    | 'bucket'
+    | 'stateMachine'
+    | 'keys'
+    | 'signingKey'
+    | 'retention'
+    | 'architecture'
+    | 'serviceName'
+    | 'logRetention'
   >;
   /** E-mail addresses and staleness. @default no subscriptions, 26 hours; the listed backup databases watched each */
   readonly alarms?: Omit<BackupAlarmsProps, 'stateMachine' | 'serviceName'>;
@@ -40,6 +51,7 @@ export class DumpBagStack extends Stack {
   readonly api: DumpApi;
   readonly alarms: BackupAlarms;
   readonly connection: DatabaseConnection;
+  readonly signingKey: SigningKey;
 
   constructor(scope: Construct, id: string, props: DumpBagStackProps) {
     super(scope, id, { description: 'Dump Bag: encrypted PostgreSQL backups into S3', ...props });
@@ -48,6 +60,7 @@ export class DumpBagStack extends Stack {
 
     this.bucket = new DumpBucket(this, 'Dumps', props.bucket);
     const keys = new PublicKeys(this, 'Keys', props.keys);
+    this.signingKey = new SigningKey(this, 'Signing');
     this.connection = new DatabaseConnection(this, 'Database', props.connection);
     const pgDump = new PgDumpLayer(this, 'PgDump', { ...props.pgDump, architecture });
     this.backup = new BackupWorkflow(this, 'Backup', {
@@ -55,6 +68,7 @@ export class DumpBagStack extends Stack {
       bucket: this.bucket,
       connection: this.connection,
       keys,
+      signingKey: this.signingKey,
       pgDump,
       serviceName,
     });
@@ -63,6 +77,7 @@ export class DumpBagStack extends Stack {
       bucket: this.bucket,
       stateMachine: this.backup.stateMachine,
       keys,
+      signingKey: this.signingKey,
       retention: props.backup?.retention,
       architecture,
       serviceName,

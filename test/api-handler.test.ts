@@ -8,6 +8,7 @@ import { appFromEnv, handler } from '../functions/api/handler';
 import { encodePathSegment } from '../functions/api/paths';
 import { bagEnv, keyFolder, keyPair, makeDumps, uniqueSuffix } from './support/bag';
 import { createDatabase, freshBucket, services } from './support/env';
+import { testSigner } from './support/signing';
 
 const suffix = uniqueSuffix();
 const DATABASE = `handler é/x ${suffix}`;
@@ -240,6 +241,7 @@ describe('the API Lambda handler (API Gateway HTTP API payload v2)', () => {
       urlExpirySeconds: 900,
       loadKeys: async () => [],
       loadRecipients: async () => [],
+      signingKey: () => testSigner().publicKeyPem(),
       startDump: async () => {},
       logger: { info: () => {}, error: () => {} },
     });

@@ -89,7 +89,8 @@ describe('HTTP API against serve, real S3 API server and real dumps', () => {
     expect(response.headers.get('cache-control')).toBe('no-store');
     const { dumps } = (await response.json()) as { dumps: ListedDump[] };
     const catalog = await listDumps(s3Client(), bucket);
-    expect(dumps.map(({ expiresAt: _, ...record }) => record)).toEqual(catalog);
+    expect(dumps.map(({ expiresAt: _, signatureState: __, ...record }) => record)).toEqual(catalog);
+    expect(dumps.map((d) => d.signatureState)).toEqual(dumps.map(() => 'valid'));
     expect(dumps.map((d) => d.database).sort()).toEqual([ODD, PLAIN, PLAIN].sort());
     expect([...dumps.map((d) => d.id)]).toEqual([...dumps.map((d) => d.id)].sort().reverse());
     for (const d of dumps) {

@@ -17,6 +17,7 @@ import {
   snapshot,
 } from './support/env';
 import { type GpgIdentity, gpgDecrypt, gpgIdentity } from './support/gpg';
+import { testSigner } from './support/signing';
 import { gnupgHome, tempDir } from './support/temp';
 
 /** Names PostgreSQL allows and naive code mishandles. */
@@ -37,6 +38,7 @@ function target(bucket: string, env = services().pgEnv): BackupTarget {
     connection: { host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, password: env.PGPASSWORD },
     pgDump: {},
     retention: { retentionDays: 30, manualRetentionDays: 7, keepMin: 3 },
+    signer: testSigner(),
   };
 }
 

@@ -7,7 +7,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { progressLine } from '../cli/client/progress';
 import { freePort } from '../cli/local/services';
+import type { DumpRecord } from '../functions/core/catalog';
 import type { ListedDump } from '../functions/core/listing';
+import { signRecord } from '../functions/core/signing';
 import {
   bagEnv,
   type KeyPair,
@@ -30,6 +32,7 @@ import {
   snapshot,
 } from './support/env';
 import { gpgDecrypt } from './support/gpg';
+import { testPublicKeyFile, testSigner } from './support/signing';
 
 const suffix = uniqueSuffix();
 const SOURCE = `client "src" é ${suffix}`;
@@ -116,7 +119,8 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
     writeFileSync(passFile, `${DUMP_PASSPHRASE}\n`);
     await makeDumps(bucket, [PASSPHRASE_DB], { encryption: 'passphrase', passphraseFile: passFile });
     bag = await startBag(bagEnv(bucket, { DUMP_BAG_PUBLIC_KEYS: publicKeys }));
-    env = { ...services().pgEnv, DUMP_BAG_URL: bag.url };
+    // Pinned explicitly, so no first-use notice joins the output the tests compare.
+    env = { ...services().pgEnv, DUMP_BAG_URL: bag.url, DUMP_BAG_SIGNING_KEY: await testPublicKeyFile() };
     dumps = (await (await fetch(`${bag.url}/dumps`)).json()).dumps;
 
     // An object changed in the bucket: its bytes no longer match the recorded SHA-256.
@@ -126,8 +130,8 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
     const middle = Math.floor(bytes.length / 2);
     bytes.writeUInt8(bytes.readUInt8(middle) ^ 0x01, middle);
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: tampered.key, Body: bytes }));
-    // Changed and re-recorded (as an attacker with write access could): only OpenPGP's integrity
-    // check, at the very end of the stream, can tell. The flipped byte is in the closing MDC.
+    // Changed and re-recorded with a record the bag's key signed (as a thief of that key could): only
+    // OpenPGP's integrity check, at the very end of the stream, can tell. The flipped byte is in the closing MDC.
     const rewritten = record(REWRITTEN);
     const other = await getObjectBytes(s3, bucket, rewritten.key);
     other.writeUInt8(other.readUInt8(other.length - 3) ^ 0x01, other.length - 3);
@@ -136,7 +140,17 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
       new PutObjectCommand({
         Bucket: bucket,
         Key: `${rewritten.key}.json`,
-        Body: JSON.stringify({ ...rewritten, expiresAt: undefined, sha256: sha256(other) }),
+        Body: JSON.stringify(
+          await signRecord(
+            {
+              ...rewritten,
+              expiresAt: undefined,
+              signatureState: undefined,
+              sha256: sha256(other),
+            } as DumpRecord,
+            testSigner(),
+          ),
+        ),
       }),
     );
   });
@@ -150,7 +164,7 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
     expect(table.stderr).toBe('');
     expect(table.code).toBe(0);
     const lines = table.stdout.toString().trim().split('\n');
-    expect(lines[0]).toMatch(/^DATABASE\s+ID\s+SIZE\s+TRIGGER\s+FOR\s+RETENTION$/);
+    expect(lines[0]).toMatch(/^DATABASE\s+ID\s+SIZE\s+TRIGGER\s+FOR\s+SIGNATURE\s+RETENTION$/);
     expect(lines).toHaveLength(5);
     expect(table.stdout.toString()).toContain(SOURCE);
     const json = await runCli(['list', SOURCE, '--json'], env);
@@ -310,7 +324,7 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
   it('verify checks the SHA-256, decrypts and lists the archive; with no database, the newest of each', async () => {
     const one = await runCli(['verify', SOURCE, '--key', keys[bob.email] as string], env);
     expect(one.stdout.toString()).toMatch(
-      /^ok {6}client "src" é \S+ {2}\d{8}-\d{6} {2}sha256 ok \(\d+ bytes\), decrypted, integrity ok, pg_restore --list: \d+ entries\n$/,
+      /^ok {6}client "src" é \S+ {2}\d{8}-\d{6} {2}record signed by the bag, sha256 ok \(\d+ bytes\), decrypted, integrity ok, pg_restore --list: \d+ entries\n$/,
     );
     expect(one.code).toBe(0);
 

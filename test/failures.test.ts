@@ -9,6 +9,7 @@ import { listDumps } from '../functions/core/catalog';
 import { createS3Client } from '../functions/core/s3';
 import { allKeys, createDatabase, freshBucket, openUploads, s3Client, services } from './support/env';
 import { startFaultProxy } from './support/fault-proxy';
+import { testSigner } from './support/signing';
 import { tempDir } from './support/temp';
 
 const MiB = 1024 * 1024;
@@ -28,6 +29,7 @@ function target(bucket: string, overrides: Partial<BackupTarget> = {}): BackupTa
     pgDump: {},
     retention: { retentionDays: 30, manualRetentionDays: 7, keepMin: 3 },
     upload: { partSize: 5 * MiB, concurrency: 2 },
+    signer: testSigner(),
     ...overrides,
   };
 }

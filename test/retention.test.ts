@@ -8,6 +8,7 @@ import type { RetentionPolicy } from '../functions/core/config';
 import { dumpId, dumpKey } from '../functions/core/naming';
 import { planRetention, withExpiry } from '../functions/core/retention';
 import { allKeys, createDatabase, freshBucket, s3Client, services } from './support/env';
+import { testSigner } from './support/signing';
 import { tempDir } from './support/temp';
 
 const DAY = 86_400_000;
@@ -86,6 +87,7 @@ describe('retention against the bucket', () => {
       connection: { host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, password: env.PGPASSWORD },
       pgDump: { pgDumpPath },
       retention: POLICY,
+      signer: testSigner(),
     };
   }
 

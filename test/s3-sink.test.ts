@@ -11,6 +11,7 @@ import { resolvePgDump, startPgDump } from '../functions/core/pg-dump';
 import { createS3Client } from '../functions/core/s3';
 import { keyFolder, keyPair, RETENTION, uniqueSuffix } from './support/bag';
 import { createDatabase, services } from './support/env';
+import { testSigner } from './support/signing';
 
 /** Bytes a stream yields, counted without keeping them. */
 async function countBytes(stream: AsyncIterable<Buffer>): Promise<number> {
@@ -51,7 +52,7 @@ describe('the bench S3 sink', () => {
       password: env.PGPASSWORD,
     };
     const summary = await runBackup(
-      { s3: client, bucket: sink.bucket, connection, pgDump: {}, retention: RETENTION },
+      { s3: client, bucket: sink.bucket, connection, pgDump: {}, retention: RETENTION, signer: testSigner() },
       {
         config: { exclude: [], encryption: 'gpg', databases: [database], publicKeys: keys },
         trigger: 'manual',

@@ -89,6 +89,8 @@ export async function run(): Promise<number> {
       process.env[KEYS_ENV] = keys.publicKey;
       secretKey = keys.secretKey;
     }
+    // The demo's records are signed by a key of its own, kept with its other state.
+    process.env.DUMP_BAG_SIGNING_KEY_FILE ??= join(state, 'signing-key.pem');
     const config = readConfig();
     console.log(`Backing up to s3://${config.bucket} …\n`);
     const started = performance.now();

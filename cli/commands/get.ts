@@ -9,6 +9,7 @@ import { clientFromEnv } from '../client/bag-client';
 import { type Decryption, prepareDecryption } from '../client/decryption';
 import { openDump } from '../client/dump-stream';
 import { createProgress } from '../client/progress';
+import { assertRecordSigned, pinForReading } from '../client/signing-pin';
 import { restoreArchive, writeFileAtomically } from '../client/sinks';
 import { withVerifiedDump } from '../client/verified-dump';
 
@@ -42,6 +43,9 @@ export async function run({ values, positionals }: Parsed<typeof commandSpecs.ge
   }
   const client = clientFromEnv(values.url);
   const record = await client.dump(database, id);
+  // Who wrote it, before anything is downloaded: the record must be signed by the pinned bag key.
+  const allowUnsigned = values['allow-unsigned'];
+  assertRecordSigned(record, await pinForReading(client, allowUnsigned), { allowUnsigned });
   const decryption: Decryption = values.encrypted
     ? { mode: 'none' }
     : await prepareDecryption(record, { keyFile: values.key });

@@ -1,5 +1,7 @@
+import { NotFoundError } from '../../functions/core/errors';
 import { formatDuration, formatSize } from '../../functions/core/listing';
 import { clientFromEnv } from '../client/bag-client';
+import { pinnedSigningKey, recordSignatureState } from '../client/signing-pin';
 import type { Parsed } from '../command-line';
 import type { commandSpecs } from '../command-specs';
 
@@ -18,7 +20,14 @@ export async function run({
   values,
   positionals,
 }: Parsed<typeof commandSpecs.list.options>): Promise<number> {
-  const dumps = await clientFromEnv(values.url).list(positionals[0]);
+  const client = clientFromEnv(values.url);
+  const listed = await client.list(positionals[0]);
+  // The signature state by this reader's own pin, not the bag's word; a bag without a key shows unchecked.
+  const pin = await pinnedSigningKey(client).catch((error: unknown) => {
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
+  });
+  const dumps = listed.map((d) => ({ ...d, signatureState: recordSignatureState(d, pin) }));
   if (values.json) {
     console.log(JSON.stringify(dumps, null, 2));
     return 0;
@@ -36,9 +45,10 @@ export async function run({
     d.encryption === 'gpg'
       ? d.recipients.map((r) => printable(r.userId || r.fingerprint)).join('; ')
       : d.encryption,
+    d.signatureState === 'valid' ? 'signed' : d.signatureState.toUpperCase(),
     d.expiresAt === null ? 'kept' : `deleted in ${formatDuration(new Date(d.expiresAt).getTime() - now)}`,
   ]);
-  const header = ['DATABASE', 'ID', 'SIZE', 'TRIGGER', 'FOR', 'RETENTION'];
+  const header = ['DATABASE', 'ID', 'SIZE', 'TRIGGER', 'FOR', 'SIGNATURE', 'RETENTION'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   for (const r of [header, ...rows]) {
     console.log(

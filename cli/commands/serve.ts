@@ -9,6 +9,7 @@ import { readConfig } from '../../functions/core/config';
 import { errorMessage } from '../../functions/core/errors';
 import { createS3Client } from '../../functions/core/s3';
 import { SETTINGS } from '../../functions/core/settings';
+import { createdKeyNotice, localSignerFromEnv } from '../../functions/core/signing';
 import { type Parsed, UsageError } from '../command-line';
 import type { commandSpecs } from '../command-specs';
 import { formatBytes, targetFromEnv } from '../context';
@@ -81,6 +82,10 @@ async function startDemoServices(): Promise<() => Promise<void>> {
       Object.assign(process.env, postgres.env);
       stops.push(postgres.stop);
     }
+    const demoSigningKey = join(state, 'signing-key.pem');
+    if (!process.env.DUMP_BAG_SIGNING_KEY_FILE && existsSync(demoSigningKey)) {
+      process.env.DUMP_BAG_SIGNING_KEY_FILE = demoSigningKey;
+    }
     const demoKey = join(state, 'keys', 'demo-public.asc');
     const keysEnv = SETTINGS.publicKeys.env;
     if (!process.env[keysEnv] && !process.env[SETTINGS.encryption.env] && existsSync(demoKey)) {
@@ -108,12 +113,18 @@ export async function run({ values }: Parsed<typeof commandSpecs.serve.options>)
 async function serve(port: number): Promise<number> {
   const settings = readApiSettings();
   const dumps = localDumpStarter();
+  // The key `backup` signs with here, so what serve lists and serves is what readers pin.
+  const signer = localSignerFromEnv(process.env, {
+    create: true,
+    onCreated: (file) => console.error(createdKeyNotice(file)),
+  });
   const app = createApp({
     s3: createS3Client(),
     bucket: settings.bucket,
     retention: settings.retention,
     urlExpirySeconds: settings.urlExpirySeconds,
     ...keySources(settings),
+    signingKey: () => signer.publicKeyPem(),
     startDump: dumps.startDump,
     logger: consoleLogger,
   });

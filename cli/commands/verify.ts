@@ -5,6 +5,7 @@ import { clientFromEnv } from '../client/bag-client';
 import { type Decryption, prepareDecryption } from '../client/decryption';
 import { openDump } from '../client/dump-stream';
 import { createProgress } from '../client/progress';
+import { assertRecordSigned, pinForReading } from '../client/signing-pin';
 import { listArchive } from '../client/sinks';
 import { withVerifiedDump } from '../client/verified-dump';
 
@@ -39,11 +40,16 @@ export async function run({
     const seen = new Set<string>();
     targets = (await client.list()).filter((d) => !seen.has(d.database) && seen.add(d.database));
   }
+  const allowUnsigned = values['allow-unsigned'];
+  // A changed bag key stops the whole run: every verdict would be against the wrong key.
+  const pin = targets.length > 0 ? await pinForReading(client, allowUnsigned) : undefined;
   const verdicts: Verdict[] = [];
   for (const record of targets) {
     const checks: string[] = [];
     const progress = createProgress(`${record.database} ${record.id}`, record.bytes);
     try {
+      assertRecordSigned(record, pin, { allowUnsigned });
+      if (record.signature !== undefined) checks.push('record signed by the bag');
       const decryption: Decryption = values['checksum-only']
         ? { mode: 'none' }
         : await prepareDecryption(record, { keyFile: values.key });

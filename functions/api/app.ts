@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { type KeyObject, randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { presignDump } from '../core/catalog';
 import type { RetentionPolicy } from '../core/config';
@@ -13,6 +13,7 @@ import {
 } from '../core/keys';
 import { findListed, listWithExpiry } from '../core/listing';
 import { assertDatabaseName, isDumpId } from '../core/naming';
+import { parsePublicKey } from '../core/signing';
 import { ForbiddenError } from './errors';
 import type { ApiEvent, ApiResult } from './http-types';
 import { type ApiLogger, errorResult, html, json, text } from './responses';
@@ -30,6 +31,8 @@ export interface ApiDependencies {
   readonly loadKeys: () => Promise<RecipientKey[]>;
   /** The keys dumps are encrypted for (DUMP_BAG_RECIPIENTS among loadKeys). */
   readonly loadRecipients: () => Promise<RecipientKey[]>;
+  /** The PEM public key that signs the records: KMS's in AWS, the local key in `serve`. */
+  readonly signingKey: () => Promise<string>;
   /** Starts an on-demand (manual) dump of one database and returns once it is under way. */
   readonly startDump: (database: string) => Promise<void>;
   readonly logger: ApiLogger;
@@ -121,14 +124,26 @@ function assertSameOrigin(event: ApiEvent): void {
 /** The Dump Bag API's routes, in order of precedence: a path that fits several takes the first. */
 function routes(deps: ApiDependencies, now: () => Date): Route[] {
   const { s3, bucket, retention } = deps;
-  const find = (database: string, id: string) => findListed(s3, bucket, retention, database, id);
+  // Records are checked against the bag's own key for display; without the key they show as unchecked.
+  const verifier = async (): Promise<KeyObject | undefined> => {
+    try {
+      return parsePublicKey(await deps.signingKey());
+    } catch (error: unknown) {
+      deps.logger.error('cannot read the signing key', {
+        error: error instanceof Error ? error.name : typeof error,
+      });
+      return undefined;
+    }
+  };
+  const find = async (database: string, id: string) =>
+    findListed(s3, bucket, retention, database, id, await verifier());
   return [
     {
       method: 'GET',
       pattern: '/',
       handle: async ({ basePath }) => {
         const nonce = randomBytes(16).toString('base64');
-        const dumps = await listWithExpiry(s3, bucket, retention);
+        const dumps = await listWithExpiry(s3, bucket, retention, undefined, await verifier());
         return html(renderStatusPage({ dumps, now: now(), retention, basePath, nonce }), nonce);
       },
     },
@@ -140,12 +155,23 @@ function routes(deps: ApiDependencies, now: () => Date): Route[] {
     },
     {
       method: 'GET',
+      pattern: '/signing-key',
+      handle: async () => {
+        const pem = await deps.signingKey();
+        parsePublicKey(pem, "the bag's signing key");
+        return text(pem);
+      },
+    },
+    {
+      method: 'GET',
       pattern: '/dumps',
       query: ['database'],
       handle: async ({ query }) => {
         const database = query.get('database');
         if (database !== undefined) assertDatabaseName(database);
-        return json(200, { dumps: await listWithExpiry(s3, bucket, retention, database) });
+        return json(200, {
+          dumps: await listWithExpiry(s3, bucket, retention, database, await verifier()),
+        });
       },
     },
     {

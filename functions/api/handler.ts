@@ -1,6 +1,8 @@
+import { KMSClient } from '@aws-sdk/client-kms';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
-import { ConfigError } from '../core/errors';
+import { ConfigError, NotFoundError } from '../core/errors';
+import { KmsSigner, SIGNING_KEY_ID_ENV } from '../core/kms-signer';
 import { createS3Client } from '../core/s3';
 import { SETTINGS, setting } from '../core/settings';
 import { logger } from '../shared/lambda';
@@ -16,6 +18,7 @@ const apiLogger: ApiLogger = {
 
 /** Built once per container; the SDK reads its region and endpoint at the first call. */
 const sfnClient = new SFNClient({});
+const kmsClient = new KMSClient({});
 
 /**
  * The API as the Lambda runs it: S3 from the SDK's environment, keys read per request, and
@@ -23,17 +26,24 @@ const sfnClient = new SFNClient({});
  */
 export function appFromEnv(
   env: Record<string, string | undefined> = process.env,
-  clients: { sfn?: SFNClient } = {},
+  clients: { sfn?: SFNClient; kms?: KMSClient } = {},
 ): ApiApp {
   const settings = readApiSettings(env);
   const stateMachineArn = setting('stateMachineArn', env);
   const sfn = clients.sfn ?? sfnClient;
+  // The public half only (kms:GetPublicKey), asked once per container; without a key id, /signing-key is 404.
+  const keyId = env[SIGNING_KEY_ID_ENV]?.trim();
+  const signingKey = keyId ? new KmsSigner(clients.kms ?? kmsClient, keyId) : undefined;
   return createApp({
     s3: createS3Client(env),
     bucket: settings.bucket,
     retention: settings.retention,
     urlExpirySeconds: settings.urlExpirySeconds,
     ...keySources(settings),
+    signingKey: async () => {
+      if (!signingKey) throw new NotFoundError(`this bag has no signing key (${SIGNING_KEY_ID_ENV})`);
+      return signingKey.publicKeyPem();
+    },
     startDump: async (database) => {
       if (!stateMachineArn) throw new ConfigError(`${SETTINGS.stateMachineArn.env} is not set`);
       const started = await sfn.send(

@@ -42,6 +42,14 @@ function deletion(dump: ListedDump, input: StatusPageInput): string {
   }`;
 }
 
+/** What the page says of each record's signature, checked against the bag's own key. */
+const SIGNATURE_LABELS: Readonly<Record<string, string>> = {
+  valid: 'signed',
+  unsigned: 'UNSIGNED',
+  invalid: 'BAD SIGNATURE',
+  unchecked: 'not checked',
+};
+
 function row(dump: ListedDump, input: StatusPageInput): string {
   const urlPath = `${input.basePath}${dumpPath(dump.database, dump.id, '/url')}`;
   const age = input.now.getTime() - new Date(dump.createdAt).getTime();
@@ -51,6 +59,7 @@ function row(dump: ListedDump, input: StatusPageInput): string {
 <td class="size" data-bytes="${dump.bytes}">${formatSize(dump.bytes)}</td>
 <td class="trigger">${escapeHtml(dump.trigger)}</td>
 <td class="who">${whoCanDecrypt(dump)}</td>
+<td class="signature">${SIGNATURE_LABELS[dump.signatureState ?? 'unchecked']}</td>
 <td class="expires">${deletion(dump, input)}</td>
 <td><button type="button" class="download" data-url="${escapeHtml(urlPath)}">Download</button></td>
 </tr>`;
@@ -113,7 +122,7 @@ export function renderStatusPage(input: StatusPageInput): string {
 <h2>${escapeHtml(name)}</h2>
 <p class="sub">${dumps.length} dump${dumps.length === 1 ? '' : 's'}, ${formatSize(size)}</p>
 <table>
-<thead><tr><th>Date</th><th>Age</th><th>Size</th><th>Trigger</th><th>Who can decrypt</th><th>Deleted</th><th></th></tr></thead>
+<thead><tr><th>Date</th><th>Age</th><th>Size</th><th>Trigger</th><th>Who can decrypt</th><th>Signature</th><th>Deleted</th><th></th></tr></thead>
 <tbody>
 ${dumps.map((d) => row(d, input)).join('\n')}
 </tbody>

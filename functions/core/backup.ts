@@ -19,6 +19,7 @@ import {
 } from './pg-dump';
 import { redact } from './redact';
 import { pruneDatabase } from './retention';
+import { type RecordSigner, signRecord } from './signing';
 import { uploadStream } from './upload';
 
 /** What every dump of a run shares: where to read from, where to write to, and how. */
@@ -30,6 +31,8 @@ export interface BackupTarget {
   /** pg_dump's `--compress`; undefined picks the default. */
   readonly compression?: string;
   readonly retention: RetentionPolicy;
+  /** Signs every record: a KMS key in AWS, a local Ed25519 key on the command line. */
+  readonly signer: RecordSigner;
   /** Part size and parts in flight for the multipart upload. */
   readonly upload?: { readonly partSize?: number; readonly concurrency?: number };
 }
@@ -144,7 +147,7 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
     } finally {
       clearTimeout(timer);
     }
-    const record: DumpRecord = {
+    const unsigned: DumpRecord = {
       database,
       id: dumpId(started),
       key,
@@ -162,7 +165,9 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
       bytes: stored.bytes,
       seconds: Math.round(seconds() * 1000) / 1000,
     };
+    let record: DumpRecord;
     try {
+      record = await signRecord(unsigned, target.signer);
       await writeRecord(target.s3, target.bucket, record);
     } catch (error) {
       // A dump without its record cannot be verified: take it away rather than leave it half-described.

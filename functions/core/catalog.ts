@@ -10,6 +10,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { EncryptionMode, Trigger } from './config';
 import { NotFoundError } from './errors';
 import { DUMPS_PREFIX, databasePrefix, parseDumpKey, RECORD_SUFFIX, recordKey } from './naming';
+import type { RecordSignature } from './signing';
 
 /** What Dump Bag records of every dump, next to it, so it can be listed and verified without downloading it. */
 export interface DumpRecord {
@@ -31,6 +32,8 @@ export interface DumpRecord {
   readonly sha256: string;
   readonly bytes: number;
   readonly seconds: number;
+  /** The bag's signature over the canonical fields (functions/core/signing.ts); absent on older dumps. */
+  readonly signature?: RecordSignature;
 }
 
 export interface StoredObject {
@@ -120,8 +123,11 @@ export async function scanDumps(client: S3Client, bucket: string, database?: str
 /** The complete dumps, newest first, with their records. */
 export async function listDumps(client: S3Client, bucket: string, database?: string): Promise<DumpRecord[]> {
   const { complete } = await scanDumps(client, bucket, database);
-  const records = await mapLimit(complete, 8, (o) => readRecord(client, bucket, o.key));
-  return records.sort(newestFirst);
+  // A record that cannot be read or parsed is skipped, never allowed to break the listing.
+  const records = await mapLimit(complete, 8, (o) =>
+    readRecord(client, bucket, o.key).catch(() => undefined),
+  );
+  return records.filter((r): r is DumpRecord => typeof r === 'object' && r !== null).sort(newestFirst);
 }
 
 /** One dump by id, or the newest with `latest`. */

@@ -1,20 +1,35 @@
+import type { KeyObject } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { type DumpRecord, listDumps } from './catalog';
 import type { RetentionPolicy } from './config';
 import { NotFoundError } from './errors';
 import { withExpiry } from './retention';
+import { checkRecordSignature } from './signing';
 
-/** A dump as the API and the command list it: its record plus when retention will delete it (null: kept for now). */
-export type ListedDump = DumpRecord & { readonly expiresAt: string | null };
+/** The record's signature as the lister saw it against its own public key; `unchecked` when it has none at hand. */
+export type SignatureState = 'valid' | 'unsigned' | 'invalid' | 'unchecked';
 
-/** The complete dumps (of one database, or all), newest first, each with its expiry. */
+/**
+ * A dump as the API and the command list it: its record, when retention will delete it (null: kept
+ * for now), and its signature state (for display: a reader checks the signature against its own pin).
+ */
+export type ListedDump = DumpRecord & {
+  readonly expiresAt: string | null;
+  readonly signatureState?: SignatureState;
+};
+
+/** The complete dumps (of one database, or all), newest first, each with its expiry and signature state. */
 export async function listWithExpiry(
   client: S3Client,
   bucket: string,
   retention: RetentionPolicy,
   database?: string,
+  signingKey?: KeyObject,
 ): Promise<ListedDump[]> {
-  return withExpiry(await listDumps(client, bucket, database), retention);
+  return withExpiry(await listDumps(client, bucket, database), retention).map((d) => ({
+    ...d,
+    signatureState: signingKey ? checkRecordSignature(d, signingKey).state : 'unchecked',
+  }));
 }
 
 /** One dump of a database by id, or its newest with `latest`. */
@@ -24,8 +39,9 @@ export async function findListed(
   retention: RetentionPolicy,
   database: string,
   id: string,
+  signingKey?: KeyObject,
 ): Promise<ListedDump> {
-  const dumps = await listWithExpiry(client, bucket, retention, database);
+  const dumps = await listWithExpiry(client, bucket, retention, database, signingKey);
   const found = id === 'latest' ? dumps[0] : dumps.find((d) => d.id === id);
   if (!found) throw new NotFoundError(id === 'latest' ? 'this database has no dump' : 'no dump with this id');
   return found;

@@ -1,3 +1,4 @@
+import { KMSClient } from '@aws-sdk/client-kms';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
 import type { DumpResult } from '../core/backup';
@@ -6,6 +7,7 @@ import { readConfig, type Trigger } from '../core/config';
 import type { PgConnection, ServerInfo } from '../core/databases';
 import { errorMessage, ValidationError } from '../core/errors';
 import { loadEncryption } from '../core/keys';
+import { KmsSigner, readSigningKeyId } from '../core/kms-signer';
 import { connectionSecrets } from '../core/libpq';
 import { assertDatabaseName } from '../core/naming';
 import { redact } from '../core/redact';
@@ -24,6 +26,7 @@ export const DEADLINE_MARGIN_MS = 10_000;
 // Built once per container and reused by every invocation it serves.
 const s3 = createS3Client();
 const secrets = new SecretsManagerClient({});
+const kms = new KMSClient({});
 
 function parseEvent(event: unknown): DumpEvent {
   const e = (event ?? {}) as Partial<DumpEvent>;
@@ -52,6 +55,8 @@ export const handler = async (event: DumpEvent, context: Context): Promise<DumpR
   try {
     const request = parseEvent(event);
     const config = readConfig();
+    // No key, no dump: an unsigned record would be refused by every reader.
+    const signer = new KmsSigner(kms, readSigningKeyId());
     const encryption = await loadEncryption(config);
     connection = await readConnection(process.env, secrets);
     result = await dumpDatabase(
@@ -62,6 +67,7 @@ export const handler = async (event: DumpEvent, context: Context): Promise<DumpR
         pgDump: { pgDumpPath: config.pgDumpPath, pgRoot: config.pgRoot },
         compression: config.compression,
         retention: config.retention,
+        signer,
       },
       {
         database: request.database,

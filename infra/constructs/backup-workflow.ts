@@ -13,6 +13,7 @@ import type { DatabaseConnection } from './database-connection';
 import type { DumpBucket } from './dump-bucket';
 import type { PgDumpLayer } from './pg-dump-layer';
 import type { PublicKeys } from './public-keys';
+import type { SigningKey } from './signing-key';
 import { checkProp, optional, wholeNumber } from './validate';
 
 /** The EventBridge `source` and `detail-type` of the event sent for every finished dump. */
@@ -27,6 +28,8 @@ export interface BackupWorkflowProps {
   readonly bucket: DumpBucket;
   readonly connection: DatabaseConnection;
   readonly keys: PublicKeys;
+  /** Signs every record the dump function writes (kms:Sign for the dump role only). */
+  readonly signingKey: SigningKey;
   /** The pg_dump binaries; the dump function takes the layer's architecture. */
   readonly pgDump: PgDumpLayer;
   /** EventBridge Scheduler expressions (`cron(…)`, `rate(…)`), UTC; empty for on-demand dumps only. @default ['cron(0 3 * * ? *)'] */
@@ -197,6 +200,7 @@ export class BackupWorkflow extends Construct {
     this.dumpFunction.bindDumpWriter(props.bucket).bindRetention(props.retention ?? {});
     connection.bind(this.dumpFunction);
     props.keys.bind(this.dumpFunction);
+    props.signingKey.bindSigner(this.dumpFunction);
 
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       comment: 'Dump Bag backup: plan, dump each database, report',

@@ -12,6 +12,7 @@ import { SETTINGS } from '../../functions/core/settings';
 import { BagFunction, type RetentionSettings } from './bag-function';
 import type { DumpBucket } from './dump-bucket';
 import type { PublicKeys } from './public-keys';
+import type { SigningKey } from './signing-key';
 import { checkProp, oneOf, optional } from './validate';
 
 /** Presigned URLs: the API's default and limits (the API refuses longer). */
@@ -33,9 +34,11 @@ export interface DumpApiProps {
   /** The backup state machine, which POST /dumps/{database} starts. */
   readonly stateMachine: sfn.IStateMachine;
   readonly keys: PublicKeys;
+  /** The key that signs the records: the API serves its public half at GET /signing-key. */
+  readonly signingKey: SigningKey;
   /** The same retention as the dump function's, to report when each dump will be deleted. @default 30/7 days, keep 3 */
   readonly retention?: RetentionSettings;
-  /** Every route but GET /keys and GET /recipients requires this. @default { type: 'iam' } (SigV4) */
+  /** Every route but GET /keys, GET /recipients and GET /signing-key requires this. @default { type: 'iam' } (SigV4) */
   readonly authorization?: ApiAuthorization;
   /** How long presigned download URLs stay valid. At most 12 hours. @default Duration.seconds(900) */
   readonly urlExpiry?: Duration;
@@ -126,6 +129,7 @@ export const API_ROUTES: readonly { method: apigw.HttpMethod; path: string; publ
   // Other bags and people fetch the public keys and recipients without credentials, as with the older bag.
   { method: apigw.HttpMethod.GET, path: '/keys', public: true },
   { method: apigw.HttpMethod.GET, path: '/recipients', public: true },
+  { method: apigw.HttpMethod.GET, path: '/signing-key', public: true },
 ];
 
 /**
@@ -163,6 +167,7 @@ export class DumpApi extends Construct {
       .bindStateMachine(props.stateMachine)
       .bindRetention(props.retention ?? {});
     props.keys.bind(this.function);
+    props.signingKey.bindPublicKey(this.function);
 
     const defaultAuthorizer =
       authorization.type === 'jwt'
@@ -209,7 +214,7 @@ export class DumpApi extends Construct {
         NagSuppressions.addResourceSuppressions(created, [
           {
             id: 'AwsSolutions-APIG4',
-            reason: `${route.method} ${route.path} is public by design: it serves public keys or their fingerprints, so other bags and people can take their key configuration from this one.`,
+            reason: `${route.method} ${route.path} is public by design: it serves public keys or their fingerprints (the OpenPGP recipients, the record signing key), so other bags and readers can take and pin their key configuration from this one.`,
           },
         ]);
       }

@@ -117,14 +117,19 @@ describe('dump bucket', () => {
         Rules: [Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 30 } })],
       },
     });
-    // The dump role may encrypt (and decrypt, which multipart uploads need), the API role only decrypt.
+    // The dump role may encrypt (and decrypt, which multipart uploads need), the API role only decrypt;
+    // besides, the dump role signs records and the API reads the signing key's public half.
     const dump = permissionsOf(t, roleOfFunction(t, 'BackupDump'));
     const api = permissionsOf(t, roleOfFunction(t, 'ApiHandler'));
     expect(actions(dump.filter((p) => p.action.startsWith('kms:')))).toEqual([
       'kms:Decrypt',
       'kms:GenerateDataKey',
+      'kms:Sign',
     ]);
-    expect(actions(api.filter((p) => p.action.startsWith('kms:')))).toEqual(['kms:Decrypt']);
+    expect(actions(api.filter((p) => p.action.startsWith('kms:')))).toEqual([
+      'kms:Decrypt',
+      'kms:GetPublicKey',
+    ]);
   });
 
   it('has no Object Lock unless asked for', () => {
@@ -159,8 +164,9 @@ describe('roles', () => {
       },
     ]);
     expect(perms.every((p) => p.effect === 'Allow')).toBe(true);
-    // Nothing else: its log group and the database secret.
+    // Nothing else: signing records, its log group and the database secret.
     expect(actions(perms.filter((p) => !p.action.startsWith('s3:')))).toEqual([
+      'kms:Sign',
       'logs:CreateLogStream',
       'logs:PutLogEvents',
       'secretsmanager:DescribeSecret',
@@ -171,6 +177,7 @@ describe('roles', () => {
   it('the API role reads and lists dumps and starts backups, and never writes or deletes', () => {
     const perms = permissionsOf(template, roleOfFunction(template, 'ApiHandler'));
     expect(actions(perms)).toEqual([
+      'kms:GetPublicKey',
       'logs:CreateLogStream',
       'logs:PutLogEvents',
       's3:GetObject',
@@ -466,12 +473,13 @@ describe('API', () => {
     'POST /dumps/{proxy+}',
     'GET /keys',
     'GET /recipients',
+    'GET /signing-key',
   ];
 
-  it('puts every route behind IAM except GET /keys and GET /recipients', () => {
+  it('puts every route behind IAM except GET /keys, GET /recipients and GET /signing-key', () => {
     template.resourceCountIs('AWS::ApiGatewayV2::Route', routeKeys.length);
     for (const routeKey of routeKeys) {
-      const open = routeKey === 'GET /keys' || routeKey === 'GET /recipients';
+      const open = ['GET /keys', 'GET /recipients', 'GET /signing-key'].includes(routeKey);
       template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
         RouteKey: routeKey,
         AuthorizationType: open ? 'NONE' : 'AWS_IAM',
@@ -506,7 +514,7 @@ describe('API', () => {
       JwtConfiguration: { Issuer: 'https://issuer.example.com', Audience: ['dump-bag'] },
     });
     t.resourcePropertiesCountIs('AWS::ApiGatewayV2::Route', { AuthorizationType: 'JWT' }, 4);
-    t.resourcePropertiesCountIs('AWS::ApiGatewayV2::Route', { AuthorizationType: 'NONE' }, 2);
+    t.resourcePropertiesCountIs('AWS::ApiGatewayV2::Route', { AuthorizationType: 'NONE' }, 3);
     t.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ DUMP_BAG_URL_EXPIRY_SECONDS: '3600' }) },
     });

@@ -16,6 +16,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DumpResult } from '../../functions/core/backup';
 import type { DumpRecord } from '../../functions/core/catalog';
+import { checkRecordSignature } from '../../functions/core/signing';
 import { DEADLINE_MARGIN_MS } from '../../functions/dump/handler';
 import type { PlanOutput } from '../../functions/shared/events';
 import { DumpBagStack, type DumpBagStackProps } from '../../infra/dump-bag-stack';
@@ -92,10 +93,12 @@ function lambdaEnv(f: BundledFunction): Record<string, string> {
     AWS_ENDPOINT_URL_S3: s.s3Endpoint,
     AWS_ENDPOINT_URL_SECRETS_MANAGER: standIn.endpoint,
     AWS_ENDPOINT_URL_SFN: standIn.endpoint,
+    AWS_ENDPOINT_URL_KMS: standIn.endpoint,
     ...resolveEnvironment(f, {
       DumpsBucket: bucket,
       DatabaseSecret: SECRET_ARN,
       BackupStateMachine: STATE_MACHINE_ARN,
+      SigningKey: standIn.kmsKeyId,
     }),
     // The pg_dump layer mounts at /opt/pg; here its folder is the stand-in layer staged below.
     ...(f.layerDirs.some((d) => d === pgLayerRoot) ? { DUMP_BAG_PG_ROOT: join(pgLayerRoot, 'pg') } : {}),
@@ -306,6 +309,8 @@ describe('plan → dump → report, run from the bundles through the state machi
         bytes: stored.length,
         recipients: [{ fingerprint: identity.fingerprint }],
       });
+      // Signed by the KMS key the template names (the stand-in's), as the client checks it.
+      expect(checkRecordSignature(record, standIn.kmsKey.publicKey)).toEqual({ state: 'valid' });
       const plain = await gpgDecrypt(identity.home, stored);
       expect(plain.subarray(0, 5).toString()).toBe('PGDMP');
       await restoreInto(`${database}_restored`, plain);

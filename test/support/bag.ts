@@ -10,7 +10,9 @@ import { createApiServer, listenLoopback } from '../../cli/http-adapter';
 import { createApp, keySources } from '../../functions/api/app';
 import { type BackupSummary, type BackupTarget, runBackup } from '../../functions/core/backup';
 import type { DumpBagConfig, RetentionPolicy } from '../../functions/core/config';
+import { loadLocalSigner } from '../../functions/core/signing';
 import { s3Client, services } from './env';
+import { TEST_CONFIG_HOME, TEST_SIGNING_KEY_FILE, testSigner } from './signing';
 import { tempDir as makeTempDir } from './temp';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -70,6 +72,7 @@ export function backupTarget(bucket: string, retention: RetentionPolicy = RETENT
     connection: { host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, password: env.PGPASSWORD },
     pgDump: {},
     retention,
+    signer: testSigner(),
   };
 }
 
@@ -95,7 +98,12 @@ export async function makeDumps(
 
 /** The environment `dump-bag serve` and the client read, for a bag on the shared services. */
 export function bagEnv(bucket: string, extra: Record<string, string> = {}): Record<string, string> {
-  return { ...services().env, DUMP_BAG_BUCKET: bucket, ...extra };
+  return {
+    ...services().env,
+    DUMP_BAG_BUCKET: bucket,
+    DUMP_BAG_SIGNING_KEY_FILE: TEST_SIGNING_KEY_FILE,
+    ...extra,
+  };
 }
 
 export interface RunningBag {
@@ -107,7 +115,7 @@ export interface RunningBag {
 }
 
 /** `dump-bag serve`'s app and adapter in this process, on a free loopback port. */
-export async function startBag(env: Record<string, string>): Promise<RunningBag> {
+export async function startBag(env: Record<string, string>, wantedPort = 0): Promise<RunningBag> {
   const { readApiSettings } = await import('../../functions/api/settings');
   const { createS3Client } = await import('../../functions/core/s3');
   const settings = readApiSettings(env);
@@ -118,11 +126,15 @@ export async function startBag(env: Record<string, string>): Promise<RunningBag>
     retention: settings.retention,
     urlExpirySeconds: settings.urlExpirySeconds,
     ...keySources(settings),
+    signingKey: () =>
+      loadLocalSigner(env.DUMP_BAG_SIGNING_KEY_FILE ?? TEST_SIGNING_KEY_FILE, {
+        create: true,
+      }).publicKeyPem(),
     startDump: dumps.startDump,
     logger: { info: () => {}, error: (message, attributes) => console.error(message, attributes) },
   });
   const server = createApiServer(app);
-  const port = await listenLoopback(server, 0);
+  const port = await listenLoopback(server, wantedPort);
   return {
     url: `http://127.0.0.1:${port}`,
     port,
@@ -177,10 +189,18 @@ export function runCli(
   env: Record<string, string>,
   options: { cwd?: string; input?: Buffer } = {},
 ): Promise<CliResult> {
+  testSigner();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(root, 'bin', 'dump-bag.js'), ...args], {
       cwd: options.cwd ?? root,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        // Pins and keys in the test's own config directory; backups sign with the tests' bag key.
+        XDG_CONFIG_HOME: TEST_CONFIG_HOME,
+        DUMP_BAG_SIGNING_KEY_FILE: TEST_SIGNING_KEY_FILE,
+        ...env,
+      },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];

@@ -1,3 +1,4 @@
+import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 
 /** The Secrets Manager secret the stand-in holds: the RDS layout the functions read. */
@@ -20,12 +21,21 @@ export interface StartedExecution {
 export class AwsStandIn {
   readonly secretReads: string[] = [];
   readonly executions: StartedExecution[] = [];
+  /** KMS: calls by operation, to prove who asked for what. */
+  readonly kmsCalls: { operation: string; keyId: string }[] = [];
+  /** The stand-in's own ECC_NIST_P256 signing key (KMS keeps the private half; so does the stand-in). */
+  readonly kmsKey: { readonly privateKey: KeyObject; readonly publicKey: KeyObject } = generateKeyPairSync(
+    'ec',
+    { namedCurve: 'P-256' },
+  );
   private server?: Server;
   endpoint = '';
 
   constructor(
     readonly secret: StandInSecret,
     readonly stateMachineArn: string,
+    /** The KMS key id the template's DUMP_BAG_SIGNING_KEY_ID resolves to. */
+    readonly kmsKeyId = '1234abcd-12ab-34cd-56ef-1234567890ab',
   ) {}
 
   async start(): Promise<void> {
@@ -69,6 +79,9 @@ export class AwsStandIn {
             startDate: Date.now() / 1000,
           });
         }
+        if (target === 'TrentService.Sign' || target === 'TrentService.GetPublicKey') {
+          return this.kms(target.slice('TrentService.'.length), request, reply);
+        }
         return reply(400, {
           __type: 'UnknownOperationException',
           message: `not served by the stand-in: ${target}`,
@@ -78,6 +91,48 @@ export class AwsStandIn {
     await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
     const address = this.server.address() as { port: number };
     this.endpoint = `http://127.0.0.1:${address.port}`;
+  }
+
+  /** KMS's Sign (RAW messages, ECDSA_SHA_256, DER signature) and GetPublicKey (SPKI DER), for this one key. */
+  private kms(
+    operation: string,
+    request: Record<string, unknown>,
+    reply: (status: number, payload: unknown) => void,
+  ): unknown {
+    const keyId = String(request.KeyId);
+    this.kmsCalls.push({ operation, keyId });
+    if (keyId !== this.kmsKeyId) {
+      return reply(400, { __type: 'NotFoundException', message: `Key '${keyId}' does not exist` });
+    }
+    const arn = `arn:aws:kms:us-east-1:123456789012:key/${this.kmsKeyId}`;
+    if (operation === 'GetPublicKey') {
+      return reply(200, {
+        KeyId: arn,
+        KeySpec: 'ECC_NIST_P256',
+        KeyUsage: 'SIGN_VERIFY',
+        SigningAlgorithms: ['ECDSA_SHA_256'],
+        PublicKey: this.kmsKey.publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
+      });
+    }
+    const message = Buffer.from(String(request.Message ?? ''), 'base64');
+    if (
+      request.SigningAlgorithm !== 'ECDSA_SHA_256' ||
+      request.MessageType !== 'RAW' ||
+      message.length > 4096
+    ) {
+      // DIGEST needs a pre-hashed ECDSA that node:crypto does not offer; the signer sends RAW up to 4096 bytes.
+      return reply(400, {
+        __type: 'ValidationException',
+        message: 'the stand-in signs RAW messages of ≤ 4096 bytes with ECDSA_SHA_256',
+      });
+    }
+    return reply(200, {
+      KeyId: arn,
+      SigningAlgorithm: 'ECDSA_SHA_256',
+      Signature: sign('sha256', message, { key: this.kmsKey.privateKey, dsaEncoding: 'der' }).toString(
+        'base64',
+      ),
+    });
   }
 
   async stop(): Promise<void> {
