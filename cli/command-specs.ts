@@ -53,9 +53,9 @@ export const commandSpecs = {
     options: {
       'older-than': {
         type: 'string',
-        value: 'MINUTES',
-        default: '0',
-        doc: 'leave alone what is younger (a backup running now)',
+        value: 'DURATION',
+        default: '24h',
+        doc: 'leave alone what is younger, by upload start and object time (30m, 24h, 7d)',
       },
       json: JSON_OPTION,
     },

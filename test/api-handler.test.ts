@@ -5,6 +5,7 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appFromEnv, handler } from '../functions/api/handler';
+import { executionName } from '../functions/api/on-demand';
 import { encodePathSegment } from '../functions/api/paths';
 import { bagEnv, keyFolder, keyPair, makeDumps, uniqueSuffix } from './support/bag';
 import { createDatabase, freshBucket, services } from './support/env';
@@ -84,22 +85,51 @@ describe('the API Lambda handler (API Gateway HTTP API payload v2)', () => {
   let sfnServer: Server;
   let sfnEndpoint: string;
   const sfnRequests: { target: string; body: Record<string, unknown> }[] = [];
+  const sfnExecutions: { name: string; executionArn: string; startDate: number; status: string }[] = [];
+  /** The stand-in's executions end, as the state machine would once the dump is stored. */
+  const finishExecutions = () => {
+    for (const e of sfnExecutions) e.status = 'SUCCEEDED';
+  };
+  const startsOf = () => sfnRequests.filter((r) => r.target === 'AWSStepFunctions.StartExecution');
 
   beforeAll(async () => {
     const owner = await keyPair('Handler Owner', `handler-${suffix}@example.com`);
     await createDatabase(DATABASE, 'CREATE TABLE t (id int); INSERT INTO t VALUES (1);');
     bucket = await freshBucket();
     await makeDumps(bucket, [DATABASE], { publicKeys: keyFolder([owner]) });
-    // Step Functions cannot run here; this stands in for its endpoint and records StartExecution calls.
+    // Step Functions cannot run here; this stands in for its endpoint, records the calls and keeps
+    // the executions it started RUNNING until a test ends them, answering ListExecutions as the service does.
     sfnServer = createServer((req, res) => {
       let body = '';
       req.on('data', (c) => {
         body += c;
       });
       req.on('end', () => {
-        sfnRequests.push({ target: String(req.headers['x-amz-target']), body: JSON.parse(body) });
-        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.0' });
-        res.end(JSON.stringify({ executionArn: `${STATE_MACHINE}:exec-1`, startDate: Date.now() / 1000 }));
+        const target = String(req.headers['x-amz-target']);
+        const request = JSON.parse(body);
+        sfnRequests.push({ target, body: request });
+        const reply = (status: number, payload: unknown) => {
+          res.writeHead(status, { 'content-type': 'application/x-amz-json-1.0' });
+          res.end(JSON.stringify(payload));
+        };
+        if (target === 'AWSStepFunctions.ListExecutions') {
+          const executions = sfnExecutions
+            .filter((e) => request.statusFilter === undefined || e.status === request.statusFilter)
+            .map((e) => ({ ...e, stateMachineArn: STATE_MACHINE }));
+          return reply(200, { executions });
+        }
+        const name = String(request.name ?? `exec-${sfnExecutions.length + 1}`);
+        if (sfnExecutions.some((e) => e.name === name)) {
+          return reply(400, { __type: 'ExecutionAlreadyExists', message: `Execution Already Exists: '${name}'` });
+        }
+        const execution = {
+          name,
+          executionArn: `${STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${name}`,
+          startDate: Date.now() / 1000,
+          status: 'RUNNING',
+        };
+        sfnExecutions.push(execution);
+        reply(200, { executionArn: execution.executionArn, startDate: execution.startDate });
       });
     });
     await new Promise<void>((resolve) => sfnServer.listen(0, '127.0.0.1', resolve));
@@ -119,15 +149,61 @@ describe('the API Lambda handler (API Gateway HTTP API payload v2)', () => {
       app(event('POST', `/dumps/${encodePathSegment(DATABASE)}`)),
     );
     expect(result.statusCode).toBe(202);
+    // First the running executions are asked for (409 below), then the one execution starts.
     expect(sfnRequests).toEqual([
+      {
+        target: 'AWSStepFunctions.ListExecutions',
+        body: { stateMachineArn: STATE_MACHINE, statusFilter: 'RUNNING', maxResults: 1000 },
+      },
       {
         target: 'AWSStepFunctions.StartExecution',
         body: {
           stateMachineArn: STATE_MACHINE,
+          name: expect.stringMatching(/^manual-[0-9a-f]{24}-\d{8}-\d{4}$/),
           input: JSON.stringify({ databases: [DATABASE], trigger: 'manual' }),
         },
       },
     ]);
+  });
+
+  it('a second POST of a database while its dump runs is a 409 naming the running execution; another database starts', async () => {
+    const sfn = new SFNClient({
+      endpoint: sfnEndpoint,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+    });
+    let now = new Date('2026-12-02T10:00:00.100Z');
+    const app = appFromEnv(bagEnv(bucket, { DUMP_BAG_STATE_MACHINE_ARN: STATE_MACHINE }), {
+      sfn,
+      now: () => now,
+    });
+    finishExecutions();
+    const database = `second ${suffix}`;
+    const path = `/dumps/${encodePathSegment(database)}`;
+    const first = await capturingOutput(() => app(event('POST', path)));
+    expect(first.result.statusCode).toBe(202);
+    const running = sfnExecutions.at(-1)?.name;
+    expect(running).toBe(executionName(database, now));
+    const before = startsOf().length;
+    now = new Date('2026-12-02T10:00:05.000Z');
+    const second = await capturingOutput(() => app(event('POST', path)));
+    expect(second.result.statusCode).toBe(409);
+    expect(JSON.parse(second.result.body).error).toContain(`already running (execution ${running}, started `);
+    expect(startsOf().length).toBe(before);
+    // Another database is not held up by it.
+    const other = await capturingOutput(() => app(event('POST', `/dumps/other-${suffix}`)));
+    expect(other.result.statusCode).toBe(202);
+    // A request racing past the check in the same second meets the name Step Functions runs once.
+    finishExecutions();
+    now = new Date('2026-12-02T10:00:00.900Z');
+    const racing = await capturingOutput(() => app(event('POST', path)));
+    expect(racing.result.statusCode).toBe(409);
+    expect(JSON.parse(racing.result.body).error).toContain('started this very second');
+    // Once it ended, the database can be dumped again.
+    now = new Date('2026-12-02T10:01:00.000Z');
+    const again = await capturingOutput(() => app(event('POST', path)));
+    expect(again.result.statusCode).toBe(202);
+    finishExecutions();
   });
 
   it('reads a database name whose %2F API Gateway already decoded into a slash', async () => {
@@ -136,13 +212,18 @@ describe('the API Lambda handler (API Gateway HTTP API payload v2)', () => {
       region: 'eu-west-1',
       credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
     });
-    const app = appFromEnv(bagEnv(bucket, { DUMP_BAG_STATE_MACHINE_ARN: STATE_MACHINE }), { sfn });
+    // An hour on, so its execution's name is not the first test's (one name per database and second).
+    const app = appFromEnv(bagEnv(bucket, { DUMP_BAG_STATE_MACHINE_ARN: STATE_MACHINE }), {
+      sfn,
+      now: () => new Date(Date.now() + 3_600_000),
+    });
     // As the HTTP API hands it over: `handler é%2Fx …` arrives as `handler é/x …`.
     const latest = await capturingOutput(() => app(event('GET', `/dumps/${DATABASE}/latest`)));
     expect(latest.result.statusCode).toBe(200);
     expect(JSON.parse(latest.result.body).database).toBe(DATABASE);
     const url = await capturingOutput(() => app(event('GET', `/dumps/${DATABASE}/latest/url`)));
     expect(url.result.statusCode).toBe(200);
+    finishExecutions();
     const started = await capturingOutput(() => app(event('POST', `/dumps/${DATABASE}`)));
     expect(started.result.statusCode).toBe(202);
     expect(JSON.parse(String(sfnRequests.at(-1)?.body.input))).toEqual({

@@ -82,10 +82,10 @@ describe('backup round trip', () => {
 
     for (const [i, name] of NAMES.entries()) {
       const record = await getDump(s3Client(), bucket, name, 'latest');
-      // Key layout: dumps/<db>/<db>-<YYYYMMDD-HHMMSS>.pg.gpg with the name percent-encoded.
+      // Key layout: dumps/<db>/<db>-<YYYYMMDD-HHMMSS-mmm-hex>.pg.gpg with the name percent-encoded.
       const encoded = encodeURIComponent(name);
       expect(record.key).toMatch(new RegExp(`^dumps/${encoded.replace(/[.*+?^${}()|[\]\\%]/g, '\\$&')}/`));
-      expect(record.key).toMatch(/-\d{8}-\d{6}\.pg\.gpg$/);
+      expect(record.key).toMatch(/-\d{8}-\d{6}-\d{3}-[0-9a-f]{8}\.pg\.gpg$/);
       expect(parseDumpKey(record.key)?.database).toBe(name);
       expect(record.recipients.map((r) => r.fingerprint).sort()).toEqual(
         [rsa.fingerprint, curve.fingerprint].sort(),

@@ -324,7 +324,7 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
   it('verify checks the SHA-256, decrypts and lists the archive; with no database, the newest of each', async () => {
     const one = await runCli(['verify', SOURCE, '--key', keys[bob.email] as string], env);
     expect(one.stdout.toString()).toMatch(
-      /^ok {6}client "src" é \S+ {2}\d{8}-\d{6} {2}record signed by the bag, sha256 ok \(\d+ bytes\), decrypted, integrity ok, pg_restore --list: \d+ entries\n$/,
+      /^ok {6}client "src" é \S+ {2}\d{8}-\d{6}-\d{3}-[0-9a-f]{8} {2}record signed by the bag, sha256 ok \(\d+ bytes\), decrypted, integrity ok, pg_restore --list: \d+ entries\n$/,
     );
     expect(one.code).toBe(0);
 

@@ -1,15 +1,18 @@
-import { cleanupIncomplete } from '../../functions/core/cleanup';
+import { cleanupIncomplete, parseDuration } from '../../functions/core/cleanup';
 import { readBucket } from '../../functions/core/config';
+import { errorMessage } from '../../functions/core/errors';
 import { createS3Client } from '../../functions/core/s3';
 import { type Parsed, UsageError } from '../command-line';
 import type { commandSpecs } from '../command-specs';
 
 export async function run({ values }: Parsed<typeof commandSpecs.cleanup.options>): Promise<number> {
-  const minutes = Number(values['older-than']);
-  if (!Number.isFinite(minutes) || minutes < 0) {
-    throw new UsageError(`--older-than takes minutes (0 or more), got "${values['older-than']}"`);
+  let olderThanMs: number;
+  try {
+    olderThanMs = parseDuration(values['older-than']);
+  } catch (error: unknown) {
+    throw new UsageError(`--older-than: ${errorMessage(error)}`);
   }
-  const result = await cleanupIncomplete(createS3Client(), readBucket(), { olderThanMs: minutes * 60_000 });
+  const result = await cleanupIncomplete(createS3Client(), readBucket(), { olderThanMs });
   if (values.json) {
     console.log(JSON.stringify(result, null, 2));
   } else {

@@ -11,6 +11,11 @@
  * object again while it joins the parts in 64 KiB pieces: 1.5 s of its CPU after each reference
  * backup, on the same two cores (README, Performance).
  *
+ * Conditional writes, as S3 has them and s3rver ignores them: `If-None-Match: *` on PutObject and
+ * CompleteMultipartUpload answers 412 PreconditionFailed when the key exists (409
+ * ConditionalRequestConflict while another conditional write of it is under way), and `If-Match` on
+ * DeleteObject answers 412 unless the object's ETag is the one given.
+ *
  * Usage: s3-server.ts <directory> <bucket> [port]
  */
 import { createHash } from 'node:crypto';
@@ -85,6 +90,64 @@ function multipartExtras(req: IncomingMessage, res: ServerResponse): boolean {
   return false;
 }
 
+function xmlError(res: ServerResponse, status: number, code: string, message: string): void {
+  res.writeHead(status, { 'content-type': 'application/xml' });
+  res.end(
+    `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${xmlEscape(message)}</Message></Error>`,
+  );
+}
+
+/** Keys with a conditional write under way: the first one decides, as on S3. */
+const conditionalWrites = new Set<string>();
+
+/**
+ * Checks the conditions of a write or delete before s3rver sees it; calls `pass` to let it through.
+ * Returns false when the request carries no condition this server answers.
+ */
+function conditionalRequest(req: IncomingMessage, res: ServerResponse, pass: () => void): boolean {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const [, bucketName, ...keyParts] = url.pathname.split('/');
+  if (!bucketName || keyParts.length === 0) return false;
+  const bucketDecoded = decodeURIComponent(bucketName);
+  const key = decodeURIComponent(keyParts.join('/'));
+  const ifNoneMatch = req.headers['if-none-match'];
+  const ifMatch = req.headers['if-match'];
+  const creates =
+    ifNoneMatch === '*' &&
+    ((req.method === 'PUT' && !url.searchParams.has('uploadId')) ||
+      (req.method === 'POST' && url.searchParams.has('uploadId')));
+  if (creates) {
+    const slot = `${bucketDecoded}/${key}`;
+    if (conditionalWrites.has(slot)) {
+      req.resume();
+      xmlError(res, 409, 'ConditionalRequestConflict', 'A conflicting conditional operation is in progress.');
+      return true;
+    }
+    conditionalWrites.add(slot);
+    res.on('close', () => conditionalWrites.delete(slot));
+    void store.existsObject(bucketDecoded, key).then(
+      (exists) => {
+        if (!exists) return pass();
+        req.resume();
+        xmlError(res, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
+      },
+      () => xmlError(res, 500, 'InternalError', 'cannot check the key'),
+    );
+    return true;
+  }
+  if (req.method === 'DELETE' && typeof ifMatch === 'string' && !url.searchParams.has('uploadId')) {
+    void store.getMetadata(bucketDecoded, key).then(
+      (metadata) => {
+        if (metadata.etag === ifMatch) return pass();
+        xmlError(res, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
+      },
+      () => xmlError(res, 404, 'NoSuchKey', 'The specified key does not exist.'),
+    );
+    return true;
+  }
+  return false;
+}
+
 interface ListedPart {
   readonly number: number;
   readonly etag: string;
@@ -93,6 +156,8 @@ interface ListedPart {
 /** s3rver's file store, as far as the completion below uses it. */
 interface FilesystemStore {
   getResourcePath(bucket: string, key: string | undefined, resource: string): string;
+  existsObject(bucket: string, key: string): Promise<boolean>;
+  getMetadata(bucket: string, key: string): Promise<{ etag: string }>;
   putMetadata(bucket: string, key: string, metadata: unknown, md5: string): Promise<void>;
   putObjectMultipart(
     bucket: string,
@@ -178,7 +243,10 @@ const koaCallback = server.callback.bind(server);
 server.callback = () => {
   const inner = koaCallback();
   return (req: IncomingMessage, res: ServerResponse) => {
-    if (!multipartExtras(req, res)) inner(req, res);
+    const handle = () => {
+      if (!multipartExtras(req, res)) inner(req, res);
+    };
+    if (!conditionalRequest(req, res, handle)) handle();
   };
 };
 const address = (await server.run()) as { port: number };

@@ -95,7 +95,9 @@ const PARAMS: Readonly<Record<string, ParamSpec>> = {
     parse: (raw) => {
       const id = decodeSegment(raw, 'dump id');
       if (id !== 'latest' && !isDumpId(id)) {
-        throw new ValidationError('a dump is named by its id (YYYYMMDD-HHMMSS, UTC) or "latest"');
+        throw new ValidationError(
+          'a dump is named by its id (YYYYMMDD-HHMMSS-mmm-<8 hex>, UTC; older dumps YYYYMMDD-HHMMSS) or "latest"',
+        );
       }
       return id;
     },

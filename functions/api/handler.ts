@@ -1,5 +1,5 @@
 import { KMSClient } from '@aws-sdk/client-kms';
-import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { ConfigError, NotFoundError } from '../core/errors';
 import { KmsSigner, SIGNING_KEY_ID_ENV } from '../core/kms-signer';
@@ -7,6 +7,7 @@ import { createS3Client } from '../core/s3';
 import { SETTINGS, setting } from '../core/settings';
 import { logger } from '../shared/lambda';
 import { type ApiApp, createApp, keySources } from './app';
+import { startOnDemandDump } from './on-demand';
 import type { ApiResult } from './http-types';
 import { type ApiLogger, errorResult } from './responses';
 import { readApiSettings } from './settings';
@@ -22,11 +23,12 @@ const kmsClient = new KMSClient({});
 
 /**
  * The API as the Lambda runs it: S3 from the SDK's environment, keys read per request, and
- * on-demand dumps started as executions of the backup state machine.
+ * on-demand dumps started as executions of the backup state machine, one per database at a time.
  */
 export function appFromEnv(
   env: Record<string, string | undefined> = process.env,
-  clients: { sfn?: SFNClient; kms?: KMSClient } = {},
+import { KMSClient } from '@aws-sdk/client-kms';
+import { SFNClient } from '@aws-sdk/client-sfn';
 ): ApiApp {
   const settings = readApiSettings(env);
   const stateMachineArn = setting('stateMachineArn', env);
@@ -46,13 +48,8 @@ export function appFromEnv(
     },
     startDump: async (database) => {
       if (!stateMachineArn) throw new ConfigError(`${SETTINGS.stateMachineArn.env} is not set`);
-      const started = await sfn.send(
-        new StartExecutionCommand({
-          stateMachineArn,
-          input: JSON.stringify({ databases: [database], trigger: 'manual' }),
-        }),
-      );
-      logger.info('started an on-demand dump', { executionArn: started.executionArn });
+      const executionArn = await startOnDemandDump(sfn, stateMachineArn, database, clients.now?.());
+      logger.info('started an on-demand dump', { executionArn });
     },
     logger: apiLogger,
   });

@@ -1,12 +1,13 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { type DumpRecord, deleteDump, writeRecord } from './catalog';
+import { type DumpRecord, writeRecord } from './catalog';
+import { removeOwnDump } from './cleanup';
 import type { DumpBagConfig, RetentionPolicy, Trigger } from './config';
 import { type BackupPlan, type PgConnection, planBackup, type ServerInfo } from './databases';
 import { encryptStream } from './encrypt';
 import { DeadlineError, DumpBagError, errorMessage, UploadError } from './errors';
 import { type Encryption, loadEncryption } from './keys';
 import { connectionSecrets, libpqEnv } from './libpq';
-import { dumpId, dumpKey } from './naming';
+import { dumpKey, uniqueDumpId } from './naming';
 import {
   defaultCompression,
   describeCompression,
@@ -90,7 +91,8 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
   const started = new Date();
   const seconds = () => (Date.now() - started.getTime()) / 1000;
   const { database, encryption } = request;
-  const key = dumpKey(database, dumpId(started), encryption.mode !== 'none');
+  const id = uniqueDumpId(started);
+  const key = dumpKey(database, id, encryption.mode !== 'none');
   const secrets = connectionSecrets(target.connection);
   const scrub = (text: string) => redact(text, secrets);
   let firstError: unknown;
@@ -149,7 +151,7 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
     }
     const unsigned: DumpRecord = {
       database,
-      id: dumpId(started),
+      id,
       key,
       createdAt: started.toISOString(),
       trigger: request.trigger,
@@ -170,8 +172,8 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
       record = await signRecord(unsigned, target.signer);
       await writeRecord(target.s3, target.bucket, record);
     } catch (error) {
-      // A dump without its record cannot be verified: take it away rather than leave it half-described.
-      await deleteDump(target.s3, target.bucket, key).catch(() => {});
+      // A dump without its record cannot be verified: take it away, but only the very object this run stored.
+      await removeOwnDump(target.s3, target.bucket, key, stored.etag);
       throw new UploadError(`cannot record the dump of ${database}: ${errorMessage(error)}`);
     }
     let pruned: string[] = [];

@@ -9,13 +9,13 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { EncryptionMode, Trigger } from './config';
 import { NotFoundError } from './errors';
-import { DUMPS_PREFIX, databasePrefix, parseDumpKey, RECORD_SUFFIX, recordKey } from './naming';
+import { DUMPS_PREFIX, databasePrefixes, parseDumpKey, RECORD_SUFFIX, recordKey } from './naming';
 import type { RecordSignature } from './signing';
 
 /** What Dump Bag records of every dump, next to it, so it can be listed and verified without downloading it. */
 export interface DumpRecord {
   readonly database: string;
-  /** `YYYYMMDD-HHMMSS`, the start time in UTC. */
+  /** The start time in UTC, `YYYYMMDD-HHMMSS` then `-mmm-<8 hex>` (naming.ts); older dumps have the seconds only. */
   readonly id: string;
   readonly key: string;
   /** ISO time the dump started. */
@@ -65,6 +65,8 @@ export async function writeRecord(client: S3Client, bucket: string, record: Dump
       Key: recordKey(record.key),
       Body: JSON.stringify(record, null, 2),
       ContentType: 'application/json',
+      // Never over another run's record: S3 answers 412 when the key exists.
+      IfNoneMatch: '*',
     }),
   );
 }
@@ -107,13 +109,14 @@ export interface DumpObjects {
 
 /** The dump objects under `dumps/` (or one database's folder), split by whether their record exists. */
 export async function scanDumps(client: S3Client, bucket: string, database?: string): Promise<DumpObjects> {
-  const objects = await listObjects(
-    client,
-    bucket,
-    database === undefined ? DUMPS_PREFIX : databasePrefix(database),
-  );
+  const prefixes = database === undefined ? [DUMPS_PREFIX] : databasePrefixes(database);
+  const objects = (await Promise.all(prefixes.map((p) => listObjects(client, bucket, p)))).flat();
   const records = new Set(objects.filter((o) => o.key.endsWith(RECORD_SUFFIX)).map((o) => o.key));
-  const dumps = objects.filter((o) => parseDumpKey(o.key) !== undefined);
+  // Only this database's dumps, whatever a server makes of a `..` in the prefix.
+  const dumps = objects.filter((o) => {
+    const parsed = parseDumpKey(o.key);
+    return parsed !== undefined && (database === undefined || parsed.database === database);
+  });
   return {
     complete: dumps.filter((o) => records.has(recordKey(o.key))),
     orphans: dumps.filter((o) => !records.has(recordKey(o.key))),

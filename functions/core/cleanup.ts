@@ -5,7 +5,26 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { scanDumps } from './catalog';
-import { DUMPS_PREFIX, idToDate, parseDumpKey } from './naming';
+import { ValidationError } from './errors';
+import { DUMPS_PREFIX, parseDumpKey } from './naming';
+
+/** What `cleanup` leaves alone by default: a backup running for a day is long past any Lambda or Fargate limit. */
+export const DEFAULT_CLEANUP_AGE_MS = 24 * 60 * 60 * 1000;
+/** Pages of open uploads read at most (1,000 each): a bucket with more is not one this cleanup can judge. */
+const MAX_UPLOAD_PAGES = 100;
+
+const UNIT_MS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `30m`, `24h`, `7d` (or `90s`) in milliseconds; a bare number is refused, as its unit would be a guess. */
+export function parseDuration(text: string): number {
+  const m = /^(\d{1,6})([smhd])$/.exec(text.trim());
+  if (!m) {
+    throw new ValidationError(
+      `"${text.slice(0, 40)}" is no duration: give a whole number and a unit, e.g. 30m, 24h or 7d`,
+    );
+  }
+  return Number(m[1]) * (UNIT_MS[m[2] as string] as number);
+}
 
 export interface CleanupResult {
   /** Multipart uploads under `dumps/` that were aborted. */
@@ -16,17 +35,21 @@ export interface CleanupResult {
 
 /**
  * Removes what runs killed part-way left behind: open multipart uploads and dumps without a record,
- * only under `dumps/` and only when older than `olderThanMs`, so a backup still running is spared.
+ * only under `dumps/` and only when older than `olderThanMs` (24 hours unless given), measured from
+ * the upload's `Initiated` and the object's `LastModified`, never from the time in its key: a backup
+ * still running, however early its id, is spared. What carries no time is left alone.
  */
 export async function cleanupIncomplete(
   client: S3Client,
   bucket: string,
   options: { olderThanMs?: number; now?: Date } = {},
 ): Promise<CleanupResult> {
-  const cutoff = (options.now ?? new Date()).getTime() - (options.olderThanMs ?? 0);
+  const cutoff = (options.now ?? new Date()).getTime() - (options.olderThanMs ?? DEFAULT_CLEANUP_AGE_MS);
+  const old = (time: Date | undefined) => time !== undefined && time.getTime() <= cutoff;
   const abortedUploads: CleanupResult['abortedUploads'] = [];
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
+  let pages = 0;
   do {
     const page = await client.send(
       new ListMultipartUploadsCommand({
@@ -37,8 +60,7 @@ export async function cleanupIncomplete(
       }),
     );
     for (const upload of page.Uploads ?? []) {
-      if (!upload.Key || !upload.UploadId) continue;
-      if (upload.Initiated && upload.Initiated.getTime() > cutoff) continue;
+      if (!upload.Key?.startsWith(DUMPS_PREFIX) || !upload.UploadId || !old(upload.Initiated)) continue;
       await client.send(
         new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }),
       );
@@ -46,14 +68,35 @@ export async function cleanupIncomplete(
     }
     keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
     uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
-  } while (keyMarker);
+  } while (keyMarker && ++pages < MAX_UPLOAD_PAGES);
 
   const deletedOrphans: string[] = [];
   for (const orphan of (await scanDumps(client, bucket)).orphans) {
-    const started = idToDate(parseDumpKey(orphan.key)?.id ?? '');
-    if (!started || started.getTime() > cutoff) continue;
+    // A dump whose record is being written right now is an orphan too, for a moment: its age tells.
+    if (!parseDumpKey(orphan.key) || !old(orphan.lastModified)) continue;
     await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: orphan.key }));
     deletedOrphans.push(orphan.key);
   }
   return { abortedUploads, deletedOrphans };
+}
+
+/**
+ * Deletes a dump this run stored and could not record, only while it is still the object this run
+ * wrote (`If-Match` its ETag): whatever else sits at the key is never touched. Without an ETag it
+ * stays, for `cleanup` to remove a day later.
+ */
+export async function removeOwnDump(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  etag: string | undefined,
+): Promise<boolean> {
+  if (!etag || !parseDumpKey(key)) return false;
+  try {
+    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, IfMatch: etag }));
+    return true;
+  } catch {
+    // Refused (not ours any more) or S3 failed: the record is missing either way, so nobody can trust it.
+    return false;
+  }
 }

@@ -44,6 +44,8 @@ export interface UploadResult {
   /** SHA-256 of the stored bytes, hex. */
   readonly sha256: string;
   readonly parts: number;
+  /** The stored object's ETag, so that only this very object is ever deleted on a later failure. */
+  readonly etag?: string;
 }
 
 /** The first part's size: large enough that a dump of twice the expected size still fits in 10,000 parts. */
@@ -100,7 +102,8 @@ class PartBuffers {
 /**
  * Streams a body into one S3 object. Small bodies go in one PutObject; larger ones in a multipart
  * upload that is completed only after the body ended without error, and aborted on any failure,
- * so the object is either whole or absent.
+ * so the object is either whole or absent. Both writes carry `If-None-Match: *`: an existing
+ * object at the key is never replaced.
  */
 export async function uploadStream(options: UploadOptions): Promise<UploadResult> {
   const { client, bucket, key } = options;
@@ -175,7 +178,7 @@ export async function uploadStream(options: UploadOptions): Promise<UploadResult
       if (failure) throw failure;
     }
     if (!uploadId) {
-      await client.send(
+      const put = await client.send(
         new PutObjectCommand({
           Bucket: bucket,
           Key: key,
@@ -183,23 +186,26 @@ export async function uploadStream(options: UploadOptions): Promise<UploadResult
           ContentLength: filled,
           Metadata: options.metadata,
           ContentType: options.contentType,
+          IfNoneMatch: '*',
         }),
       );
-      return { bytes, sha256: hash.digest('hex'), parts: 1 };
+      return { bytes, sha256: hash.digest('hex'), parts: 1, etag: put.ETag };
     }
     if (filled > 0) await sendPart(part, filled);
     await Promise.all(inFlight);
     if (failure) throw failure;
     done.sort((a, b) => a.PartNumber - b.PartNumber);
-    await client.send(
+    const completed = await client.send(
       new CompleteMultipartUploadCommand({
         Bucket: bucket,
         Key: key,
         UploadId: uploadId,
         MultipartUpload: { Parts: done },
+        // Never over another run's dump: S3 answers 412 when the key exists, and the upload is aborted below.
+        IfNoneMatch: '*',
       }),
     );
-    return { bytes, sha256: hash.digest('hex'), parts: done.length };
+    return { bytes, sha256: hash.digest('hex'), parts: done.length, etag: completed.ETag };
   } catch (error) {
     await Promise.allSettled(inFlight);
     if (uploadId) {
@@ -210,8 +216,18 @@ export async function uploadStream(options: UploadOptions): Promise<UploadResult
         });
     }
     options.body.destroy();
+    if (isPreconditionFailed(error)) {
+      throw new UploadError(`another dump already holds ${key}: it was left as it is, and this dump was not stored`);
+    }
     throw error;
   }
+}
+
+/** S3's answer to a conditional write whose condition did not hold (412, or 409 for a concurrent one). */
+export function isPreconditionFailed(error: unknown): boolean {
+  const status = (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+  const name = (error as { name?: unknown } | undefined)?.name;
+  return status === 412 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict';
 }
 
 /** Wraps an S3 SDK failure so reports say which side failed. */

@@ -171,10 +171,11 @@ export class BagFunction extends NodejsFunction {
     return this;
   }
 
-  /** DUMP_BAG_STATE_MACHINE_ARN, with the right to start (only start) executions of it. */
+  /** DUMP_BAG_STATE_MACHINE_ARN, with the right to start executions of it and list them (to refuse a second on-demand dump). */
   bindStateMachine(stateMachine: sfn.IStateMachine): this {
     this.addEnvironment(SETTINGS.stateMachineArn.env, stateMachine.stateMachineArn);
     stateMachine.grantStartExecution(this);
+    stateMachine.grant(this, 'states:ListExecutions');
     return this;
   }
 

@@ -182,10 +182,13 @@ describe('roles', () => {
       'logs:PutLogEvents',
       's3:GetObject',
       's3:ListBucket',
+      'states:ListExecutions',
       'states:StartExecution',
     ]);
     expect(on(perms, 's3:GetObject')).toEqual(['<DumpsBucketA92B12EA.Arn>/dumps/*']);
     expect(on(perms, 'states:StartExecution')).toEqual(['<BackupStateMachine79E7534B>']);
+    // To refuse a second on-demand dump of a database (409): list this state machine's executions, no more.
+    expect(on(perms, 'states:ListExecutions')).toEqual(['<BackupStateMachine79E7534B>']);
   });
 
   it('the plan role reads the secret and nothing in S3', () => {
