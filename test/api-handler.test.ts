@@ -120,7 +120,10 @@ describe('the API Lambda handler (API Gateway HTTP API payload v2)', () => {
         }
         const name = String(request.name ?? `exec-${sfnExecutions.length + 1}`);
         if (sfnExecutions.some((e) => e.name === name)) {
-          return reply(400, { __type: 'ExecutionAlreadyExists', message: `Execution Already Exists: '${name}'` });
+          return reply(400, {
+            __type: 'ExecutionAlreadyExists',
+            message: `Execution Already Exists: '${name}'`,
+          });
         }
         const execution = {
           name,
@@ -159,7 +162,7 @@ describe('the API Lambda handler (API Gateway HTTP API payload v2)', () => {
         target: 'AWSStepFunctions.StartExecution',
         body: {
           stateMachineArn: STATE_MACHINE,
-          name: expect.stringMatching(/^manual-[0-9a-f]{24}-\d{8}-\d{4}$/),
+          name: expect.stringMatching(/^manual-[0-9a-f]{24}-\d{8}-\d{6}$/),
           input: JSON.stringify({ databases: [DATABASE], trigger: 'manual' }),
         },
       },

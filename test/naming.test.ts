@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
+import { newestFirst } from '../functions/core/catalog';
 import { parseList, readConfig } from '../functions/core/config';
-import { assertDatabaseName, dumpId, dumpKey, idToDate, parseDumpKey } from '../functions/core/naming';
+import {
+  assertDatabaseName,
+  databasePrefixes,
+  dumpId,
+  dumpKey,
+  idToDate,
+  isDumpId,
+  parseDumpKey,
+  uniqueDumpId,
+} from '../functions/core/naming';
 import { databaseConninfo } from '../functions/core/pg-dump';
 
 describe('naming', () => {
@@ -29,6 +39,75 @@ describe('naming', () => {
     expect(idToDate('20260102-030405')?.toISOString()).toBe('2026-01-02T03:04:05.000Z');
     expect(idToDate('20260230-000000')).toBeUndefined();
     expect(idToDate('latest')).toBeUndefined();
+  });
+  it('new ids start with the UTC second, carry milliseconds and a random part, and never repeat', () => {
+    const at = new Date('2026-01-02T03:04:05.678Z');
+    const id = uniqueDumpId(at, () => Buffer.from([0xde, 0xad, 0xbe, 0xef]));
+    expect(id).toBe('20260102-030405-678-deadbeef');
+    expect(idToDate(id)?.toISOString()).toBe('2026-01-02T03:04:05.678Z');
+    const ids = new Set(Array.from({ length: 1000 }, () => uniqueDumpId(at)));
+    expect(ids.size).toBe(1000);
+    for (const bad of [
+      '20260102-030405-678',
+      '20260102-030405-678-DEADBEEF',
+      '20260102-030405-67-deadbeef',
+      '20260230-030405-678-deadbeef',
+      '20260102-030405-678-deadbeef0',
+    ]) {
+      expect(isDumpId(bad), bad).toBe(false);
+    }
+  });
+  it('old and new ids sort together in time order, as text and by newestFirst', () => {
+    const ids = [
+      '20260102-030406',
+      '20260102-030405-999-00000000',
+      '20260102-030405',
+      '20260102-030406-001-ffffffff',
+      '20260102-030405-000-12345678',
+    ];
+    const sorted = ids
+      .map((id) => ({ id, database: 'd' }))
+      .sort(newestFirst)
+      .map((d) => d.id);
+    expect(sorted).toEqual([
+      '20260102-030406-001-ffffffff',
+      '20260102-030406',
+      '20260102-030405-999-00000000',
+      '20260102-030405-000-12345678',
+      '20260102-030405',
+    ]);
+    const times = sorted.map((id) => idToDate(id)?.getTime() as number);
+    expect([...times].sort((a, b) => b - a)).toEqual(times);
+  });
+  it('keys with new ids parse, also for names that end in something id-like', () => {
+    const id = '20261123-030000-042-0a1b2c3d';
+    for (const name of ['plain', 'x-20261123-030000', 'y-20261123-030000-042-0a1b2c3d', '.', '..', '...']) {
+      const key = dumpKey(name, id, false);
+      expect(parseDumpKey(key), key).toEqual({ database: name, id, encrypted: false });
+      expect(parseDumpKey(dumpKey(name, '20261123-030000', true)), name).toEqual({
+        database: name,
+        id: '20261123-030000',
+        encrypted: true,
+      });
+    }
+  });
+  it('no key segment is . or ..: dot-only names are percent-encoded, and the keys of older versions still parse', () => {
+    expect(dumpKey('..', '20261123-030000', true)).toBe('dumps/%2E%2E/%2E%2E-20261123-030000.pg.gpg');
+    expect(dumpKey('.', '20261123-030000', true)).toBe('dumps/%2E/%2E-20261123-030000.pg.gpg');
+    for (const name of ['.', '..', 'a.b', '...']) {
+      expect(dumpKey(name, '20261123-030000', true).split('/').slice(1, 2), name).not.toContain('.');
+      expect(dumpKey(name, '20261123-030000', true).split('/').slice(1, 2), name).not.toContain('..');
+    }
+    expect(parseDumpKey('dumps/../..-20261123-030000.pg.gpg')).toEqual({
+      database: '..',
+      id: '20261123-030000',
+      encrypted: true,
+    });
+    expect(parseDumpKey('dumps/./.-20261123-030000.pg')?.database).toBe('.');
+    expect(databasePrefixes('..')).toEqual(['dumps/%2E%2E/', 'dumps/../']);
+    expect(databasePrefixes('plain')).toEqual(['dumps/plain/']);
+    // Mixed spellings of one name are no key Dump Bag wrote.
+    expect(parseDumpKey('dumps/%2E%2E/..-20261123-030000.pg')).toBeUndefined();
   });
   it('database names: empty, NUL and over 63 bytes are refused', () => {
     expect(() => assertDatabaseName('')).toThrow(/empty/);

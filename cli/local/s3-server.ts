@@ -129,7 +129,12 @@ function conditionalRequest(req: IncomingMessage, res: ServerResponse, pass: () 
       (exists) => {
         if (!exists) return pass();
         req.resume();
-        xmlError(res, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
+        xmlError(
+          res,
+          412,
+          'PreconditionFailed',
+          'At least one of the pre-conditions you specified did not hold',
+        );
       },
       () => xmlError(res, 500, 'InternalError', 'cannot check the key'),
     );
@@ -139,7 +144,12 @@ function conditionalRequest(req: IncomingMessage, res: ServerResponse, pass: () 
     void store.getMetadata(bucketDecoded, key).then(
       (metadata) => {
         if (metadata.etag === ifMatch) return pass();
-        xmlError(res, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
+        xmlError(
+          res,
+          412,
+          'PreconditionFailed',
+          'At least one of the pre-conditions you specified did not hold',
+        );
       },
       () => xmlError(res, 404, 'NoSuchKey', 'The specified key does not exist.'),
     );

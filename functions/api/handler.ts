@@ -7,8 +7,8 @@ import { createS3Client } from '../core/s3';
 import { SETTINGS, setting } from '../core/settings';
 import { logger } from '../shared/lambda';
 import { type ApiApp, createApp, keySources } from './app';
-import { startOnDemandDump } from './on-demand';
 import type { ApiResult } from './http-types';
+import { startOnDemandDump } from './on-demand';
 import { type ApiLogger, errorResult } from './responses';
 import { readApiSettings } from './settings';
 
@@ -27,8 +27,7 @@ const kmsClient = new KMSClient({});
  */
 export function appFromEnv(
   env: Record<string, string | undefined> = process.env,
-import { KMSClient } from '@aws-sdk/client-kms';
-import { SFNClient } from '@aws-sdk/client-sfn';
+  clients: { sfn?: SFNClient; kms?: KMSClient; now?: () => Date } = {},
 ): ApiApp {
   const settings = readApiSettings(env);
   const stateMachineArn = setting('stateMachineArn', env);

@@ -217,7 +217,9 @@ export async function uploadStream(options: UploadOptions): Promise<UploadResult
     }
     options.body.destroy();
     if (isPreconditionFailed(error)) {
-      throw new UploadError(`another dump already holds ${key}: it was left as it is, and this dump was not stored`);
+      throw new UploadError(
+        `another dump already holds ${key}: it was left as it is, and this dump was not stored`,
+      );
     }
     throw error;
   }
@@ -225,7 +227,8 @@ export async function uploadStream(options: UploadOptions): Promise<UploadResult
 
 /** S3's answer to a conditional write whose condition did not hold (412, or 409 for a concurrent one). */
 export function isPreconditionFailed(error: unknown): boolean {
-  const status = (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+  const status = (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata
+    ?.httpStatusCode;
   const name = (error as { name?: unknown } | undefined)?.name;
   return status === 412 || name === 'PreconditionFailed' || name === 'ConditionalRequestConflict';
 }

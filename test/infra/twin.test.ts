@@ -443,7 +443,15 @@ describe('the API bundle with its template environment', () => {
       stateMachineArn: STATE_MACHINE_ARN,
       input: { databases: [dbA], trigger: 'manual' },
     });
+    // While it runs, a second on-demand dump of the database is refused, naming the running one.
+    const again = await invoke<ApiResult>(fn('ApiHandler'), event('POST', `/dumps/${dbA}`));
+    expect(again.result?.statusCode).toBe(409);
+    expect(JSON.parse(String(again.result?.body)).error).toContain(
+      `already running (execution ${standIn.runs.at(-1)?.name}`,
+    );
+    expect(standIn.executions.at(-1)).toBe(started);
     const run = await execute(started?.input);
+    standIn.finishExecutions();
     expect(run.outcome.status).toBe('SUCCEEDED');
     const [result] = (run.outcome as { output: { results: DumpResult[] } }).output.results;
     const record = JSON.parse(

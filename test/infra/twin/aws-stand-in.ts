@@ -14,7 +14,7 @@ export interface StartedExecution {
 
 /**
  * A loopback stand-in for the two AWS JSON APIs the functions call besides S3: Secrets Manager's
- * GetSecretValue and Step Functions' StartExecution. The bundled SDK reaches it through the SDK's
+ * GetSecretValue and Step Functions' StartExecution and ListExecutions. The bundled SDK reaches it through the SDK's
  * own AWS_ENDPOINT_URL_SECRETS_MANAGER / AWS_ENDPOINT_URL_SFN; it answers only the exact secret and
  * state machine the template names, so a wrong ARN in the environment fails the test.
  */
@@ -28,6 +28,8 @@ export class AwsStandIn {
     'ec',
     { namedCurve: 'P-256' },
   );
+  /** Each started execution's name and status, RUNNING until finishExecutions(), for ListExecutions. */
+  readonly runs: { name: string; executionArn: string; startDate: number; status: string }[] = [];
   private server?: Server;
   endpoint = '';
 
@@ -63,21 +65,41 @@ export class AwsStandIn {
             CreatedDate: Date.now() / 1000,
           });
         }
-        if (target === 'AWSStepFunctions.StartExecution') {
+        if (target === 'AWSStepFunctions.ListExecutions' || target === 'AWSStepFunctions.StartExecution') {
           if (request.stateMachineArn !== this.stateMachineArn) {
             return reply(400, {
               __type: 'StateMachineDoesNotExist',
               message: 'State Machine Does Not Exist',
             });
           }
+        }
+        if (target === 'AWSStepFunctions.ListExecutions') {
+          const executions = this.runs
+            .filter((r) => request.statusFilter === undefined || r.status === request.statusFilter)
+            .map((r) => ({ ...r, stateMachineArn: this.stateMachineArn }));
+          return reply(200, { executions });
+        }
+        if (target === 'AWSStepFunctions.StartExecution') {
+          const name = String(request.name ?? `twin-${this.executions.length + 1}`);
+          // A name runs once per state machine, as in Step Functions.
+          if (this.runs.some((r) => r.name === name)) {
+            return reply(400, {
+              __type: 'ExecutionAlreadyExists',
+              message: `Execution Already Exists: '${name}'`,
+            });
+          }
           this.executions.push({
             stateMachineArn: String(request.stateMachineArn),
             input: JSON.parse(String(request.input ?? '{}')),
           });
-          return reply(200, {
-            executionArn: `${this.stateMachineArn.replace(':stateMachine:', ':execution:')}:twin-${this.executions.length}`,
+          const run = {
+            name,
+            executionArn: `${this.stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`,
             startDate: Date.now() / 1000,
-          });
+            status: 'RUNNING',
+          };
+          this.runs.push(run);
+          return reply(200, { executionArn: run.executionArn, startDate: run.startDate });
         }
         if (target === 'TrentService.Sign' || target === 'TrentService.GetPublicKey') {
           return this.kms(target.slice('TrentService.'.length), request, reply);
@@ -133,6 +155,11 @@ export class AwsStandIn {
         'base64',
       ),
     });
+  }
+
+  /** The started executions end, as they would once the twin ran them. */
+  finishExecutions(): void {
+    for (const run of this.runs) run.status = 'SUCCEEDED';
   }
 
   async stop(): Promise<void> {
