@@ -62,6 +62,8 @@ describe('uploadStream against the S3 API server', () => {
       bytes: data.length,
       sha256: createHash('sha256').update(data).digest('hex'),
       parts: 3,
+      // The stored object's ETag (MD5 of the parts' MD5s, -3), for deleting only this very object later.
+      etag: expect.stringMatching(/^"[0-9a-f]{32}-3"$/),
     });
     expect((await getObjectBytes(client, bucket, 'dumps/x/multi.pg')).equals(data)).toBe(true);
     expect(await openUploads(client, bucket)).toEqual([]);
