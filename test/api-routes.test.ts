@@ -122,7 +122,7 @@ describe('HTTP API against serve, real S3 API server and real dumps', () => {
     const older = plain[1] as ListedDump;
     expect(new Date(older.expiresAt as string).getTime()).toBe(
       new Date(
-        `${older.id.replace(/^(\d{4})(\d\d)(\d\d)-(\d\d)(\d\d)(\d\d)$/, '$1-$2-$3T$4:$5:$6Z')}`,
+        `${older.id.replace(/^(\d{4})(\d\d)(\d\d)-(\d\d)(\d\d)(\d\d)-(\d{3})-[0-9a-f]{8}$/, '$1-$2-$3T$4:$5:$6.$7Z')}`,
       ).getTime() +
         30 * DAY_MS,
     );

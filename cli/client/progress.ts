@@ -19,6 +19,9 @@ export function progressLine(
   const rate = seconds > 0 ? bytes / seconds : 0;
   const share = total > 0 ? Math.min(1, bytes / total) : 0;
   const numbers = `${String(Math.floor(share * 100)).padStart(3)}%  ${formatSize(bytes)} / ${formatSize(total)}  ${formatSize(rate)}/s`;
+  // A long name and id give way before the figures do.
+  const room = width - 1 - numbers.length - 2;
+  if (label.length > room) label = room > 1 ? `${label.slice(0, room - 1)}…` : '';
   const barWidth = Math.max(0, Math.min(30, width - label.length - numbers.length - 8));
   const filled = Math.round(share * barWidth);
   const bar = barWidth >= 5 ? `[${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}]  ` : '';
