@@ -129,6 +129,20 @@ export const commandSpecs = {
       url: URL_OPTION,
     },
   }),
+  rekey: command({
+    name: 'rekey',
+    summary: "re-encrypt stored dumps for today's recipients, without dumping again",
+    positionals: [],
+    options: {
+      database: { type: 'string', value: 'DB', doc: 'only the dumps of this database' },
+      'dry-run': { type: 'boolean', default: false, doc: 'list what would change, change nothing' },
+      key: KEY_OPTION,
+      json: JSON_OPTION,
+    },
+    notes: [
+      "Today's recipients come from DUMP_BAG_PUBLIC_KEYS/DUMP_BAG_RECIPIENTS, as for backup; needs the rights of the stack's RekeyPolicyArn.",
+    ],
+  }),
   keys: command({
     name: 'keys',
     summary: "the bag's public keys, armored (pipe into gpg --import)",

@@ -15,6 +15,7 @@ const commands: Record<CommandName, () => Promise<Command>> = {
   list: () => import('./commands/list'),
   get: () => import('./commands/get'),
   verify: () => import('./commands/verify'),
+  rekey: () => import('./commands/rekey'),
   keys: () => import('./commands/keys'),
   recipients: () => import('./commands/recipients'),
 };

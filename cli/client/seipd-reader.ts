@@ -49,7 +49,7 @@ function readLength(
     : undefined;
 }
 
-interface Head {
+export interface Head {
   /** The session key packets. */
   readonly keyPackets: Buffer;
   /** The SEIPD packet's body from its version byte on, as far as it was read, and its first part's length. */
@@ -71,7 +71,7 @@ export class SeipdShapeError extends SeipdError {
  * only joined once they hold all the bytes the next step needs, so each byte is copied a bounded
  * number of times: linear in the head's size, which the bounds above cap.
  */
-class HeadReader {
+export class HeadReader {
   private readonly packets: Buffer[] = [];
   private packetBytes = 0;
   private chunks: Buffer[] = [];

@@ -2,8 +2,9 @@
  * An S3 API server on loopback (s3rver), run as its own process by `npm start`, the tests and the
  * benchmark, so that its CPU is not the backup's. Prints one JSON line `{"port":N}` when ready.
  *
- * s3rver lacks two calls Dump Bag relies on, AbortMultipartUpload and ListMultipartUploads; they are
- * answered here from s3rver's own upload folders, so that tests see real aborts.
+ * s3rver lacks three calls Dump Bag relies on, AbortMultipartUpload, ListMultipartUploads and
+ * UploadPartCopy (rekey); they are answered here from s3rver's own folders, so that tests see real
+ * aborts and real server-side copies.
  *
  * CompleteMultipartUpload is done here too, as S3 does it: the listed parts must exist, be in order,
  * carry their stored ETags and (but the last) hold 5 MiB; the ETag is the MD5 of the parts' MD5s
@@ -19,10 +20,12 @@
  * Usage: s3-server.ts <directory> <bucket> [port]
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import S3rver from 's3rver';
 
 const require = createRequire(import.meta.url);
@@ -73,6 +76,71 @@ async function abortUpload(bucketName: string, uploadId: string, res: ServerResp
   res.end();
 }
 
+function xmlError(res: ServerResponse, status: number, code: string, message: string): void {
+  res.writeHead(status, { 'content-type': 'application/xml' });
+  res.end(
+    `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${xmlEscape(message)}</Message></Error>`,
+  );
+}
+
+/** `bytes=first-last` of x-amz-copy-source-range, within an object of `size` bytes, or undefined. */
+function copyRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
+  if (header === undefined) return size > 0 ? { start: 0, end: size - 1 } : undefined;
+  const m = /^bytes=(\d{1,15})-(\d{1,15})$/.exec(header);
+  if (!m) return undefined;
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  return start <= end && end < size ? { start, end } : undefined;
+}
+
+/** UploadPartCopy: a byte range of a stored object becomes a part, as S3 does it, without the client. */
+async function uploadPartCopy(
+  req: IncomingMessage,
+  res: ServerResponse,
+  bucketName: string,
+  uploadId: string,
+  partNumber: string,
+): Promise<void> {
+  const source = decodeURIComponent(String(req.headers['x-amz-copy-source'])).replace(/^\//, '');
+  const slash = source.indexOf('/');
+  const sourceBucket = source.slice(0, slash);
+  const sourceKey = source.slice(slash + 1).replace(/\?versionId=.*$/, '');
+  const dir = join(uploadsDir(bucketName), uploadId);
+  if (!/^[0-9a-f]+$/.test(uploadId) || !(await stat(dir).catch(() => undefined))) {
+    xmlError(res, 404, 'NoSuchUpload', 'The specified upload does not exist.');
+    return;
+  }
+  if (!/^\d{1,5}$/.test(partNumber) || Number(partNumber) < 1 || Number(partNumber) > 10000) {
+    xmlError(res, 400, 'InvalidArgument', 'Part number must be an integer between 1 and 10000.');
+    return;
+  }
+  if (slash < 1 || sourceKey.split('/').some((segment) => segment === '..')) {
+    xmlError(res, 400, 'InvalidArgument', 'Copy Source must name a bucket and a key.');
+    return;
+  }
+  const objectPath = store.getResourcePath(sourceBucket, sourceKey, 'object');
+  const size = (await stat(objectPath).catch(() => undefined))?.size;
+  if (size === undefined) {
+    xmlError(res, 404, 'NoSuchKey', 'The specified key does not exist.');
+    return;
+  }
+  const range = copyRange(req.headers['x-amz-copy-source-range'] as string | undefined, size);
+  if (!range) {
+    xmlError(res, 416, 'InvalidRange', 'The requested range is not satisfiable.');
+    return;
+  }
+  const hash = createHash('md5');
+  const input = createReadStream(objectPath, { start: range.start, end: range.end });
+  input.on('data', (chunk) => hash.update(chunk));
+  await pipeline(input, createWriteStream(join(dir, partNumber)));
+  const md5 = hash.digest('hex');
+  await writeFile(join(dir, `${partNumber}.md5`), md5);
+  res.writeHead(200, { 'content-type': 'application/xml' });
+  res.end(
+    `<?xml version="1.0" encoding="UTF-8"?><CopyPartResult><LastModified>${new Date().toISOString()}</LastModified><ETag>"${md5}"</ETag></CopyPartResult>`,
+  );
+}
+
 /** Answers the multipart calls s3rver lacks; returns false for everything else. */
 function multipartExtras(req: IncomingMessage, res: ServerResponse): boolean {
   const url = new URL(req.url ?? '/', 'http://localhost');
@@ -81,6 +149,14 @@ function multipartExtras(req: IncomingMessage, res: ServerResponse): boolean {
   const uploadId = url.searchParams.get('uploadId');
   if (req.method === 'DELETE' && keyParts.length > 0 && uploadId) {
     void abortUpload(decodeURIComponent(bucketName), uploadId, res);
+    return true;
+  }
+  const partNumber = url.searchParams.get('partNumber');
+  if (req.method === 'PUT' && uploadId && partNumber !== null && req.headers['x-amz-copy-source']) {
+    uploadPartCopy(req, res, decodeURIComponent(bucketName), uploadId, partNumber).catch((error: unknown) => {
+      if (!res.headersSent) xmlError(res, 500, 'InternalError', String(error));
+      else res.destroy();
+    });
     return true;
   }
   if (req.method === 'GET' && keyParts.join('') === '' && url.searchParams.has('uploads')) {
