@@ -9,6 +9,7 @@ import { DumpBucket, type DumpBucketProps } from './constructs/dump-bucket';
 import { PgDumpLayer, type PgDumpLayerProps } from './constructs/pg-dump-layer';
 import { PublicKeys, type PublicKeysProps } from './constructs/public-keys';
 import { SigningKey } from './constructs/signing-key';
+import { RekeyPolicy } from './constructs/rekey-policy';
 
 export interface DumpBagStackProps extends StackProps {
   /** Whose public keys the dumps are encrypted for: a folder in the repository or a central bag's URLs. */
@@ -100,6 +101,10 @@ export class DumpBagStack extends Stack {
         : 'The referenced database login',
     });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn });
+    new CfnOutput(this, 'RekeyPolicyArn', {
+      value: new RekeyPolicy(this, 'Rekey', { bucket: this.bucket }).policy.managedPolicyArn,
+      description: 'Attach to whoever runs dump-bag rekey; no function has these rights',
+    });
     const group = this.connection.securityGroups?.[0];
     if (group) {
       new CfnOutput(this, 'FunctionsSecurityGroupId', {
