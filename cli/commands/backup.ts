@@ -1,5 +1,6 @@
 import { type BackupRequest, type BackupSummary, runBackup } from '../../functions/core/backup';
 import { readConfig, type Trigger } from '../../functions/core/config';
+import { notifyRunFromEnv } from '../../functions/core/notify';
 import { type Parsed, UsageError } from '../command-line';
 import type { commandSpecs } from '../command-specs';
 import { formatBytes, targetFromEnv } from '../context';
@@ -20,6 +21,8 @@ export async function run({ values }: Parsed<typeof commandSpecs.backup.options>
               : `FAILED  ${r.database}: ${r.error}`,
           ),
   });
+  // Told after the run, never able to fail it: delivery problems are logged by webhook number.
+  await notifyRunFromEnv(summary);
   if (values.json) {
     console.log(JSON.stringify(jsonSummary(summary), null, 2));
   } else if (summary.error) {

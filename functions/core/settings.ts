@@ -108,6 +108,23 @@ export const SETTINGS = {
     doc: 'with `passphrase`: the file holding the passphrase (also read by `get`)',
     scope: 'bag',
   }),
+  notifyUrl: define({
+    env: 'DUMP_BAG_NOTIFY_URL',
+    parser: secretText('comma list of webhook URLs'),
+    default: undefined,
+    defaultDoc: 'none',
+    doc: '`backup`: webhook URLs (comma list; Slack, Teams, any JSON endpoint) told of each failed database; a secret, never printed',
+    secret: true,
+    scope: 'bag',
+  }),
+  notifyDigest: define({
+    env: 'DUMP_BAG_NOTIFY_DIGEST',
+    parser: flag,
+    default: false,
+    defaultDoc: 'off',
+    doc: '`backup`: also send the webhooks one message listing the databases backed up',
+    scope: 'bag',
+  }),
   retentionDays: define({
     env: 'DUMP_BAG_RETENTION_DAYS',
     parser: wholeNumber(1, 36_500, 'days'),

@@ -1,0 +1,224 @@
+/**
+ * Short messages to the team's webhooks (Slack, Microsoft Teams workflows, any endpoint taking
+ * JSON): a `text` line those chat tools show as is, plus structured fields for everything else.
+ * Delivery is retried, then logged; it never fails a backup. Webhook URLs are secrets (the URL is
+ * the credential): they are never logged or put in a message, only numbered.
+ */
+import { errorMessage } from './errors';
+import { parseList } from './setting-parsers';
+import { SETTINGS, setting } from './settings';
+
+export type Notice =
+  | {
+      readonly kind: 'database-failed';
+      readonly database: string;
+      readonly cause: string;
+      readonly executionLink?: string;
+    }
+  | { readonly kind: 'bag-stale'; readonly alarm: string; readonly reason: string }
+  | {
+      readonly kind: 'key-expiring';
+      readonly fingerprint: string;
+      readonly userId: string;
+      readonly expiresAt: string;
+    }
+  | {
+      readonly kind: 'digest';
+      readonly databases: readonly { readonly database: string; readonly bytes?: number }[];
+    };
+
+export interface Message {
+  /** What Slack and Teams show. */
+  readonly text: string;
+  readonly kind: Notice['kind'];
+  readonly bag: string;
+  readonly at: string;
+  readonly details: Notice;
+}
+
+/** Causes can hold pg_dump's stderr: one line, bounded, so a message stays short. */
+const MAX_CAUSE = 500;
+
+function oneLine(text: string, max: number): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+export function formatMessage(notice: Notice, bag: string, now = new Date()): Message {
+  const base = { kind: notice.kind, bag, at: now.toISOString() };
+  switch (notice.kind) {
+    case 'database-failed': {
+      const details = { ...notice, cause: oneLine(notice.cause, MAX_CAUSE) };
+      const link = notice.executionLink ? ` (${notice.executionLink})` : '';
+      return {
+        ...base,
+        details,
+        text: `:x: ${bag}: the backup of ${notice.database} failed: ${details.cause}${link}`,
+      };
+    }
+    case 'bag-stale':
+      return {
+        ...base,
+        details: notice,
+        text: `:warning: ${bag}: no fresh dump (${notice.alarm}): ${oneLine(notice.reason, MAX_CAUSE)}`,
+      };
+    case 'key-expiring':
+      return {
+        ...base,
+        details: notice,
+        text: `:key: ${bag}: the key of ${notice.userId} (${notice.fingerprint}) expires ${notice.expiresAt}: renew it (gpg --quick-set-expire) and re-export it`,
+      };
+    case 'digest':
+      return {
+        ...base,
+        details: notice,
+        text: `:white_check_mark: ${bag}: ${notice.databases.length} database(s) backed up: ${notice.databases.map((d) => d.database).join(', ')}`,
+      };
+  }
+}
+
+export interface Delivery {
+  /** The webhook's place in the list (1-based): the URL itself is a secret. */
+  readonly webhook: number;
+  readonly delivered: boolean;
+  readonly attempts: number;
+  readonly error?: string;
+}
+
+export interface PostOptions {
+  readonly attempts?: number;
+  readonly timeoutMs?: number;
+  /** Milliseconds before the second attempt; doubled after each. */
+  readonly backoffMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+/** Posts one message to every webhook, each retried; resolves with what happened, never rejects. */
+export async function postMessage(
+  urls: readonly string[],
+  message: Message,
+  options: PostOptions = {},
+): Promise<Delivery[]> {
+  const attempts = options.attempts ?? 3;
+  const body = JSON.stringify(message);
+  const out: Delivery[] = [];
+  for (const [index, url] of urls.entries()) {
+    let error = '';
+    let tried = 0;
+    let delivered = false;
+    for (; tried < attempts && !delivered; tried++) {
+      if (tried > 0) await new Promise((r) => setTimeout(r, (options.backoffMs ?? 500) * 2 ** (tried - 1)));
+      try {
+        const response = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+          redirect: 'error',
+          signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+        });
+        await response.arrayBuffer().catch(() => undefined);
+        delivered = response.ok;
+        if (!delivered) error = `HTTP ${response.status}`;
+      } catch (caught: unknown) {
+        // fetch's messages may quote the URL: keep only the cause's kind.
+        error =
+          (caught as Error).name === 'TimeoutError'
+            ? 'timed out'
+            : `could not connect (${errorName(caught)})`;
+      }
+    }
+    const delivery: Delivery = {
+      webhook: index + 1,
+      delivered,
+      attempts: tried,
+      ...(delivered ? {} : { error }),
+    };
+    if (!delivered)
+      options.log?.(
+        `notify: webhook #${index + 1} did not take the ${message.kind} message after ${tried} attempts: ${error}`,
+      );
+    out.push(delivery);
+  }
+  return out;
+}
+
+function errorName(error: unknown): string {
+  const cause = (error as { cause?: { code?: string } }).cause?.code;
+  return cause ?? (error instanceof Error ? error.name : errorMessage(error).slice(0, 40));
+}
+
+/** The messages a finished run sends: one per failed database, and the digest of successes when asked. */
+export function runNotices(
+  results: readonly {
+    readonly database: string;
+    readonly status: string;
+    readonly error?: string;
+    readonly bytes?: number;
+  }[],
+  options: { readonly digest?: boolean; readonly executionLink?: string; readonly runError?: string } = {},
+): Notice[] {
+  const notices: Notice[] = results
+    .filter((r) => r.status !== 'ok')
+    .map((r) => ({
+      kind: 'database-failed' as const,
+      database: r.database,
+      cause: r.error ?? 'unknown',
+      ...(options.executionLink ? { executionLink: options.executionLink } : {}),
+    }));
+  if (options.runError) {
+    notices.push({
+      kind: 'database-failed',
+      database: '(every database)',
+      cause: options.runError,
+      executionLink: options.executionLink,
+    });
+  }
+  const ok = results.filter((r) => r.status === 'ok');
+  if (options.digest && ok.length > 0) {
+    notices.push({ kind: 'digest', databases: ok.map((r) => ({ database: r.database, bytes: r.bytes })) });
+  }
+  return notices;
+}
+
+/** The webhooks the environment names (DUMP_BAG_NOTIFY_URL); a malformed one is reported by number and skipped. */
+export function webhooksFromEnv(
+  env: Record<string, string | undefined>,
+  log: (line: string) => void,
+): string[] {
+  const urls: string[] = [];
+  for (const [index, raw] of parseList(setting('notifyUrl', env)).entries()) {
+    let url: URL | undefined;
+    try {
+      url = new URL(raw);
+    } catch {
+      url = undefined;
+    }
+    if (url?.protocol === 'https:' || (url?.protocol === 'http:' && isLoopback(url.hostname))) urls.push(raw);
+    else
+      log(
+        `notify: webhook #${index + 1} of ${SETTINGS.notifyUrl.env} is not an https URL (http only on loopback): skipped`,
+      );
+  }
+  return urls;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** After a command-line backup: the failed databases (and the digest) to DUMP_BAG_NOTIFY_URL's webhooks. */
+export async function notifyRunFromEnv(
+  run: { readonly results: Parameters<typeof runNotices>[0]; readonly error?: string },
+  env: Record<string, string | undefined> = process.env,
+  options: PostOptions = {},
+): Promise<Delivery[]> {
+  const log = options.log ?? ((line: string) => console.error(line));
+  const urls = webhooksFromEnv(env, log);
+  if (urls.length === 0) return [];
+  const notices = runNotices(run.results, { digest: setting('notifyDigest', env), runError: run.error });
+  const bag = env.DUMP_BAG_BUCKET ?? 'dump-bag';
+  const out: Delivery[] = [];
+  for (const notice of notices)
+    out.push(...(await postMessage(urls, formatMessage(notice, bag), { ...options, log })));
+  return out;
+}
