@@ -8,8 +8,8 @@ import { DumpApi, type DumpApiProps } from './constructs/dump-api';
 import { DumpBucket, type DumpBucketProps } from './constructs/dump-bucket';
 import { PgDumpLayer, type PgDumpLayerProps } from './constructs/pg-dump-layer';
 import { PublicKeys, type PublicKeysProps } from './constructs/public-keys';
-import { SigningKey } from './constructs/signing-key';
 import { RekeyPolicy } from './constructs/rekey-policy';
+import { SigningKey } from './constructs/signing-key';
 
 export interface DumpBagStackProps extends StackProps {
   /** Whose public keys the dumps are encrypted for: a folder in the repository or a central bag's URLs. */
@@ -102,7 +102,8 @@ export class DumpBagStack extends Stack {
     });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn });
     new CfnOutput(this, 'RekeyPolicyArn', {
-      value: new RekeyPolicy(this, 'Rekey', { bucket: this.bucket }).policy.managedPolicyArn,
+      value: new RekeyPolicy(this, 'Rekey', { bucket: this.bucket, signingKey: this.signingKey }).policy
+        .managedPolicyArn,
       description: 'Attach to whoever runs dump-bag rekey; no function has these rights',
     });
     const group = this.connection.securityGroups?.[0];

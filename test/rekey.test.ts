@@ -19,6 +19,7 @@ import {
   snapshot,
 } from './support/env';
 import { type GpgIdentity, gpgDecrypt, gpgIdentity } from './support/gpg';
+import { testPublicKeyFile } from './support/signing';
 
 const suffix = uniqueSuffix();
 const SMALL = `rekey small ${suffix}`;
@@ -167,7 +168,10 @@ describe('rekey: a leaver loses the stored dumps too', () => {
 
   it('verify passes on the re-keyed dumps through the bag', async () => {
     bag = await startBag(bagEnv(bucket));
-    const result = await runCli(['verify', '--key', curveSecret, '--url', bag.url], bagEnv(bucket));
+    const result = await runCli(['verify', '--key', curveSecret, '--url', bag.url], {
+      ...bagEnv(bucket),
+      DUMP_BAG_SIGNING_KEY: await testPublicKeyFile(),
+    });
     expect(result.stderr).not.toMatch(/FAILED/);
     expect(result.code).toBe(0);
     expect(result.stdout.toString()).toMatch(/ok .*sha256 ok.*decrypted, integrity ok/);

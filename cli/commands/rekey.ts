@@ -1,9 +1,12 @@
+import { KMSClient } from '@aws-sdk/client-kms';
 import type { DumpRecord } from '../../functions/core/catalog';
 import { readConfig } from '../../functions/core/config';
 import { ConfigError } from '../../functions/core/errors';
 import { loadEncryption } from '../../functions/core/keys';
+import { KmsSigner, SIGNING_KEY_ID_ENV } from '../../functions/core/kms-signer';
 import { type RekeyResult, type RekeyTarget, rekeyDumps } from '../../functions/core/rekey';
 import { createS3Client } from '../../functions/core/s3';
+import { localSignerFromEnv } from '../../functions/core/signing';
 import { prepareDecryption } from '../client/decryption';
 import type { Secrets } from '../client/seipd-reader';
 import type { Parsed } from '../command-line';
@@ -40,6 +43,10 @@ export async function rekeyTargetFromEnv(
     bucket: config.bucket,
     encryption,
     secretsFor: secretsFrom(options.keyFile, env),
+    // The bag's own key signs the new records: its KMS key in AWS, else the local one (never made here).
+    signer: env[SIGNING_KEY_ID_ENV]?.trim()
+      ? new KmsSigner(new KMSClient({}), env[SIGNING_KEY_ID_ENV].trim())
+      : localSignerFromEnv(env),
     dryRun: options.dryRun,
   };
 }

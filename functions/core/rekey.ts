@@ -32,6 +32,7 @@ import {
   readBack,
   rebuildObject,
 } from './rekey-object';
+import { type RecordSigner, signRecord } from './signing';
 
 export class RekeyError extends DumpBagError {
   override name = 'RekeyError';
@@ -48,6 +49,8 @@ export interface RekeyTarget {
   readonly encryption: Exclude<Encryption, { mode: 'none' }>;
   /** What opens a dump's session key: the reader's secret keys, or the passphrase. */
   readonly secretsFor: (record: DumpRecord) => Promise<Secrets>;
+  /** Signs the new records, as `backup` does (the bag's key: local Ed25519 or KMS). */
+  readonly signer: RecordSigner;
   readonly dryRun?: boolean;
   /** Server-side copy part size (tests make it small). */
   readonly copyPartBytes?: number;
@@ -294,7 +297,7 @@ async function rekeyOne(target: RekeyTarget, key: string, versioned: boolean): P
     bytes: check.bytes,
     rekeyedAt: now.toISOString(),
   };
-  await writeRecord(s3, bucket, next);
+  await writeRecord(s3, bucket, await signRecord(next, target.signer));
   const kept = await dropOldCopies(target, key, versioned, current.VersionId);
   return { ...base, status: 'rekeyed', removed, added, bytes: check.bytes, transferred, copied, kept };
 }

@@ -2,6 +2,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { DUMPS_PREFIX, type DumpBucket } from './dump-bucket';
+import type { SigningKey } from './signing-key';
 
 /** Where rekey keeps its intents (the old head of a dump being re-keyed); mirrors functions/core/rekey.ts. */
 export const REKEY_PREFIX = 'rekey/';
@@ -11,6 +12,8 @@ const PREFIXES = [DUMPS_PREFIX, 'globals/', REKEY_PREFIX];
 export interface RekeyPolicyProps {
   /** The dump bucket whose dumps `dump-bag rekey` rewrites. */
   readonly bucket: DumpBucket;
+  /** The bag's record signing key: rekey signs the new records with it. */
+  readonly signingKey: SigningKey;
 }
 
 /**
@@ -52,6 +55,13 @@ export class RekeyPolicy extends Construct {
         resources: objects,
       }),
     ];
+    statements.push(
+      new iam.PolicyStatement({
+        sid: 'SignRecords',
+        actions: ['kms:Sign'],
+        resources: [props.signingKey.key.keyArn],
+      }),
+    );
     if (key) {
       statements.push(
         new iam.PolicyStatement({

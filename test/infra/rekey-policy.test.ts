@@ -33,6 +33,7 @@ describe('RekeyPolicyArn', () => {
         's3:GetObjectVersion',
         's3:PutObject',
       ],
+      SignRecords: ['kms:Sign'],
       BucketKey: ['kms:Decrypt', 'kms:GenerateDataKey'],
     });
     template.hasResourceProperties('AWS::IAM::ManagedPolicy', {
