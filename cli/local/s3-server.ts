@@ -166,13 +166,6 @@ function multipartExtras(req: IncomingMessage, res: ServerResponse): boolean {
   return false;
 }
 
-function xmlError(res: ServerResponse, status: number, code: string, message: string): void {
-  res.writeHead(status, { 'content-type': 'application/xml' });
-  res.end(
-    `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${xmlEscape(message)}</Message></Error>`,
-  );
-}
-
 /** Keys with a conditional write under way: the first one decides, as on S3. */
 const conditionalWrites = new Set<string>();
 

@@ -58,15 +58,23 @@ export async function listObjects(client: S3Client, bucket: string, prefix: stri
   return out;
 }
 
-export async function writeRecord(client: S3Client, bucket: string, record: DumpRecord): Promise<void> {
+/**
+ * Writes a dump's record. A new dump's record never replaces another (`If-None-Match: *`, S3 answers
+ * 412); `replace` is for rekey, which rewrites the record of the dump it has just re-encrypted.
+ */
+export async function writeRecord(
+  client: S3Client,
+  bucket: string,
+  record: DumpRecord,
+  options: { replace?: boolean } = {},
+): Promise<void> {
   await client.send(
     new PutObjectCommand({
       Bucket: bucket,
       Key: recordKey(record.key),
       Body: JSON.stringify(record, null, 2),
       ContentType: 'application/json',
-      // Never over another run's record: S3 answers 412 when the key exists.
-      IfNoneMatch: '*',
+      IfNoneMatch: options.replace ? undefined : '*',
     }),
   );
 }

@@ -297,7 +297,7 @@ async function rekeyOne(target: RekeyTarget, key: string, versioned: boolean): P
     bytes: check.bytes,
     rekeyedAt: now.toISOString(),
   };
-  await writeRecord(s3, bucket, await signRecord(next, target.signer));
+  await writeRecord(s3, bucket, await signRecord(next, target.signer), { replace: true });
   const kept = await dropOldCopies(target, key, versioned, current.VersionId);
   return { ...base, status: 'rekeyed', removed, added, bytes: check.bytes, transferred, copied, kept };
 }
