@@ -105,9 +105,9 @@ describe('keys', () => {
       recipients: `${base}/recipients`,
     });
     expect(second.mode === 'gpg' && second.recipients.map((r) => r.fingerprint)).toEqual([adaFpr, bobFpr]);
-    await expect(loadEncryption({ encryption: 'gpg', publicKeys: `${base}/nothing` })).rejects.toThrow(
-      /HTTP 404/,
-    );
+    await expect(
+      loadEncryption({ encryption: 'gpg', publicKeys: `${base}/nothing`, recipients: adaFpr }),
+    ).rejects.toThrow(/HTTP 404/);
   });
 
   it('fails closed on revoked and expired keys, private keys and empty files', async () => {

@@ -42,6 +42,7 @@ export async function backupFromEnv(
     config,
     trigger: options.trigger ?? 'schedule',
     onResult: options.onResult,
+    onKeyWarning: (warning) => console.error(`dump-bag backup: warning: ${warning.message}`),
   });
 }
 

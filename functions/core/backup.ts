@@ -5,6 +5,7 @@ import type { DumpBagConfig, RetentionPolicy, Trigger } from './config';
 import { type BackupPlan, type PgConnection, planBackup, type ServerInfo } from './databases';
 import { encryptStream } from './encrypt';
 import { DeadlineError, DumpBagError, errorMessage, UploadError } from './errors';
+import { checkKeyExpiry, type KeyExpiryWarning } from './key-expiry';
 import { type Encryption, loadEncryption } from './keys';
 import { connectionSecrets, libpqEnv } from './libpq';
 import { dumpKey, uniqueDumpId } from './naming';
@@ -20,6 +21,7 @@ import {
 } from './pg-dump';
 import { redact } from './redact';
 import { pruneDatabase } from './retention';
+import { SETTINGS } from './settings';
 import { type RecordSigner, signRecord } from './signing';
 import { uploadStream } from './upload';
 
@@ -70,6 +72,8 @@ export interface BackupSummary {
   readonly results: DumpResult[];
   /** A failure that stopped the whole run before any database was dumped (keys, connection). */
   readonly error?: string;
+  /** Recipients whose key expires within keyExpiryWarningDays: the run goes on, someone should renew. */
+  readonly keyWarnings?: readonly KeyExpiryWarning[];
 }
 
 const versionCache = new Map<string, Promise<string>>();
@@ -207,11 +211,19 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
 export interface BackupRequest {
   readonly config: Pick<
     DumpBagConfig,
-    'databases' | 'exclude' | 'encryption' | 'publicKeys' | 'recipients' | 'passphraseFile'
+    | 'databases'
+    | 'exclude'
+    | 'encryption'
+    | 'publicKeys'
+    | 'recipients'
+    | 'passphraseFile'
+    | 'keyExpiryWarningDays'
   >;
   readonly trigger: Trigger;
   /** Called as each database finishes, for progress output. */
   readonly onResult?: (result: DumpResult) => void;
+  /** Called for each key about to expire, before any database is dumped. */
+  readonly onKeyWarning?: (warning: KeyExpiryWarning) => void;
 }
 
 /**
@@ -221,6 +233,7 @@ export interface BackupRequest {
 export async function runBackup(target: BackupTarget, request: BackupRequest): Promise<BackupSummary> {
   let encryption: Encryption;
   let plan: BackupPlan;
+  let keyWarnings: KeyExpiryWarning[];
   // pg_dump --version (a Perl wrapper and pg_dump on Debian, 0.1 s) runs while keys are read and
   // the server is asked, when the binary does not depend on the server's major; a failure is
   // reported by the dump that needs it.
@@ -236,10 +249,13 @@ export async function runBackup(target: BackupTarget, request: BackupRequest): P
     if (planned.status === 'rejected') throw planned.reason;
     encryption = keys.value;
     plan = planned.value;
+    const warningDays = request.config.keyExpiryWarningDays ?? SETTINGS.keyExpiryWarningDays.default;
+    keyWarnings = (await checkKeyExpiry(encryption, warningDays)).warnings;
   } catch (error) {
     const message = redact(errorMessage(error), connectionSecrets(target.connection));
     return { ok: false, results: [], error: message };
   }
+  for (const warning of keyWarnings) request.onKeyWarning?.(warning);
   const results: DumpResult[] = [];
   for (const db of plan.databases) {
     const result = await dumpDatabase(target, {
@@ -252,5 +268,5 @@ export async function runBackup(target: BackupTarget, request: BackupRequest): P
     results.push(result);
     request.onResult?.(result);
   }
-  return { ok: results.every((r) => r.status === 'ok'), server: plan.server, results };
+  return { ok: results.every((r) => r.status === 'ok'), server: plan.server, results, keyWarnings };
 }

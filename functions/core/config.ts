@@ -24,6 +24,8 @@ export interface DumpBagConfig {
   /** A comma list of fingerprints or e-mail addresses, or an http(s) URL of another bag's `/recipients`. */
   readonly recipients?: string;
   readonly passphraseFile?: string;
+  /** Warn when a recipient's key expires within this many days. */
+  readonly keyExpiryWarningDays?: number;
   readonly retention: RetentionPolicy;
   /** An explicit pg_dump binary (overrides the choice by server major). */
   readonly pgDumpPath?: string;
@@ -76,6 +78,7 @@ export function readConfig(env: Env = process.env): DumpBagConfig {
     publicKeys,
     recipients: setting('recipients', env),
     passphraseFile,
+    keyExpiryWarningDays: setting('keyExpiryWarningDays', env),
     retention: readRetentionPolicy(env),
     pgDumpPath: setting('pgDump', env),
     pgRoot: setting('pgRoot', env),

@@ -1,13 +1,17 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import type { DumpBagConfig } from './config';
 import { parseList } from './config';
 import { ConfigError, errorMessage, KeyError } from './errors';
+import { expiredMessage } from './key-expiry';
+import { fetchText, MAX_KEYS_BYTES, MAX_RECIPIENTS_BYTES } from './key-fetch';
+import { holdsSecretKey, secretKeyMessage } from './secret-key';
+
+export { fetchText } from './key-fetch';
 
 const PUBLIC_BLOCK = /-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g;
 const KEY_FILE = /\.(asc|pub|key|gpg|pgp)$/i;
-const FETCH_TIMEOUT_MS = 15_000;
 
 export interface RecipientKey {
   /** Upper-case hex fingerprint of the primary key. */
@@ -26,25 +30,11 @@ function isUrl(source: string): boolean {
   return /^https?:\/\//i.test(source);
 }
 
-/** Reads a URL as text; URL sources are read at every run so a central bag's changes apply at once. */
-export async function fetchText(url: string, what: string): Promise<string> {
-  let response: Response;
-  try {
-    response = await fetch(url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'follow' });
-  } catch (error) {
-    throw new KeyError(`cannot fetch ${what} from ${url}: ${errorMessage(error)}`);
-  }
-  if (!response.ok) throw new KeyError(`cannot fetch ${what} from ${url}: HTTP ${response.status}`);
-  return response.text();
-}
-
 /** Parses every public key in a text of armored blocks (with `#` comment lines between them) or binary keys. */
 export async function parseKeys(content: Buffer | string, origin: string): Promise<openpgp.PublicKey[]> {
   const text = typeof content === 'string' ? content : content.toString('utf8');
-  if (text.includes('-----BEGIN PGP PRIVATE KEY BLOCK-----')) {
-    throw new KeyError(
-      `${origin} holds a private key: give public keys only (gpg --armor --export, not --export-secret-keys)`,
-    );
+  if (holdsSecretKey(typeof content === 'string' ? Buffer.from(content) : content)) {
+    throw new KeyError(secretKeyMessage(origin));
   }
   const blocks = text.match(PUBLIC_BLOCK);
   const keys: openpgp.Key[] = [];
@@ -59,11 +49,35 @@ export async function parseKeys(content: Buffer | string, origin: string): Promi
     throw new KeyError(`${origin} holds a public key that cannot be read: ${errorMessage(error)}`);
   }
   if (keys.length === 0) throw new KeyError(`${origin} holds no public key`);
-  return keys.map((key) => (key.isPrivate() ? key.toPublic() : key) as openpgp.PublicKey);
+  if (keys.some((key) => key.isPrivate())) throw new KeyError(secretKeyMessage(origin));
+  return keys as openpgp.PublicKey[];
+}
+
+/** Reads at most `limit` bytes of a file: enough to tell a key file, never a whole stray backup. */
+async function readHead(file: string, limit: number): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const buffer = Buffer.alloc(limit + 1);
+    const { bytesRead } = await handle.read(buffer, 0, limit + 1, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A key file's bytes, bounded: a key file larger than MAX_KEYS_BYTES is refused, not read whole. */
+async function readKeyFile(file: string): Promise<Buffer> {
+  const bytes = await readHead(file, MAX_KEYS_BYTES);
+  if (bytes.length > MAX_KEYS_BYTES) {
+    throw new KeyError(
+      `DUMP_BAG_PUBLIC_KEYS: ${file} is larger than ${MAX_KEYS_BYTES} bytes: is it a key file?`,
+    );
+  }
+  return bytes;
 }
 
 async function readSource(source: string): Promise<openpgp.PublicKey[]> {
-  if (isUrl(source)) return parseKeys(await fetchText(source, 'public keys'), source);
+  if (isUrl(source)) return parseKeys(await fetchText(source, 'public keys (DUMP_BAG_PUBLIC_KEYS)'), source);
   let info: Awaited<ReturnType<typeof stat>>;
   try {
     info = await stat(source);
@@ -72,18 +86,27 @@ async function readSource(source: string): Promise<openpgp.PublicKey[]> {
   }
   if (!info.isDirectory()) {
     try {
-      return await parseKeys(await readFile(source), source);
+      return await parseKeys(await readKeyFile(source), source);
     } catch (error) {
       if (error instanceof KeyError) throw error;
       throw new KeyError(`DUMP_BAG_PUBLIC_KEYS: cannot read ${source}: ${errorMessage(error)}`);
     }
   }
-  const files = (await readdir(source)).filter((name) => !name.startsWith('.') && KEY_FILE.test(name)).sort();
+  const entries = (await readdir(source, { withFileTypes: true })).filter((e) => e.isFile());
+  // Every file is looked at, not only key files: a secret key left in the folder is exposed either way.
+  for (const entry of entries) {
+    const file = join(source, entry.name);
+    if (holdsSecretKey(await readHead(file, MAX_KEYS_BYTES))) throw new KeyError(secretKeyMessage(file));
+  }
+  const files = entries
+    .map((e) => e.name)
+    .filter((name) => !name.startsWith('.') && KEY_FILE.test(name))
+    .sort();
   if (files.length === 0)
     throw new KeyError(`DUMP_BAG_PUBLIC_KEYS: the folder ${source} holds no .asc key file`);
   const keys: openpgp.PublicKey[] = [];
   for (const name of files)
-    keys.push(...(await parseKeys(await readFile(join(source, name)), join(source, name))));
+    keys.push(...(await parseKeys(await readKeyFile(join(source, name)), join(source, name))));
   return keys;
 }
 
@@ -111,10 +134,30 @@ export async function loadKeys(source: string): Promise<RecipientKey[]> {
   return out;
 }
 
-function emailsOf(key: openpgp.PublicKey): string[] {
-  return key.users
-    .map((user) => user.userID?.email?.toLowerCase())
-    .filter((email): email is string => Boolean(email));
+/**
+ * E-mail addresses of the user IDs the key's owner signed: anyone can append an unsigned user ID
+ * to someone else's key, and it must not make that address select the key.
+ */
+async function emailsOf(key: openpgp.PublicKey): Promise<string[]> {
+  const emails: string[] = [];
+  for (const user of key.users) {
+    const email = user.userID?.email?.toLowerCase();
+    if (!email) continue;
+    if (
+      await user.verify().then(
+        () => true,
+        () => false,
+      )
+    )
+      emails.push(email);
+  }
+  return emails;
+}
+
+/** A full fingerprint (v4: 40 hex digits, v6: 64), as recipients taken from a URL must be. */
+function isFullFingerprint(value: string): boolean {
+  const hex = normalizeFingerprint(value);
+  return hex !== undefined && hex.length !== 16;
 }
 
 function normalizeFingerprint(value: string): string | undefined {
@@ -127,6 +170,8 @@ export async function assertUsable(recipient: RecipientKey): Promise<void> {
   try {
     await recipient.key.getEncryptionKey();
   } catch (error) {
+    const expired = await expiredMessage(recipient).catch(() => undefined);
+    if (expired) throw new KeyError(expired);
     throw new KeyError(
       `the key of ${recipient.userId || 'an unnamed user'} (${recipient.fingerprint}) cannot encrypt: ${errorMessage(error)}`,
     );
@@ -157,7 +202,8 @@ export async function selectRecipients(
       );
     } else if (entry.includes('@')) {
       const email = entry.replace(/^<|>$/g, '').toLowerCase();
-      matches = keys.filter((k) => emailsOf(k.key).includes(email));
+      matches = [];
+      for (const k of keys) if ((await emailsOf(k.key)).includes(email)) matches.push(k);
     } else {
       throw new KeyError(`recipient "${entry}" is neither a fingerprint nor an e-mail address`);
     }
@@ -177,9 +223,46 @@ export async function selectRecipients(
 /** The recipient list of DUMP_BAG_RECIPIENTS: a comma list, or another bag's `/recipients` URL. */
 export async function readRecipientList(spec: string | undefined): Promise<string[]> {
   if (!spec) return [];
-  const list = isUrl(spec) ? parseList(await fetchText(spec, 'recipients')) : parseList(spec);
-  if (isUrl(spec) && list.length === 0) throw new KeyError(`${spec} lists no recipient`);
+  if (!isUrl(spec)) return parseList(spec);
+  const list = parseList(await fetchText(spec, 'recipients (DUMP_BAG_RECIPIENTS)', MAX_RECIPIENTS_BYTES));
+  if (list.length === 0) throw new KeyError(`DUMP_BAG_RECIPIENTS: ${spec} lists no recipient`);
+  const loose = list.find((entry) => !isFullFingerprint(entry));
+  if (loose !== undefined) {
+    throw new KeyError(
+      `DUMP_BAG_RECIPIENTS: ${spec} lists ${JSON.stringify(loose.slice(0, 80))}, not a full fingerprint; recipients taken from a URL are pinned by fingerprint only`,
+    );
+  }
   return list;
+}
+
+/** Throws unless keys from a URL come with recipients pinned by full fingerprint (checked before any request). */
+export function assertPinned(publicKeys: string, recipients: string | undefined): void {
+  if (isUrl(publicKeys)) {
+    if (!recipients) {
+      throw new KeyError(
+        `DUMP_BAG_PUBLIC_KEYS is a URL, so DUMP_BAG_RECIPIENTS must pin the recipients: set it to their full fingerprints (comma-separated) or to the bag's /recipients URL`,
+      );
+    }
+    const loose = isUrl(recipients) ? undefined : parseList(recipients).find((e) => !isFullFingerprint(e));
+    if (loose !== undefined) {
+      throw new KeyError(
+        `DUMP_BAG_RECIPIENTS: ${JSON.stringify(loose)} is not a full fingerprint; with keys from a URL, name each recipient by its fingerprint (gpg --fingerprint)`,
+      );
+    }
+  }
+}
+
+/**
+ * The recipients among the keys. Keys from a URL must be pinned: DUMP_BAG_RECIPIENTS set, as full
+ * fingerprints or a `/recipients` URL of full fingerprints, so a swapped `/keys` answer adds nobody.
+ */
+export async function pinnedRecipients(
+  keys: readonly RecipientKey[],
+  publicKeys: string,
+  recipients: string | undefined,
+): Promise<RecipientKey[]> {
+  assertPinned(publicKeys, recipients);
+  return selectRecipients(keys, await readRecipientList(recipients));
 }
 
 /**
@@ -208,8 +291,9 @@ export async function loadEncryption(
     }
     case 'gpg': {
       if (!config.publicKeys) throw new ConfigError('DUMP_BAG_PUBLIC_KEYS is not set');
+      assertPinned(config.publicKeys, config.recipients);
       const keys = await loadKeys(config.publicKeys);
-      const recipients = await selectRecipients(keys, await readRecipientList(config.recipients));
+      const recipients = await pinnedRecipients(keys, config.publicKeys, config.recipients);
       return { mode: 'gpg', recipients };
     }
   }

@@ -100,6 +100,13 @@ export const SETTINGS = {
     doc: "comma list of fingerprints or e-mail addresses among those keys, or another bag's `/recipients` URL",
     scope: 'bag',
   }),
+  keyExpiryWarningDays: define({
+    env: 'DUMP_BAG_KEY_EXPIRY_WARNING_DAYS',
+    parser: wholeNumber(1, 3650, 'days'),
+    default: 30,
+    doc: "warn (log, metric, alarm, status page) when a recipient's key or encryption subkey expires within this many days",
+    scope: 'bag',
+  }),
   passphraseFile: define({
     env: 'DUMP_BAG_PASSPHRASE_FILE',
     parser: text('the path of the file holding the passphrase'),

@@ -3,13 +3,16 @@ import type { Context } from 'aws-lambda';
 import { readConfig, type Trigger } from '../core/config';
 import { type PgConnection, planBackup } from '../core/databases';
 import { ConfigError, errorMessage, ValidationError } from '../core/errors';
+import { checkKeyExpiry } from '../core/key-expiry';
 import { loadEncryption } from '../core/keys';
 import { connectionSecrets } from '../core/libpq';
 import { assertDatabaseName } from '../core/naming';
 import { redact } from '../core/redact';
+import { SETTINGS } from '../core/settings';
 import { readConnection } from '../shared/connection';
 import type { PlanEvent, PlanOutput } from '../shared/events';
 import { logger } from '../shared/lambda';
+import { emitKeyExpiryMetric } from '../shared/metrics';
 
 // Built once per container and reused by every invocation it serves.
 const secrets = new SecretsManagerClient({});
@@ -55,7 +58,20 @@ export const handler = async (event: PlanEvent | null, context: Context): Promis
     const config = readConfig();
     const trigger = parseTrigger(event?.trigger);
     const databases = requestedDatabases(event?.databases, config);
-    await loadEncryption(config);
+    const encryption = await loadEncryption(config);
+    const expiry = await checkKeyExpiry(
+      encryption,
+      config.keyExpiryWarningDays ?? SETTINGS.keyExpiryWarningDays.default,
+    );
+    for (const warning of expiry.warnings) {
+      logger.warn(warning.message, {
+        fingerprint: warning.fingerprint,
+        expiresAt: warning.expiresAt.toISOString(),
+        daysLeft: warning.daysLeft,
+      });
+    }
+    // A key that never expires reads as ten years, so a renewed key clears the alarm.
+    if (encryption.mode === 'gpg') emitKeyExpiryMetric(Math.min(expiry.daysLeft ?? 3650, 3650));
     connection = await readConnection(process.env, secrets);
     const plan = await planBackup(connection, {
       databases: databases ?? config.databases,

@@ -4,10 +4,12 @@ import type { DumpResult } from '../core/backup';
 /** CloudWatch namespace of Dump Bag's own metrics; the alarms in infra/ read the same constants. */
 export const METRIC_NAMESPACE = 'DumpBag';
 /**
- * 1 for a dump that was stored and recorded, 0 for a failed one. The only metric: each database is
- * a custom metric billed monthly, and sizes and times are in the logs and the EventBridge events.
+ * 1 for a dump that was stored and recorded, 0 for a failed one. The only per-database metric: each
+ * database is a custom metric billed monthly, and sizes and times are in the logs and the EventBridge events.
  */
 export const DUMP_SUCCEEDED_METRIC = 'DumpSucceeded';
+/** Days until the first recipient's key (or encryption subkey) expires, from the plan step; the key-expiry alarm reads it. */
+export const KEY_EXPIRES_IN_DAYS_METRIC = 'KeyExpiresInDays';
 /** Dimension holding the database name. */
 export const DATABASE_DIMENSION = 'Database';
 /** Dimension holding the service name: every database's dumps together. */
@@ -26,5 +28,15 @@ export function emitDumpMetrics(
   metrics.addDimensions({ [DATABASE_DIMENSION]: result.database });
   metrics.addDimensions({ [SERVICE_DIMENSION]: service });
   metrics.addMetric(DUMP_SUCCEEDED_METRIC, MetricUnit.Count, result.status === 'ok' ? 1 : 0);
+  metrics.publishStoredMetrics();
+}
+
+/** Publishes KeyExpiresInDays for the service: the days left of the recipient key that expires first. */
+export function emitKeyExpiryMetric(
+  daysLeft: number,
+  service = process.env.POWERTOOLS_SERVICE_NAME ?? 'dump-bag',
+): void {
+  metrics.addDimensions({ [SERVICE_DIMENSION]: service });
+  metrics.addMetric(KEY_EXPIRES_IN_DAYS_METRIC, MetricUnit.Count, daysLeft);
   metrics.publishStoredMetrics();
 }

@@ -6,9 +6,11 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, type IConstruct } from 'constructs';
+import { SETTINGS } from '../../functions/core/settings';
 import {
   DATABASE_DIMENSION,
   DUMP_SUCCEEDED_METRIC,
+  KEY_EXPIRES_IN_DAYS_METRIC,
   METRIC_NAMESPACE,
   SERVICE_DIMENSION,
 } from '../../functions/shared/metrics';
@@ -24,6 +26,8 @@ export interface BackupAlarmsProps {
   readonly databases?: readonly string[];
   /** The service name the dump function's metrics carry (POWERTOOLS_SERVICE_NAME). @default 'dump-bag' */
   readonly serviceName?: string;
+  /** Alarm when a recipient's key expires within this many days (the plan step's KeyExpiresInDays). @default 30, as DUMP_BAG_KEY_EXPIRY_WARNING_DAYS */
+  readonly keyExpiryWarningDays?: number;
 }
 
 /** Throws InvalidPropError, naming the prop and the fix, for props that cannot work. */
@@ -34,6 +38,15 @@ export function validateBackupAlarmsProps(scope: IConstruct, props: BackupAlarms
     valid: optional(wholeNumber(1, 168)),
     rule: 'must be a whole number from 1 to 168',
     fix: 'CloudWatch evaluates at most 7 days; give the hours between scheduled dumps plus a margin (context staleAfterHours)',
+  });
+  checkProp(scope, {
+    prop: 'keyExpiryWarningDays',
+    value: props.keyExpiryWarningDays,
+    valid: optional(
+      wholeNumber(SETTINGS.keyExpiryWarningDays.parser.min, SETTINGS.keyExpiryWarningDays.parser.max),
+    ),
+    rule: `must be ${SETTINGS.keyExpiryWarningDays.parser.accepts}`,
+    fix: 'give the days of warning the team needs to renew a key (the plan step reads DUMP_BAG_KEY_EXPIRY_WARNING_DAYS)',
   });
   (props.emails ?? []).forEach((email, index) => {
     checkProp(scope, {
@@ -55,6 +68,7 @@ export class BackupAlarms extends Construct {
   readonly topic: sns.Topic;
   readonly failedExecutions: cloudwatch.Alarm;
   readonly stale: cloudwatch.Alarm[];
+  readonly keyExpiring: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: BackupAlarmsProps) {
     super(scope, id);
@@ -112,7 +126,23 @@ export class BackupAlarms extends Construct {
         ),
       ),
     ];
-    for (const alarm of [this.failedExecutions, ...this.stale]) {
+    const warningDays = props.keyExpiryWarningDays ?? SETTINGS.keyExpiryWarningDays.default;
+    this.keyExpiring = new cloudwatch.Alarm(this, 'KeyExpiring', {
+      alarmDescription: `Dump Bag: a recipient's key expires within ${warningDays} days; backups fail closed from then on. The plan step's log names the key and the gpg --quick-set-expire command that renews it.`,
+      metric: new cloudwatch.Metric({
+        namespace: METRIC_NAMESPACE,
+        metricName: KEY_EXPIRES_IN_DAYS_METRIC,
+        dimensionsMap: { [SERVICE_DIMENSION]: props.serviceName ?? 'dump-bag' },
+        statistic: 'Minimum',
+        period: Duration.days(1),
+      }),
+      threshold: warningDays,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      // No plan ran today: the staleness alarms speak for that.
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    for (const alarm of [this.failedExecutions, ...this.stale, this.keyExpiring]) {
       alarm.addAlarmAction(notify);
       alarm.addOkAction(notify);
     }

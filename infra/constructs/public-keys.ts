@@ -1,8 +1,20 @@
-import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { Annotations, DockerImage } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct, type IConstruct } from 'constructs';
+import { MAX_KEYS_BYTES } from '../../functions/core/key-fetch';
+import { holdsSecretKey } from '../../functions/core/secret-key';
 import { SETTINGS } from '../../functions/core/settings';
 import { REPO_ROOT } from './bag-function';
 import { checkProp, optional } from './validate';
@@ -40,6 +52,36 @@ function isFolder(path: string): boolean {
   return existsSync(path) && statSync(path).isDirectory();
 }
 
+/** The first bytes of a file, as many as the core reads of a key file. */
+function head(file: string): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const buffer = Buffer.alloc(MAX_KEYS_BYTES);
+    return buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The first file of the folder holding a secret key, whatever its name: the layer must never carry one. */
+function secretKeyFile(folder: string): string | undefined {
+  return readdirSync(folder, { withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => join(folder, entry.name))
+    .find((file) => holdsSecretKey(head(file)));
+}
+
+/** Recipients pinned by full fingerprint (v4 or v6), or a /recipients URL (the core checks its entries). */
+function pinsRecipients(recipients: string | undefined): boolean {
+  if (!recipients) return false;
+  if (isUrl(recipients)) return true;
+  return recipients
+    .split(',')
+    .map((entry) => entry.replace(/\s+/g, '').replace(/^0x/i, ''))
+    .filter(Boolean)
+    .every((entry) => /^([0-9A-F]{40}|[0-9A-F]{64})$/i.test(entry));
+}
+
 /** Throws InvalidPropError, naming the prop and the fix, for props that cannot work. */
 export function validatePublicKeysProps(scope: IConstruct, props: PublicKeysProps): void {
   checkProp(scope, {
@@ -71,6 +113,22 @@ export function validatePublicKeysProps(scope: IConstruct, props: PublicKeysProp
     valid: optional((folder) => isFolder(folderPath(folder))),
     rule: 'must be an existing folder',
     fix: `create it with the public keys (gpg --armor --export you@example.com > ${props.folder}/you.asc)`,
+  });
+  const leaked =
+    props.folder && isFolder(folderPath(props.folder)) ? secretKeyFile(folderPath(props.folder)) : undefined;
+  checkProp(scope, {
+    prop: 'folder',
+    value: props.folder,
+    valid: leaked === undefined,
+    rule: `must hold public keys only: ${leaked} holds a private key (secret key material)`,
+    fix: 'remove that file, give public keys only (gpg --armor --export <fingerprint>, never --export-secret-keys), and consider that key exposed',
+  });
+  checkProp(scope, {
+    prop: 'recipients',
+    value: props.recipients,
+    valid: !props.url || pinsRecipients(props.recipients),
+    rule: "must pin the readers when the keys come from `url`: their full fingerprints, comma-separated, or the central bag's /recipients URL",
+    fix: 'otherwise whoever answers for the URL chooses who can read the dumps; list the fingerprints (gpg --fingerprint) in context recipients',
   });
 }
 
