@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import {
   uniqueSuffix,
 } from './support/bag';
 import { createDatabase, freshBucket, getObjectBytes, s3Client } from './support/env';
+import { GpgRing } from './support/gpg-keys';
 
 const suffix = uniqueSuffix();
 /** A name that would run if the page pasted it into HTML unescaped. */
@@ -130,6 +131,34 @@ describe('status page in headless Chromium', () => {
     const saved = readFileSync((await download.path()) as string);
     expect(saved.equals(await getObjectBytes(s3Client(), bucket, target.key))).toBe(true);
     expect(errors).toEqual([]);
+  });
+
+  it('shows a banner naming a recipient key that expires within 30 days, and how to renew it', async () => {
+    const page = await context.newPage();
+    await page.goto(`${bag.url}/`);
+    expect(await page.locator('#key-banner').count()).toBe(0);
+
+    const ring = new GpgRing();
+    const soon = ring.key(`soon-${suffix}@example.com`, { expire: '10d' });
+    const lasting = ring.key(`lasting-${suffix}@example.com`);
+    const folder = tempDir('dump-bag-expiring-keys-');
+    writeFileSync(join(folder, 'soon.asc'), ring.publicKey(soon));
+    writeFileSync(join(folder, 'lasting.asc'), ring.publicKey(lasting));
+    const keyed = await startBag(bagEnv(bucket, { DUMP_BAG_PUBLIC_KEYS: folder }));
+    try {
+      await page.goto(`${keyed.url}/`);
+      const lines = page.locator('#key-banner li');
+      expect(await lines.count()).toBe(1);
+      expect(await lines.first().getAttribute('data-fingerprint')).toBe(soon);
+      const text = (await lines.first().textContent()) ?? '';
+      expect(text).toContain(`soon-${suffix}@example.com`);
+      expect(text).toMatch(/primary key .* expires on \d{4}-\d{2}-\d{2} \(in (9|10) days\)/);
+      expect(text).toContain(`gpg --quick-set-expire ${soon} 1y`);
+      expect(await page.locator('#key-banner').isVisible()).toBe(true);
+      expect(await page.locator('section.database').count()).toBe(3);
+    } finally {
+      await keyed.close();
+    }
   });
 
   it('shows the API error when a dump vanished before its button was pressed', async () => {

@@ -2,24 +2,19 @@ import { type KeyObject, randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { presignDump } from '../core/catalog';
 import type { RetentionPolicy } from '../core/config';
-import { NotFoundError, ValidationError } from '../core/errors';
-import {
-  keysDocument,
-  loadKeys,
-  type RecipientKey,
-  readRecipientList,
-  recipientsList,
-  selectRecipients,
-} from '../core/keys';
+import { errorMessage, NotFoundError, ValidationError } from '../core/errors';
+import { checkKeyExpiry } from '../core/key-expiry';
+import { keysDocument, loadKeys, pinnedRecipients, type RecipientKey, recipientsList } from '../core/keys';
 import { findListed, listWithExpiry } from '../core/listing';
 import { assertDatabaseName, isDumpId } from '../core/naming';
+import { SETTINGS } from '../core/settings';
 import { parsePublicKey } from '../core/signing';
 import { ForbiddenError } from './errors';
 import type { ApiEvent, ApiResult } from './http-types';
 import { type ApiLogger, errorResult, html, json, text } from './responses';
 import { createRouter, type ParamSpec, type Route } from './router';
 import type { ApiSettings } from './settings';
-import { renderStatusPage } from './status-page';
+import { type KeyBanner, renderStatusPage } from './status-page';
 
 export interface ApiDependencies {
   readonly s3: S3Client;
@@ -33,6 +28,8 @@ export interface ApiDependencies {
   readonly loadRecipients: () => Promise<RecipientKey[]>;
   /** The PEM public key that signs the records: KMS's in AWS, the local key in `serve`. */
   readonly signingKey: () => Promise<string>;
+  /** Lines for the status page's key banner: keys about to expire, or keys that cannot be read. @default none */
+  readonly keyBanner?: () => Promise<KeyBanner[]>;
   /** Starts an on-demand (manual) dump of one database and returns once it is under way. */
   readonly startDump: (database: string) => Promise<void>;
   readonly logger: ApiLogger;
@@ -43,15 +40,29 @@ export type ApiApp = (event: ApiEvent) => Promise<ApiResult>;
 
 /** Keys and recipients from DUMP_BAG_PUBLIC_KEYS / DUMP_BAG_RECIPIENTS, read afresh at every call. */
 export function keySources(
-  settings: Pick<ApiSettings, 'publicKeys' | 'recipients'>,
-): Pick<ApiDependencies, 'loadKeys' | 'loadRecipients'> {
+  settings: Pick<ApiSettings, 'publicKeys' | 'recipients' | 'keyExpiryWarningDays'>,
+): Pick<ApiDependencies, 'loadKeys' | 'loadRecipients' | 'keyBanner'> {
   const all = async () => {
     if (!settings.publicKeys) throw new NotFoundError('this bag has no public keys (DUMP_BAG_PUBLIC_KEYS)');
     return loadKeys(settings.publicKeys);
   };
+  const recipients = async () =>
+    pinnedRecipients(await all(), settings.publicKeys ?? '', settings.recipients);
   return {
     loadKeys: all,
-    loadRecipients: async () => selectRecipients(await all(), await readRecipientList(settings.recipients)),
+    loadRecipients: recipients,
+    keyBanner: async () => {
+      if (!settings.publicKeys) return [];
+      try {
+        const check = await checkKeyExpiry(
+          { mode: 'gpg', recipients: await recipients() },
+          settings.keyExpiryWarningDays ?? SETTINGS.keyExpiryWarningDays.default,
+        );
+        return check.warnings.map((w) => ({ fingerprint: w.fingerprint, message: w.message }));
+      } catch (error) {
+        return [{ message: `the keys cannot be used, so the next backup fails: ${errorMessage(error)}` }];
+      }
+    },
   };
 }
 
@@ -145,8 +156,11 @@ function routes(deps: ApiDependencies, now: () => Date): Route[] {
       pattern: '/',
       handle: async ({ basePath }) => {
         const nonce = randomBytes(16).toString('base64');
-        const dumps = await listWithExpiry(s3, bucket, retention, undefined, await verifier());
-        return html(renderStatusPage({ dumps, now: now(), retention, basePath, nonce }), nonce);
+        const [dumps, keyBanner] = await Promise.all([
+          listWithExpiry(s3, bucket, retention, undefined, await verifier()),
+          deps.keyBanner?.() ?? [],
+        ]);
+        return html(renderStatusPage({ dumps, now: now(), retention, basePath, nonce, keyBanner }), nonce);
       },
     },
     { method: 'GET', pattern: '/keys', handle: async () => text(keysDocument(await deps.loadKeys())) },

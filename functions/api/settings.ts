@@ -10,6 +10,8 @@ export interface ApiSettings {
   readonly publicKeys?: string;
   /** DUMP_BAG_RECIPIENTS: a comma list or another bag's `/recipients` URL. */
   readonly recipients?: string;
+  /** DUMP_BAG_KEY_EXPIRY_WARNING_DAYS: the status page's banner warns this long before a key expires. */
+  readonly keyExpiryWarningDays?: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -25,5 +27,6 @@ export function readApiSettings(env: Env = process.env): ApiSettings {
     urlExpirySeconds: readUrlExpiry(env),
     publicKeys: setting('publicKeys', env),
     recipients: setting('recipients', env),
+    keyExpiryWarningDays: setting('keyExpiryWarningDays', env),
   };
 }

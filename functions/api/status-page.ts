@@ -2,6 +2,12 @@ import type { RetentionPolicy } from '../core/config';
 import { formatDuration, formatSize, type ListedDump } from '../core/listing';
 import { dumpPath } from './paths';
 
+/** One line of the key banner: a key about to expire, or keys that cannot be used at all. */
+export interface KeyBanner {
+  readonly fingerprint?: string;
+  readonly message: string;
+}
+
 export interface StatusPageInput {
   /** Every dump, newest first, with its expiry. */
   readonly dumps: readonly ListedDump[];
@@ -11,6 +17,18 @@ export interface StatusPageInput {
   readonly basePath: string;
   /** The Content-Security-Policy nonce that lets the page's own script and style run, and nothing else. */
   readonly nonce: string;
+  /** Warnings about the recipients' keys, shown above everything. @default none */
+  readonly keyBanner?: readonly KeyBanner[];
+}
+
+/** The banner naming keys about to expire (and how to renew them): a backup fails closed once one has. */
+function keyBanner(lines: readonly KeyBanner[] = []): string {
+  if (lines.length === 0) return '';
+  return `<section id="key-banner" class="banner" role="alert">
+<strong>Keys need attention</strong>
+<ul>${lines.map((l) => `<li${l.fingerprint ? ` data-fingerprint="${escapeHtml(l.fingerprint)}"` : ''}>${escapeHtml(l.message)}</li>`).join('')}</ul>
+</section>
+`;
 }
 
 /** Escapes text for HTML element content and double-quoted attribute values. */
@@ -77,6 +95,8 @@ ul.recipients { margin: 0; padding: 0; list-style: none; }
 .summary, .sub { color: #555; margin: .25rem 0; }
 .warn { color: #a40; }
 #message { color: #a00; min-height: 1.4em; }
+.banner { background: #fff4e0; border: 1px solid #e0a040; padding: .5rem 1rem; margin: 1rem 0; }
+.banner ul { margin: .25rem 0 0; padding-left: 1.2rem; }
 button { cursor: pointer; }
 `;
 
@@ -143,7 +163,7 @@ ${dumps.map((d) => row(d, input)).join('\n')}
 <h1>Dump Bag</h1>
 <p class="summary" id="total" data-bytes="${total}">${input.dumps.length} dump${input.dumps.length === 1 ? '' : 's'} of ${names.length} database${names.length === 1 ? '' : 's'}, ${formatSize(total)} in total. Scheduled dumps are kept ${input.retention.retentionDays} days, manual ones ${input.retention.manualRetentionDays}, and never fewer than ${input.retention.keepMin} per database. As of <time datetime="${input.now.toISOString()}">${utc(input.now.toISOString())}</time>.</p>
 </header>
-<p id="message" role="status"></p>
+${keyBanner(input.keyBanner)}<p id="message" role="status"></p>
 ${sections.length > 0 ? sections.join('\n') : '<p>No dumps yet.</p>'}
 <script nonce="${escapeHtml(input.nonce)}">${SCRIPT}</script>
 </body>
