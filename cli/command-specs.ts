@@ -145,7 +145,7 @@ export const commandSpecs = {
   }),
   keys: command({
     name: 'keys',
-    summary: "the bag's public keys, armored (pipe into gpg --import)",
+    summary: "the bag's public keys, armored (pipe into gpg --import); each key's expiry on stderr",
     positionals: [],
     options: { url: URL_OPTION },
   }),

@@ -114,3 +114,15 @@ export async function checkKeyExpiry(
   }
   return { warnings, daysLeft: soonest };
 }
+
+/** One line per key for `dump-bag keys`: fingerprint, user, and when it stops encrypting. */
+export function expiryLine(expiry: KeyExpiry, now = new Date()): string {
+  // User IDs come from the bag: no control character reaches the terminal.
+  const who = `${expiry.fingerprint}  ${expiry.userId.replace(/\p{Cc}/gu, '?')}`;
+  if (!expiry.expiresAt) return `${who}  never expires`;
+  const day = expiry.expiresAt.toISOString().slice(0, 10);
+  const left = Math.floor((expiry.expiresAt.getTime() - now.getTime()) / DAY_MS);
+  return left < 0
+    ? `${who}  EXPIRED on ${day} (${expiry.part}): ${renewAdvice(expiry.fingerprint, expiry.part)}`
+    : `${who}  expires ${day} (in ${left} day${left === 1 ? '' : 's'}, ${expiry.part})`;
+}

@@ -123,9 +123,18 @@ async function describe(key: openpgp.PublicKey): Promise<RecipientKey> {
 
 /** Every public key of a file, folder or `/keys` URL, each once, in the order given. */
 export async function loadKeys(source: string): Promise<RecipientKey[]> {
+  return describeKeys(await readSource(source));
+}
+
+/** Every public key of a `/keys` document already read (the client's `keys`), each once. */
+export async function keysFromText(text: string, origin: string): Promise<RecipientKey[]> {
+  return describeKeys(await parseKeys(text, origin));
+}
+
+async function describeKeys(keys: readonly openpgp.PublicKey[]): Promise<RecipientKey[]> {
   const seen = new Set<string>();
   const out: RecipientKey[] = [];
-  for (const key of await readSource(source)) {
+  for (const key of keys) {
     const info = await describe(key);
     if (seen.has(info.fingerprint)) continue;
     seen.add(info.fingerprint);
