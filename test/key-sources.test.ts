@@ -1,16 +1,16 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { KeyError } from '../functions/core/errors';
 import { loadEncryption, loadKeys, selectRecipients } from '../functions/core/keys';
 import { GpgRing } from './support/gpg-keys';
+import { tempDir } from './support/temp';
 
 describe('key sources cannot be swapped', () => {
   const ring = new GpgRing();
-  const dir = mkdtempSync(join(tmpdir(), 'dump-bag-keysrc-'));
+  const dir = tempDir('dump-bag-keysrc-');
   let adaFpr: string;
   let bobFpr: string;
   let server: Server;

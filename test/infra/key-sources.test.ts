@@ -1,9 +1,9 @@
-import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GpgRing } from '../support/gpg-keys';
+import { tempDir } from '../support/temp';
 import { baseProps, buildStack, keyFolder, type TestKey } from './support';
 
 describe('key sources in the stack', () => {
@@ -35,7 +35,7 @@ describe('key sources in the stack', () => {
       ['leak.gpg', ring.secretKey(fingerprint)],
       ['notes.txt', ring.secretKey(fingerprint, true)],
     ] as const) {
-      const folder = mkdtempSync(join(tmpdir(), 'dump-bag-infra-secret-'));
+      const folder = tempDir('dump-bag-infra-secret-');
       cpSync(keys.folder, folder, { recursive: true });
       writeFileSync(join(folder, name), bytes);
       expect(() => buildStack({ keys: { folder } })).toThrow(

@@ -1,11 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { gnupgHome } from './temp';
 
 /** A keyring of its own in which real GnuPG makes keys on cue: expiring, expired, with subkeys. */
 export class GpgRing {
-  readonly home = mkdtempSync(join(tmpdir(), 'dump-bag-gpgring-'));
+  /** Removed, its daemons stopped, when the test file ends (test/support/temp.ts). */
+  readonly home = gnupgHome('dump-bag-gpgring-');
 
   /** Runs gpg in this ring; `at` fakes the clock (e.g. `20250101T000000`) to make keys in the past. */
   run(args: string[], at?: string): Buffer {
