@@ -46,9 +46,11 @@ describe('key sources in the stack', () => {
 
   it('keys from a URL need recipients pinned by full fingerprint', () => {
     const url = 'https://bag.example.com/keys';
-    expect(() => buildStack({ keys: { url } })).toThrow(/with `url`, give `recipients`/);
+    expect(() => buildStack({ keys: { url } })).toThrow(
+      /`recipients` must pin the readers when the keys come from `url`.*got nothing/,
+    );
     expect(() => buildStack({ keys: { url, recipients: 'ada@example.com' } })).toThrow(
-      /each of `recipients` must be a full fingerprint.*"ada@example.com"/,
+      /`recipients` must pin the readers.*got "ada@example.com"/,
     );
     expect(() => buildStack({ keys: { url, recipients: keys.fingerprint } })).not.toThrow();
   });
