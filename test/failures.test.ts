@@ -274,7 +274,10 @@ describe('failure rules', () => {
         { DUMP_BAG_PUBLIC_KEYS: keyFile, DUMP_BAG_RECIPIENTS: 'nobody@example.com' },
         /nobody@example.com has no public key/,
       ],
-      [{ DUMP_BAG_PUBLIC_KEYS: 'http://127.0.0.1:9/keys' }, /cannot fetch public keys/],
+      [
+        { DUMP_BAG_PUBLIC_KEYS: 'http://127.0.0.1:9/keys', DUMP_BAG_RECIPIENTS: 'A'.repeat(40) },
+        /cannot fetch public keys/,
+      ],
     ];
     for (const [vars, message] of cases) {
       const run = await promisify(execFile)(process.execPath, [cli, 'backup'], {
