@@ -41,7 +41,7 @@ export const CONTEXT_KEYS = [
   'dumpTimeoutMinutes', // 15
   'compression', // gzip level 1
   'bucketEncryption', // s3 | kms
-  'noncurrentVersionDays', // 7
+  'noncurrentVersionDays', // retentionDays
   'objectLockDays', // no Object Lock
   'objectLockMode', // GOVERNANCE
   'accessLogDays', // 90

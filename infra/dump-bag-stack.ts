@@ -16,7 +16,7 @@ export interface DumpBagStackProps extends StackProps {
   readonly keys: PublicKeysProps;
   /** Where the PostgreSQL server is and how to log in. @default a created secret, the host taken from it */
   readonly connection?: DatabaseConnectionProps;
-  /** @default S3-managed encryption, noncurrent versions kept 7 days, no Object Lock */
+  /** @default S3-managed encryption, noncurrent versions kept as long as the backup's retention, no Object Lock */
   readonly bucket?: DumpBucketProps;
   /** Schedules, database selection, retention, concurrency, memory and timeout. @default daily at 03:00 UTC, every database */
   readonly backup?: Omit<
@@ -59,7 +59,10 @@ export class DumpBagStack extends Stack {
     const architecture = props.architecture ?? lambda.Architecture.ARM_64;
     const serviceName = props.serviceName ?? 'dump-bag';
 
-    this.bucket = new DumpBucket(this, 'Dumps', props.bucket);
+    this.bucket = new DumpBucket(this, 'Dumps', {
+      retentionDays: props.backup?.retention?.days,
+      ...props.bucket,
+    });
     const keys = new PublicKeys(this, 'Keys', props.keys);
     this.signingKey = new SigningKey(this, 'Signing');
     this.connection = new DatabaseConnection(this, 'Database', props.connection);

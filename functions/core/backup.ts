@@ -88,8 +88,9 @@ function cachedVersion(binary: PgDumpBinary): Promise<string> {
 }
 
 /**
- * Dumps one database: pg_dump → OpenPGP → S3, then its record, then retention of its older dumps.
- * Any failure aborts the upload and is returned as a failed result; older dumps are left alone.
+ * Dumps one database: pg_dump → OpenPGP → S3, then its record. Any failure aborts the upload and
+ * is returned as a failed result. It deletes nothing old: retention is `pruneAfterDump`, which in
+ * AWS runs in its own step and role (the role that reads the database cannot delete dumps).
  */
 export async function dumpDatabase(target: BackupTarget, request: DumpRequest): Promise<DumpResult> {
   const started = new Date();
@@ -180,13 +181,6 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
       await removeOwnDump(target.s3, target.bucket, key, stored.etag);
       throw new UploadError(`cannot record the dump of ${database}: ${errorMessage(error)}`);
     }
-    let pruned: string[] = [];
-    let retentionError: string | undefined;
-    try {
-      pruned = (await pruneDatabase(target.s3, target.bucket, database, target.retention)).map((d) => d.key);
-    } catch (error) {
-      retentionError = scrub(errorMessage(error));
-    }
     return {
       database,
       status: 'ok',
@@ -194,8 +188,6 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
       bytes: stored.bytes,
       sha256: stored.sha256,
       seconds: record.seconds,
-      pruned,
-      retentionError,
     };
   } catch (error) {
     clearTimeout(timer);
@@ -206,6 +198,31 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
       error: scrub(errorMessage(firstError ?? error)),
     };
   }
+}
+
+/** Retention of the database of a successful dump, its outcome added to the result; a failed result is returned as it is. */
+export async function pruneAfterDump(
+  target: Pick<BackupTarget, 's3' | 'bucket' | 'retention'>,
+  result: DumpResult,
+): Promise<DumpResult> {
+  if (result.status !== 'ok' || result.key === undefined) return result;
+  try {
+    const removed = await pruneDatabase(
+      target.s3,
+      target.bucket,
+      result.database,
+      result.key,
+      target.retention,
+    );
+    return { ...result, pruned: removed.map((d) => d.key) };
+  } catch (error) {
+    return { ...result, pruned: [], retentionError: errorMessage(error) };
+  }
+}
+
+/** The command line's step for one database: the dump, then (after success only) its retention. */
+export async function dumpAndPrune(target: BackupTarget, request: DumpRequest): Promise<DumpResult> {
+  return pruneAfterDump(target, await dumpDatabase(target, request));
 }
 
 export interface BackupRequest {
@@ -258,7 +275,7 @@ export async function runBackup(target: BackupTarget, request: BackupRequest): P
   for (const warning of keyWarnings) request.onKeyWarning?.(warning);
   const results: DumpResult[] = [];
   for (const db of plan.databases) {
-    const result = await dumpDatabase(target, {
+    const result = await dumpAndPrune(target, {
       database: db.name,
       server: plan.server,
       encryption,

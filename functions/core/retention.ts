@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { type DumpRecord, deleteDump, listDumps, newestFirst } from './catalog';
 import type { RetentionPolicy } from './config';
+import { DumpBagError } from './errors';
 import { idToDate } from './naming';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -60,15 +61,30 @@ export function withExpiry<T extends DumpRecord>(
   });
 }
 
-/** Applies retention to one database's complete dumps; call it only after that database's new dump succeeded. */
+/** Retention was asked to run without the new dump that allows it; nothing was deleted. */
+export class RetentionError extends DumpBagError {
+  override name = 'RetentionError';
+}
+
+/**
+ * Applies retention to one database's complete dumps, only when `newKey` (the dump that just
+ * succeeded) is listed with its record: a failed or forged "ok" never costs an older dump.
+ */
 export async function pruneDatabase(
   client: S3Client,
   bucket: string,
   database: string,
+  newKey: string,
   policy: RetentionPolicy,
   now = new Date(),
 ): Promise<DumpRecord[]> {
-  const { remove } = planRetention(await listDumps(client, bucket, database), policy, now);
+  const dumps = await listDumps(client, bucket, database);
+  if (!dumps.some((d) => d.key === newKey && d.database === database)) {
+    throw new RetentionError(
+      `retention of ${database} skipped: the new dump ${newKey} is not listed with its record; nothing was deleted (retention runs again after the next good dump)`,
+    );
+  }
+  const { remove } = planRetention(dumps, policy, now);
   for (const dump of remove) await deleteDump(client, bucket, dump.key);
   return remove;
 }

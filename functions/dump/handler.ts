@@ -42,7 +42,8 @@ function parseEvent(event: unknown): DumpEvent {
 }
 
 /**
- * One Map item: dumps one database through the core and returns its result. A failed dump is a
+ * One Map item: dumps one database through the core and returns its result; the state machine's
+ * prune step (its own function and role) applies retention after an ok result. A failed dump is a
  * result (status "failed"), not an exception, so the other databases go on and the report step
  * can name it; the dump stops itself before the Lambda timeout and says that time ran out.
  */
@@ -93,8 +94,6 @@ export const handler = async (event: DumpEvent, context: Context): Promise<DumpR
       key: result.key,
       bytes: result.bytes,
       seconds: result.seconds,
-      pruned: result.pruned,
-      retentionError: result.retentionError,
     });
   } else {
     logger.error('dump failed', { database: result.database, error: result.error, seconds: result.seconds });

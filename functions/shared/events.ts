@@ -25,3 +25,9 @@ export interface DumpEvent {
   readonly server: ServerInfo;
   readonly trigger: Trigger;
 }
+
+/** The prune step's event: a database whose dump just succeeded, and that dump's key. */
+export interface PruneEvent {
+  readonly database: string;
+  readonly key: string;
+}

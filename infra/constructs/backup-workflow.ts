@@ -138,12 +138,15 @@ function validateDump(scope: IConstruct, props: BackupWorkflowProps): void {
 
 /**
  * The backup: EventBridge schedules start a Step Functions state machine that plans (lists the
- * databases), dumps each database in its own Lambda invocation with bounded concurrency, sends an
+ * databases), dumps each database in its own Lambda invocation with bounded concurrency, prunes
+ * that database's old dumps after a good dump (in a role of its own), sends an
  * EventBridge event per finished dump, and fails the execution naming the databases that failed.
  */
 export class BackupWorkflow extends Construct {
   readonly planFunction: BagFunction;
   readonly dumpFunction: BagFunction;
+  /** Retention after each good dump, in a role of its own: no database, no secret, delete under dumps/ only. */
+  readonly pruneFunction: BagFunction;
   readonly stateMachine: sfn.StateMachine;
   readonly schedules: scheduler.Schedule[];
 
@@ -184,7 +187,7 @@ export class BackupWorkflow extends Construct {
 
     this.dumpFunction = new BagFunction(this, 'Dump', {
       entry: 'functions/dump/handler.ts',
-      description: 'Dump Bag: pg_dump of one database, encrypted, into S3, then its retention',
+      description: 'Dump Bag: pg_dump of one database, encrypted, into S3',
       architecture,
       memorySize: props.dumpMemorySize ?? 1769,
       timeout: props.dumpTimeout ?? Duration.minutes(15),
@@ -197,13 +200,24 @@ export class BackupWorkflow extends Construct {
       ...placement,
     });
     this.dumpFunction.addLayers(props.pgDump.layer);
-    this.dumpFunction.bindDumpWriter(props.bucket).bindRetention(props.retention ?? {});
+    this.dumpFunction.bindDumpWriter(props.bucket);
     connection.bind(this.dumpFunction);
     props.keys.bind(this.dumpFunction);
     props.signingKey.bindSigner(this.dumpFunction);
 
+    // Outside the VPC on purpose: it talks to S3 only, never to the database.
+    this.pruneFunction = new BagFunction(this, 'Prune', {
+      entry: 'functions/prune/handler.ts',
+      description: "Dump Bag: retention of one database's dumps after a good dump",
+      architecture,
+      timeout: Duration.minutes(2),
+      logRetention,
+      serviceName: props.serviceName,
+    });
+    this.pruneFunction.bindPruner(props.bucket).bindRetention(props.retention ?? {});
+
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      comment: 'Dump Bag backup: plan, dump each database, report',
+      comment: 'Dump Bag backup: plan, dump and prune each database, report',
       queryLanguage: sfn.QueryLanguage.JSONATA,
       definitionBody: sfn.DefinitionBody.fromChainable(this.definition(props.concurrency ?? 2)),
       timeout: props.executionTimeout ?? Duration.hours(6),
@@ -280,6 +294,8 @@ export class BackupWorkflow extends Construct {
     const unannounced = sfn.Pass.jsonata(this, 'Event not sent', { outputs: '{% $states.input %}' });
     announce.addCatch(unannounced, { errors: [sfn.Errors.ALL], outputs: '{% $states.input %}' });
 
+    const afterDump = this.pruneIfOk(announce);
+
     const eachDatabase = sfn.Map.jsonata(this, 'Dump each database', {
       items: sfn.ProvideItems.jsonata('{% $states.input.databases %}'),
       jsonataItemSelector:
@@ -287,7 +303,7 @@ export class BackupWorkflow extends Construct {
       maxConcurrency: concurrency,
       outputs: '{% {"results": $states.result} %}',
     });
-    eachDatabase.itemProcessor(dump.next(announce));
+    eachDatabase.itemProcessor(dump.next(afterDump));
     crashed.next(announce);
 
     const failed = sfn.Fail.jsonata(this, 'Some dumps failed', {
@@ -300,5 +316,32 @@ export class BackupWorkflow extends Construct {
       .otherwise(sfn.Succeed.jsonata(this, 'All dumped', { outputs: '{% $states.input %}' }));
 
     return plan.next(eachDatabase).next(report);
+  }
+
+  /**
+   * Retention per database right after that database's dump succeeded (inside the Map, so it
+   * never waits for the slowest database and never runs for a failed one); its outcome joins the
+   * dump's result. A prune that fails or crashes leaves the result ok with a retentionError.
+   */
+  private pruneIfOk(next: sfn.IChainable): sfn.IChainable {
+    const prune = tasks.LambdaInvoke.jsonata(this, 'Prune database', {
+      lambdaFunction: this.pruneFunction,
+      payload: sfn.TaskInput.fromText('{% {"database": $states.input.database, "key": $states.input.key} %}'),
+      outputs: '{% $merge([$states.input, $states.result.Payload]) %}',
+      retryOnServiceExceptions: true,
+    });
+    const pruneCrashed = sfn.Pass.jsonata(this, 'Prune crashed', {
+      outputs:
+        '{% $merge([$states.input.result, {"pruned": [], "retentionError": $states.input.error.Error & ": " & $states.input.error.Cause}]) %}',
+    });
+    prune.addCatch(pruneCrashed, {
+      errors: [sfn.Errors.ALL],
+      outputs: '{% {"result": $states.input, "error": $states.errorOutput} %}',
+    });
+    prune.next(next);
+    pruneCrashed.next(next);
+    return sfn.Choice.jsonata(this, 'Dump ok?')
+      .when(sfn.Condition.jsonata('{% $states.input.status = "ok" %}'), prune)
+      .otherwise(next);
   }
 }

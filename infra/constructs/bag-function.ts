@@ -150,10 +150,17 @@ export class BagFunction extends NodejsFunction {
     ]);
   }
 
-  /** DUMP_BAG_BUCKET, with the dump function's rights: write and delete under dumps/, read only the records. */
+  /** DUMP_BAG_BUCKET, with the dump function's rights: write under dumps/, read only the records, never delete. */
   bindDumpWriter(bucket: DumpBucket): this {
     this.addEnvironment(SETTINGS.bucket.env, bucket.bucket.bucketName);
     bucket.grantDumpWrite(this);
+    return this;
+  }
+
+  /** DUMP_BAG_BUCKET, with the prune function's rights: read the records and delete under dumps/, nothing else. */
+  bindPruner(bucket: DumpBucket): this {
+    this.addEnvironment(SETTINGS.bucket.env, bucket.bucket.bucketName);
+    bucket.grantPrune(this);
     return this;
   }
 

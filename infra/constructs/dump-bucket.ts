@@ -1,9 +1,10 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct, type IConstruct } from 'constructs';
+import { SETTINGS } from '../../functions/core/settings';
 import { checkProp, oneOf, optional, wholeNumber } from './validate';
 
 /** Where every dump and its record live; nothing in the bucket outside it is Dump Bag's. */
@@ -19,8 +20,10 @@ export interface ObjectLockSettings {
 export interface DumpBucketProps {
   /** Encryption at rest: S3-managed keys, or a customer-managed KMS key (with rotation) made here. @default 's3' */
   readonly encryption?: 's3' | 'kms';
-  /** Days a deleted or overwritten object's old version is kept before it expires. @default 7 */
+  /** Days a deleted or overwritten object's old version is kept before it expires; less than `retentionDays` warns at synth. @default retentionDays */
   readonly noncurrentVersionExpirationDays?: number;
+  /** The backup's retention of scheduled dumps, the floor for noncurrent versions. @default SETTINGS.retentionDays.default (30) */
+  readonly retentionDays?: number;
   /** Object Lock default retention for every new object version. @default no Object Lock */
   readonly objectLock?: ObjectLockSettings;
   /** Keep S3 server access logs in a bucket of their own, for this many days. @default 90 (0: no access logs) */
@@ -44,6 +47,13 @@ export function validateDumpBucketProps(scope: IConstruct, props: DumpBucketProp
     valid: optional(wholeNumber(1)),
     rule: 'must be a whole number of at least 1',
     fix: 'give the days old versions are kept (context noncurrentVersionDays); old versions must expire some day, or deleted dumps are kept and paid for forever',
+  });
+  checkProp(scope, {
+    prop: 'retentionDays',
+    value: props.retentionDays,
+    valid: optional(wholeNumber(1)),
+    rule: 'must be a whole number of at least 1',
+    fix: "give the backup's retention of scheduled dumps in days (context retentionDays)",
   });
   checkProp(scope, {
     prop: 'accessLogDays',
@@ -90,7 +100,15 @@ export class DumpBucket extends Construct {
     super(scope, id);
     validateDumpBucketProps(this, props);
     const encryption = props.encryption ?? 's3';
-    const noncurrentDays = props.noncurrentVersionExpirationDays ?? 7;
+    const retentionDays = props.retentionDays ?? SETTINGS.retentionDays.default;
+    // A deleted dump stays recoverable for as long as retention would have kept it.
+    const noncurrentDays = props.noncurrentVersionExpirationDays ?? retentionDays;
+    if (noncurrentDays < retentionDays) {
+      Annotations.of(this).addWarningV2(
+        'dump-bag:noncurrent-below-retention',
+        `${this.node.path}: \`noncurrentVersionExpirationDays\` (${noncurrentDays}) is below the retention of ${retentionDays} days: a dump deleted by a compromised or mistaken role is gone for good after ${noncurrentDays} days; leave it out to keep old versions as long as retention (context noncurrentVersionDays)`,
+      );
+    }
     const accessLogDays = props.accessLogDays ?? 90;
     const objectLockDefaultRetention = props.objectLock && objectLockRetention(props.objectLock);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
@@ -183,14 +201,14 @@ export class DumpBucket extends Construct {
   }
 
   /**
-   * The dump function's rights: write dumps and abort their uploads, list and delete under dumps/
-   * for its retention, and read the JSON records (`dumps/*.json`) that retention lists dumps by.
-   * It cannot read a dump: no dump key ends in `.json` (they end in `.pg` or `.pg.gpg`).
+   * The dump function's rights: write dumps and abort their uploads, list under dumps/ and read
+   * the JSON records (`dumps/*.json`). It cannot read a dump (no dump key ends in `.json`) and
+   * cannot delete one: retention is the prune role's (grantPrune).
    */
   grantDumpWrite(grantee: iam.IGrantable): void {
     iam.Grant.addToPrincipal({
       grantee,
-      actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject'],
+      actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
       resourceArns: [this.dumpsArn()],
     });
     iam.Grant.addToPrincipal({
@@ -199,9 +217,32 @@ export class DumpBucket extends Construct {
       resourceArns: [this.dumpsArn('*.json')],
     });
     this.grantList(grantee);
-    this.explainWildcards(grantee, 'write, abort and delete dumps, and read their records, under dumps/');
+    this.explainWildcards(grantee, 'write dumps, abort their uploads and read their records, under dumps/');
     // Multipart uploads with SSE-KMS need Decrypt as well as GenerateDataKey; still no GetObject on dumps.
     this.key?.grant(grantee, 'kms:GenerateDataKey', 'kms:Decrypt');
+  }
+
+  /**
+   * The prune function's rights: list under dumps/, read the records retention decides by, and
+   * delete dumps and records under dumps/. It cannot read a dump or write anything.
+   */
+  grantPrune(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:DeleteObject'],
+      resourceArns: [this.dumpsArn()],
+    });
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:GetObject'],
+      resourceArns: [this.dumpsArn('*.json')],
+    });
+    this.grantList(grantee);
+    this.explainWildcards(
+      grantee,
+      'read the records and delete expired dumps with their records, under dumps/',
+    );
+    this.key?.grantDecrypt(grantee);
   }
 
   /** The API's rights: read and list under dumps/; never write or delete. */
