@@ -43,7 +43,8 @@ describe('dump bucket', () => {
           Match.objectLike({
             Status: 'Enabled',
             AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
-            NoncurrentVersionExpiration: { NoncurrentDays: 7 },
+            // As long as the retention (30 days by default): a deleted dump stays recoverable that long.
+            NoncurrentVersionExpiration: { NoncurrentDays: 30 },
             ExpiredObjectDeleteMarker: true,
           }),
         ],
@@ -140,19 +141,13 @@ describe('dump bucket', () => {
 });
 
 describe('roles', () => {
-  it('the dump role writes, aborts and deletes under dumps/, reads only the .json records, and cannot read a dump', () => {
+  it('the dump role writes and aborts under dumps/, reads only the .json records, and can neither read nor delete a dump', () => {
     const perms = permissionsOf(template, roleOfFunction(template, 'BackupDump'));
     const s3 = perms.filter((p) => p.action.startsWith('s3:'));
-    expect(actions(s3)).toEqual([
-      's3:AbortMultipartUpload',
-      's3:DeleteObject',
-      's3:GetObject',
-      's3:ListBucket',
-      's3:PutObject',
-    ]);
+    expect(actions(s3)).toEqual(['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
     expect(on(s3, 's3:PutObject')).toEqual(['<DumpsBucketA92B12EA.Arn>/dumps/*']);
     expect(on(s3, 's3:AbortMultipartUpload')).toEqual(['<DumpsBucketA92B12EA.Arn>/dumps/*']);
-    expect(on(s3, 's3:DeleteObject')).toEqual(['<DumpsBucketA92B12EA.Arn>/dumps/*']);
+    expect(on(s3, 's3:DeleteObject')).toEqual([]);
     expect(on(s3, 's3:GetObject')).toEqual(['<DumpsBucketA92B12EA.Arn>/dumps/*.json']);
     const list = s3.filter((p) => p.action === 's3:ListBucket');
     expect(list).toEqual([
@@ -215,11 +210,11 @@ describe('roles', () => {
   });
 
   it('gives every function a log group with retention and no managed policy', () => {
-    for (const prefix of ['BackupPlan', 'BackupDump', 'ApiHandler']) {
+    for (const prefix of ['BackupPlan', 'BackupDump', 'BackupPrune', 'ApiHandler']) {
       const role = template.toJSON().Resources[roleOfFunction(template, prefix)];
       expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     }
-    template.resourcePropertiesCountIs('AWS::Logs::LogGroup', { RetentionInDays: 30 }, 5);
+    template.resourcePropertiesCountIs('AWS::Logs::LogGroup', { RetentionInDays: 30 }, 6);
   });
 });
 
@@ -239,7 +234,7 @@ describe('functions', () => {
           }),
         },
       },
-      3,
+      4,
     );
   });
 
@@ -258,9 +253,6 @@ describe('functions', () => {
           DUMP_BAG_DB_SECRET_ARN: { Ref: Match.stringLikeRegexp('^DatabaseSecret') },
           DUMP_BAG_PUBLIC_KEYS: '/opt/dump-bag-keys',
           DUMP_BAG_DATABASES: 'app,odd\\, "name"',
-          DUMP_BAG_RETENTION_DAYS: '30',
-          DUMP_BAG_MANUAL_RETENTION_DAYS: '7',
-          DUMP_BAG_KEEP_MIN: '3',
           PGSSLMODE: 'require',
         }),
       },
@@ -304,7 +296,7 @@ describe('functions', () => {
           }),
         },
       },
-      3,
+      4,
     );
   });
 
@@ -395,9 +387,21 @@ describe('backup state machine', () => {
     const inner = map.ItemProcessor.States;
     expect(inner['Dump database']).toMatchObject({
       Arguments: { FunctionName: '<BackupDump98B8A5F1.Arn>' },
-      Next: 'Announce dump',
+      Next: 'Dump ok?',
       Catch: [{ ErrorEquals: ['States.ALL'], Next: 'Dump crashed' }],
     });
+    // Retention of a database runs right after its own good dump, and never after a failed one.
+    expect(inner['Dump ok?']).toMatchObject({
+      Type: 'Choice',
+      Choices: [{ Condition: '{% $states.input.status = "ok" %}', Next: 'Prune database' }],
+      Default: 'Announce dump',
+    });
+    expect(inner['Prune database']).toMatchObject({
+      Arguments: { FunctionName: expect.stringMatching(/^<BackupPrune[0-9A-F]{8}\.Arn>$/) },
+      Next: 'Announce dump',
+      Catch: [{ ErrorEquals: ['States.ALL'], Next: 'Prune crashed' }],
+    });
+    expect(inner['Prune crashed']).toMatchObject({ Type: 'Pass', Next: 'Announce dump' });
     expect(inner['Dump crashed']).toMatchObject({ Type: 'Pass', Next: 'Announce dump' });
     expect(inner['Announce dump']).toMatchObject({
       Resource: 'arn:<AWS::Partition>:states:::events:putEvents',
@@ -427,16 +431,22 @@ describe('backup state machine', () => {
     });
   });
 
-  it('the state machine may invoke the two functions and put events, nothing more', () => {
+  it('the state machine may invoke the three functions and put events, nothing more', () => {
     const machineRole = Object.keys(template.findResources('AWS::IAM::Role')).find((id) =>
       id.startsWith('BackupStateMachineRole'),
     ) as string;
     const perms = permissionsOf(template, machineRole);
-    expect(on(perms, 'lambda:InvokeFunction').sort()).toEqual([
-      '<BackupDump98B8A5F1.Arn>',
-      '<BackupDump98B8A5F1.Arn>:*',
-      '<BackupPlan14914BEB.Arn>',
-      '<BackupPlan14914BEB.Arn>:*',
+    expect(
+      on(perms, 'lambda:InvokeFunction')
+        .map((r) => r.replace(/[0-9A-F]{8}\.Arn/, '.Arn'))
+        .sort(),
+    ).toEqual([
+      '<BackupDump.Arn>',
+      '<BackupDump.Arn>:*',
+      '<BackupPlan.Arn>',
+      '<BackupPlan.Arn>:*',
+      '<BackupPrune.Arn>',
+      '<BackupPrune.Arn>:*',
     ]);
     expect(on(perms, 'events:PutEvents')).toHaveLength(1);
     expect(actions(perms).filter((a) => a.startsWith('s3:') || a.startsWith('secretsmanager:'))).toEqual([]);
