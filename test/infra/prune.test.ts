@@ -29,11 +29,11 @@ describe('the prune function', () => {
     const fns = template.findResources('AWS::Lambda::Function', {
       Properties: { Description: Match.stringLikeRegexp('retention') },
     });
-    const [fn] = Object.values(fns) as { Properties: Record<string, unknown> }[];
     expect(Object.keys(fns)).toHaveLength(1);
-    expect(fn?.Properties.VpcConfig).toBeUndefined();
-    expect(fn?.Properties.Layers).toBeUndefined();
-    const vars = (fn?.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    const fn = Object.values(fns)[0] as { Properties: Record<string, unknown> };
+    expect(fn.Properties.VpcConfig).toBeUndefined();
+    expect(fn.Properties.Layers).toBeUndefined();
+    const vars = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
     expect(vars).toMatchObject({
       DUMP_BAG_BUCKET: { Ref: 'DumpsBucketA92B12EA' },
       DUMP_BAG_RETENTION_DAYS: '45',
