@@ -2,11 +2,12 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type BackupTarget, dumpDatabase } from '../functions/core/backup';
+import { type BackupTarget, dumpAndPrune, dumpDatabase } from '../functions/core/backup';
 import { type DumpRecord, listDumps, writeRecord } from '../functions/core/catalog';
 import type { RetentionPolicy } from '../functions/core/config';
 import { dumpId, dumpKey } from '../functions/core/naming';
-import { planRetention, withExpiry } from '../functions/core/retention';
+import { planRetention, pruneDatabase, RetentionError, withExpiry } from '../functions/core/retention';
+import type { PruneResult } from '../functions/prune/handler';
 import { allKeys, createDatabase, freshBucket, s3Client, services } from './support/env';
 import { testSigner } from './support/signing';
 import { tempDir } from './support/temp';
@@ -112,7 +113,7 @@ describe('retention against the bucket', () => {
     for (const key of unrelated)
       await s3Client().send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'keep me' }));
 
-    const result = await dumpDatabase(target(bucket), {
+    const result = await dumpAndPrune(target(bucket), {
       database: DB,
       server: { version: '15', major: 15 },
       encryption: { mode: 'none' },
@@ -134,6 +135,83 @@ describe('retention against the bucket', () => {
     for (const d of old.slice(2)) {
       expect(keys).not.toContain(d.key);
       expect(keys).not.toContain(`${d.key}.json`);
+    }
+  });
+
+  it('the dump alone (the Lambda dump step, whose role cannot delete) deletes nothing', async () => {
+    const bucket = await freshBucket();
+    await seed(
+      bucket,
+      [40, 41, 42, 43, 44].map((d) => record(DB, d)),
+    );
+    const before = await allKeys(s3Client(), bucket);
+    const result = await dumpDatabase(target(bucket), {
+      database: DB,
+      server: { version: '15', major: 15 },
+      encryption: { mode: 'none' },
+      trigger: 'schedule',
+    });
+    expect(result.status).toBe('ok');
+    expect(result.pruned).toBeUndefined();
+    expect(await allKeys(s3Client(), bucket)).toEqual([...before, result.key, `${result.key}.json`].sort());
+  });
+
+  it('retention refuses to run unless the new dump is listed with its record, and then deletes nothing', async () => {
+    const bucket = await freshBucket();
+    const old = [40, 41, 42, 43, 44].map((d) => record(DB, d));
+    await seed(bucket, old);
+    const before = await allKeys(s3Client(), bucket);
+    const missing = dumpKey(DB, dumpId(new Date()), true);
+    await expect(pruneDatabase(s3Client(), bucket, DB, missing, POLICY)).rejects.toThrow(RetentionError);
+    await expect(pruneDatabase(s3Client(), bucket, DB, missing, POLICY)).rejects.toThrow(
+      /not listed with its record; nothing was deleted/,
+    );
+    // Another database's dump does not count either.
+    const other = record(OTHER, 1);
+    await seed(bucket, [other]);
+    await expect(pruneDatabase(s3Client(), bucket, DB, other.key, POLICY)).rejects.toThrow(RetentionError);
+    expect((await allKeys(s3Client(), bucket)).filter((k) => !k.includes(encodeURIComponent(OTHER)))).toEqual(
+      before,
+    );
+  });
+
+  it('the prune Lambda handler prunes after a good dump, and turns a bad event into a retentionError', async () => {
+    const bucket = await freshBucket();
+    const fresh = record(DB, 0);
+    const old = [40, 41, 42, 43].map((d) => record(DB, d));
+    await seed(bucket, [fresh, ...old]);
+    const saved = { ...process.env };
+    Object.assign(process.env, services().s3Env, {
+      DUMP_BAG_BUCKET: bucket,
+      DUMP_BAG_RETENTION_DAYS: '30',
+      DUMP_BAG_KEEP_MIN: '3',
+    });
+    try {
+      const { handler } = await import('../functions/prune/handler');
+      const good: PruneResult = await handler({ database: DB, key: fresh.key });
+      expect(good.retentionError).toBeUndefined();
+      // keepMin 3: the fresh one and the two newest old ones stay.
+      expect([...good.pruned].sort()).toEqual([old[2]?.key, old[3]?.key].sort());
+      expect((await listDumps(s3Client(), bucket, DB)).map((d) => d.key)).toEqual([
+        fresh.key,
+        old[0]?.key,
+        old[1]?.key,
+      ]);
+      const before = await allKeys(s3Client(), bucket);
+      for (const event of [
+        { database: DB, key: 'notes/readme.txt' },
+        { database: DB, key: record(OTHER, 0).key },
+        { database: '', key: fresh.key },
+        {},
+      ]) {
+        const bad = await handler(event as { database: string; key: string });
+        expect(bad.pruned).toEqual([]);
+        expect(bad.retentionError).toMatch(/database|dump key/);
+      }
+      expect(await allKeys(s3Client(), bucket)).toEqual(before);
+    } finally {
+      for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+      Object.assign(process.env, saved);
     }
   });
 
