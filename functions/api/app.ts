@@ -38,18 +38,46 @@ export interface ApiDependencies {
 
 export type ApiApp = (event: ApiEvent) => Promise<ApiResult>;
 
-/** Keys and recipients from DUMP_BAG_PUBLIC_KEYS / DUMP_BAG_RECIPIENTS, read afresh at every call. */
+/** How long the public key answers may be kept, by callers' caches and by the function itself. */
+export const PUBLIC_MAX_AGE_SECONDS = 60;
+
+/** One value kept for `ttlMs` after it was read; a failed read is not kept, and concurrent calls share one read. */
+function cachedFor<T>(ttlMs: number, read: () => Promise<T>, clock: () => number): () => Promise<T> {
+  let kept: { value: Promise<T>; until: number } | undefined;
+  return () => {
+    if (kept && clock() < kept.until) return kept.value;
+    const value = read();
+    const entry = { value, until: clock() + ttlMs };
+    kept = entry;
+    value.catch(() => {
+      if (kept === entry) kept = undefined;
+    });
+    return value;
+  };
+}
+
+/**
+ * Keys and recipients from DUMP_BAG_PUBLIC_KEYS / DUMP_BAG_RECIPIENTS, read again once they are
+ * PUBLIC_MAX_AGE_SECONDS old: a change applies within a minute without a restart, and a flood
+ * of anonymous requests does not fetch a key URL or read the key folder for each one.
+ */
 export function keySources(
   settings: Pick<ApiSettings, 'publicKeys' | 'recipients' | 'keyExpiryWarningDays'>,
+  clock: () => number = Date.now,
 ): Pick<ApiDependencies, 'loadKeys' | 'loadRecipients' | 'keyBanner'> {
-  const all = async () => {
+  const read = async () => {
     if (!settings.publicKeys) throw new NotFoundError('this bag has no public keys (DUMP_BAG_PUBLIC_KEYS)');
     return loadKeys(settings.publicKeys);
   };
-  const recipients = async () =>
-    pinnedRecipients(await all(), settings.publicKeys ?? '', settings.recipients);
+  const ttlMs = PUBLIC_MAX_AGE_SECONDS * 1000;
+  // Its own read of the keys, so recipients are never older than one max-age either.
+  const recipients = cachedFor(
+    ttlMs,
+    async () => pinnedRecipients(await read(), settings.publicKeys ?? '', settings.recipients),
+    clock,
+  );
   return {
-    loadKeys: all,
+    loadKeys: cachedFor(ttlMs, read, clock),
     loadRecipients: recipients,
     keyBanner: async () => {
       if (!settings.publicKeys) return [];
@@ -163,11 +191,15 @@ function routes(deps: ApiDependencies, now: () => Date): Route[] {
         return html(renderStatusPage({ dumps, now: now(), retention, basePath, nonce, keyBanner }), nonce);
       },
     },
-    { method: 'GET', pattern: '/keys', handle: async () => text(keysDocument(await deps.loadKeys())) },
+    {
+      method: 'GET',
+      pattern: '/keys',
+      handle: async () => text(keysDocument(await deps.loadKeys()), PUBLIC_MAX_AGE_SECONDS),
+    },
     {
       method: 'GET',
       pattern: '/recipients',
-      handle: async () => text(`${recipientsList(await deps.loadRecipients())}\n`),
+      handle: async () => text(`${recipientsList(await deps.loadRecipients())}\n`, PUBLIC_MAX_AGE_SECONDS),
     },
     {
       method: 'GET',

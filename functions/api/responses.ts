@@ -22,10 +22,13 @@ export function json(statusCode: number, value: unknown, extra: Record<string, s
   };
 }
 
-export function text(body: string): ApiResult {
+/** Text; `maxAgeSeconds` lets any cache keep it that long (public answers only: keys, recipients). */
+export function text(body: string, maxAgeSeconds?: number): ApiResult {
+  const cache: Record<string, string> =
+    maxAgeSeconds === undefined ? {} : { 'cache-control': `public, max-age=${maxAgeSeconds}` };
   return {
     statusCode: 200,
-    headers: { ...COMMON_HEADERS, 'content-type': 'text/plain; charset=utf-8' },
+    headers: { ...COMMON_HEADERS, 'content-type': 'text/plain; charset=utf-8', ...cache },
     body,
   };
 }

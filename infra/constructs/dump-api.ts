@@ -17,6 +17,9 @@ import { checkProp, oneOf, optional } from './validate';
 
 /** Presigned URLs: the API's default and limits (the API refuses longer). */
 const URL_EXPIRY = SETTINGS.urlExpirySeconds;
+/** Requests per second: the whole API's, and each public route's (anonymous callers get less). */
+const DEFAULT_RATE_LIMIT = 20;
+const DEFAULT_PUBLIC_RATE_LIMIT = 5;
 
 /** Who may call the API's private routes. */
 export type ApiAuthorization =
@@ -44,6 +47,8 @@ export interface DumpApiProps {
   readonly urlExpiry?: Duration;
   /** Steady requests per second for the whole API (burst twice that). @default 20 */
   readonly rateLimit?: number;
+  /** Steady requests per second for each public route (/keys, /recipients…; burst twice that), so anonymous callers cannot starve restores. At most rateLimit. @default 5 */
+  readonly publicRateLimit?: number;
   /** @default lambda.Architecture.ARM_64 */
   readonly architecture?: lambda.Architecture;
   /** Retention of the function's and the access logs. @default logs.RetentionDays.ONE_MONTH */
@@ -70,6 +75,13 @@ export function validateDumpApiProps(scope: IConstruct, props: DumpApiProps): vo
     valid: optional((limit) => limit >= 1),
     rule: 'must be at least 1',
     fix: 'give the steady requests per second the whole API takes',
+  });
+  checkProp(scope, {
+    prop: 'publicRateLimit',
+    value: props.publicRateLimit,
+    valid: optional((limit) => limit >= 1 && limit <= (props.rateLimit ?? DEFAULT_RATE_LIMIT)),
+    rule: 'must be from 1 to `rateLimit`',
+    fix: "give the steady requests per second each public route (/keys, /recipients) takes, below the whole API's",
   });
 }
 
@@ -148,7 +160,8 @@ export class DumpApi extends Construct {
     const authorization = props.authorization ?? { type: 'iam' };
     const urlExpiry = props.urlExpiry ?? Duration.seconds(URL_EXPIRY.default);
     const expirySeconds = urlExpiry.toSeconds();
-    const rateLimit = props.rateLimit ?? 20;
+    const rateLimit = props.rateLimit ?? DEFAULT_RATE_LIMIT;
+    const publicRateLimit = props.publicRateLimit ?? Math.min(DEFAULT_PUBLIC_RATE_LIMIT, rateLimit);
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
 
     this.function = new BagFunction(this, 'Handler', {
@@ -181,7 +194,7 @@ export class DumpApi extends Construct {
       defaultAuthorizer,
     });
     const accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: logRetention });
-    new apigw.HttpStage(this, 'Stage', {
+    const stage = new apigw.HttpStage(this, 'Stage', {
       httpApi: this.httpApi,
       stageName: '$default',
       autoDeploy: true,
@@ -211,6 +224,8 @@ export class DumpApi extends Construct {
         authorizer: route.public ? new apigw.HttpNoneAuthorizer() : undefined,
       });
       if (route.public && created) {
+        // Route settings name the route by key: the stage must come after it.
+        stage.node.addDependency(created);
         NagSuppressions.addResourceSuppressions(created, [
           {
             id: 'AwsSolutions-APIG4',
@@ -219,6 +234,13 @@ export class DumpApi extends Construct {
         ]);
       }
     }
+    // The HTTP API's L2 stage has no per-route throttle; CloudFormation's RouteSettings (a JSON map, so CloudFormation's casing) has.
+    (stage.node.defaultChild as apigw.CfnStage).routeSettings = Object.fromEntries(
+      API_ROUTES.filter((r) => r.public).map((r) => [
+        `${r.method} ${r.path}`,
+        { ThrottlingRateLimit: publicRateLimit, ThrottlingBurstLimit: publicRateLimit * 2 },
+      ]),
+    );
     this.url = this.httpApi.apiEndpoint;
   }
 }

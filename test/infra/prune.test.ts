@@ -114,3 +114,35 @@ describe('noncurrent versions', () => {
     expect(String(warnings[0]?.entry.data)).toContain('leave it out');
   });
 });
+
+describe('the public key routes', () => {
+  it('have their own, lower throttle than the API, and the stage comes after them', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      DefaultRouteSettings: { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 },
+      RouteSettings: {
+        'GET /keys': { ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 },
+        'GET /recipients': { ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 },
+      },
+    });
+    const stages = template.findResources('AWS::ApiGatewayV2::Stage');
+    const [stage] = Object.values(stages) as {
+      DependsOn?: string[];
+      Properties: { RouteSettings: object };
+    }[];
+    const routes = template.findResources('AWS::ApiGatewayV2::Route', {
+      Properties: { AuthorizationType: 'NONE' },
+    });
+    expect(Object.keys(routes)).toHaveLength(Object.keys(stage?.Properties.RouteSettings ?? {}).length);
+    for (const id of Object.keys(routes)) expect(stage?.DependsOn).toContain(id);
+  });
+
+  it('publicRateLimit is a prop, at most rateLimit', () => {
+    const t = templateOf(baseProps(keys, { api: { rateLimit: 50, publicRateLimit: 2 } }));
+    t.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      RouteSettings: Match.objectLike({ 'GET /keys': { ThrottlingRateLimit: 2, ThrottlingBurstLimit: 4 } }),
+    });
+    expect(() => buildStack(baseProps(keys, { api: { rateLimit: 10, publicRateLimit: 11 } }))).toThrow(
+      /`publicRateLimit` must be from 1 to `rateLimit`, got 11/,
+    );
+  });
+});

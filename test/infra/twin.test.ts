@@ -249,11 +249,12 @@ afterAll(async () => {
 });
 
 describe('the synthesized assembly', () => {
-  it('holds the three functions, each bundled into one index.js with its source map', () => {
+  it('holds the four functions, each bundled into one index.js with its source map', () => {
     expect([...functions.keys()].map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
       'ApiHandler',
       'BackupDump',
       'BackupPlan',
+      'BackupPrune',
     ]);
     for (const f of functions.values()) {
       expect(readdirSync(f.codeDir).sort()).toEqual(['index.js', 'index.js.map']);
@@ -281,6 +282,9 @@ describe('plan → dump → report, run from the bundles through the state machi
     expect(output.results.map((r) => `${r.status} ${r.database}`).sort()).toEqual(
       [`ok ${dbA}`, `ok ${dbB}`].sort(),
     );
+    // The prune bundle ran after each good dump (its own role): nothing old to delete yet, and no error.
+    for (const r of output.results) expect(r).toMatchObject({ pruned: [] });
+    for (const r of output.results) expect(r.retentionError).toBeUndefined();
     // Plan read the secret once, each dump once: credentials are read at run time, from the template's ARN.
     expect(standIn.secretReads.filter((id) => id === SECRET_ARN).length).toBeGreaterThanOrEqual(3);
   });
