@@ -33,6 +33,7 @@ function appWith(folder: string, clock: () => number) {
     retention: RETENTION,
     urlExpirySeconds: 900,
     ...keySources({ publicKeys: folder, recipients: undefined }, clock),
+    signingKey: async () => 'unused',
     startDump: async () => {},
     logger: { info: () => {}, error: () => {} },
   });

@@ -207,7 +207,7 @@ function routes(deps: ApiDependencies, now: () => Date): Route[] {
       handle: async () => {
         const pem = await deps.signingKey();
         parsePublicKey(pem, "the bag's signing key");
-        return text(pem);
+        return text(pem, PUBLIC_MAX_AGE_SECONDS);
       },
     },
     {
