@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { median, round } from './measure';
 import type { S3Choice } from './s3-targets';
 import type { BackupRun } from './scenarios/backup';
@@ -94,6 +95,58 @@ export function lambdaSize(runs: readonly BackupRun[], databaseBytes: number): L
     databaseMBps: spread(runs.map((r) => databaseBytes / MB / r.wallSeconds)),
     dumpMBps: spread(runs.map((r) => r.storedBytes / MB / r.wallSeconds)),
     largestDatabaseGB: spread(runs.map((r) => ((databaseBytes / r.wallSeconds) * LAMBDA_SECONDS) / 1e9)),
+  };
+}
+
+/** Every run of the A B A B rounds, by scenario. */
+export interface Rounds {
+  readonly backups: Map<S3Choice, BackupRun[]>;
+  readonly dumps: PgDumpRun[];
+  readonly dumpsZ1: PgDumpRun[];
+  readonly shells: ShellPipelineRun[];
+}
+
+function wallSpread(runs: readonly { readonly wallSeconds: number }[]): Spread {
+  return spread(runs.map((r) => r.wallSeconds));
+}
+
+/** The figures of every round, summarized against pg_dump alone. */
+export function summarizeRounds(
+  rounds: Rounds,
+  oneCore: boolean,
+  databaseBytes: number,
+): Pick<BenchResult, 'pgDump' | 'pgDumpZ1' | 'backups' | 'lambdaSize' | 'shellPipeline'> {
+  const { backups, dumps, dumpsZ1, shells } = rounds;
+  const dumpWall = wallSpread(dumps);
+  return {
+    pgDump: { wallSeconds: dumpWall, runs: dumps },
+    pgDumpZ1: dumpsZ1.length > 0 ? { wallSeconds: wallSpread(dumpsZ1), runs: dumpsZ1 } : undefined,
+    backups: Object.fromEntries([...backups].map(([c, r]) => [c, summarizeBackups(r, dumpWall.median)])),
+    lambdaSize: oneCore
+      ? Object.fromEntries([...backups].map(([c, r]) => [c, lambdaSize(r, databaseBytes)]))
+      : undefined,
+    shellPipeline:
+      shells.length > 0
+        ? {
+            wallSeconds: wallSpread(shells),
+            ratioToPgDump: round(wallSpread(shells).median / dumpWall.median, 3),
+            runs: shells,
+          }
+        : undefined,
+  };
+}
+
+/** Peak memory against the results file of the other workload size, when there is one. */
+export function peakRssAgainst(result: BenchResult, otherFile: string): BenchResult['peakRssComparedTo'] {
+  const ours = result.backups.sink ?? result.backups.local;
+  if (!existsSync(otherFile) || !ours) return undefined;
+  const theirs = JSON.parse(readFileSync(otherFile, 'utf8')) as Partial<BenchResult>;
+  const their = theirs.backups?.sink ?? theirs.backups?.local;
+  if (!their || !theirs.size) return undefined;
+  return {
+    size: theirs.size,
+    peakRssMiB: their.peakRssMiB,
+    difference: round(ours.peakRssMiB / their.peakRssMiB - 1, 3),
   };
 }
 

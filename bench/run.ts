@@ -10,23 +10,23 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startLocalPostgres } from '../cli/local/services';
 import { defaultCompression } from '../functions/core/pg-dump';
-import { benchKeys } from './keys';
+import { type BenchKeys, benchKeys } from './keys';
 import { have, measure, round } from './measure';
 import { ONE_CORE, pinServer } from './pin';
-import { type BenchResult, lambdaSize, printResult, spread, summarizeBackups } from './report';
+import { type BenchResult, peakRssAgainst, printResult, type Rounds, summarizeRounds } from './report';
 import { parseS3Choices, type S3Choice, type S3Target, startS3Target } from './s3-targets';
-import { type BackupRun, backupOnce } from './scenarios/backup';
+import { backupOnce } from './scenarios/backup';
 import { encryptionStage } from './scenarios/encryption-stage';
-import { type PgDumpRun, pgDumpAlone } from './scenarios/pg-dump';
-import { restoreComparison } from './scenarios/restore';
-import { SHELL_PIPELINE, type ShellPipelineRun, shellPipeline } from './scenarios/shell-pipeline';
+import { pgDumpAlone } from './scenarios/pg-dump';
+import { type RestoreComparison, restoreComparison } from './scenarios/restore';
+import { SHELL_PIPELINE, shellPipeline } from './scenarios/shell-pipeline';
 import { ensureWorkload, WORKLOADS, type WorkloadSize } from './workload';
 
 // The lockfile pins the SDK: its notice about future Node versions is no finding of the benchmark.
@@ -70,29 +70,139 @@ function calibrate(): number {
   return round((512 * chunk.length) / 1e6 / ((performance.now() - started) / 1000), 0);
 }
 
-async function main(): Promise<void> {
+/** The command's settings, checked before anything starts. */
+interface Options {
+  readonly size: WorkloadSize;
+  readonly runs: number;
+  readonly restoreRuns: number;
+  readonly choices: readonly S3Choice[];
+  readonly oneCore: boolean;
+  /** A command prefix such as `taskset -c 0`. */
+  readonly pin?: readonly string[];
+  readonly pgDump: string;
+  readonly pgRestore: string;
+}
+
+function readOptions(): Options {
   if (!(flags.size in WORKLOADS))
     throw new Error(`--size is ${Object.keys(WORKLOADS).join(' or ')}, got "${flags.size}"`);
-  const size = flags.size as WorkloadSize;
-  const runs = positive('runs', flags.runs);
-  const restoreRuns = positive('restore-runs', flags['restore-runs']);
-  const choices = parseS3Choices(flags.s3);
   const oneCore = flags['one-core'];
   if (oneCore && !have('taskset')) throw new Error('--one-core needs taskset (util-linux)');
-  const pin = oneCore ? ['taskset', '-c', ONE_CORE.dump] : undefined;
+  const pgDumpEnv = process.env.DUMP_BAG_PG_DUMP;
+  return {
+    size: flags.size as WorkloadSize,
+    runs: positive('runs', flags.runs),
+    restoreRuns: positive('restore-runs', flags['restore-runs']),
+    choices: parseS3Choices(flags.s3),
+    oneCore,
+    pin: oneCore ? ['taskset', '-c', ONE_CORE.dump] : undefined,
+    pgDump: pgDumpEnv || 'pg_dump',
+    pgRestore: pgDumpEnv ? join(dirname(pgDumpEnv), 'pg_restore') : 'pg_restore',
+  };
+}
+
+/** What every scenario of one round shares. */
+interface Common {
+  readonly env: NodeJS.ProcessEnv;
+  readonly scratch: string;
+  readonly pgDump: string;
+  readonly database: string;
+  readonly pin?: readonly string[];
+}
+
+/** The A B A B rounds: a backup per S3 target, pg_dump alone (and at -Z1), the shell pipeline. */
+async function runRounds(
+  options: Options,
+  common: Common,
+  targets: readonly S3Target[],
+  keys: BenchKeys,
+  compression: string,
+): Promise<Rounds> {
+  const { runs } = options;
+  const rounds: Rounds = {
+    backups: new Map(options.choices.map((c) => [c, []])),
+    dumps: [],
+    dumpsZ1: [],
+    shells: [],
+  };
+  const shellTarget = targets[0];
+  const gnupgHome = !flags['no-shell'] && have('gpg') && have('aws') ? keys.gnupgHome : undefined;
+  for (let i = 0; i < runs; i++) {
+    for (const s3 of targets) {
+      await s3.empty();
+      const run = await backupOnce({
+        ...common,
+        root,
+        s3,
+        publicFile: keys.publicFile,
+        profile: flags.profile,
+      });
+      rounds.backups.get(s3.choice)?.push(run);
+      log(
+        `run ${i + 1}/${runs}: backup, S3 ${s3.choice}: ${run.wallSeconds.toFixed(2)} s, own CPU ${run.cpuSeconds.toFixed(2)} s, peak RSS ${(run.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
+      );
+    }
+    const dump = await pgDumpAlone({ ...common, compression });
+    rounds.dumps.push(dump);
+    log(`run ${i + 1}/${runs}: pg_dump -Z${compression} ${dump.wallSeconds.toFixed(2)} s`);
+    if (compression !== '1') rounds.dumpsZ1.push(await pgDumpAlone({ ...common, compression: '1' }));
+    if (gnupgHome && shellTarget) {
+      const piped = await shellPipeline({
+        ...common,
+        s3: shellTarget,
+        gnupgHome,
+        fingerprint: keys.fingerprint,
+      });
+      rounds.shells.push(piped);
+      log(`run ${i + 1}/${runs}: ${SHELL_PIPELINE} ${piped.wallSeconds.toFixed(2)} s`);
+    }
+  }
+  return rounds;
+}
+
+/** The restore comparison, when asked for and an S3 target keeps the dump. */
+async function restoreIfKept(
+  options: Options,
+  common: Common,
+  targets: readonly S3Target[],
+  keys: BenchKeys,
+  plainFile: string,
+): Promise<RestoreComparison | undefined> {
+  if (flags['no-restore']) return undefined;
+  const keeper = targets.find((t) => t.choice === 'local');
+  if (!keeper) {
+    log('restore skipped: it needs --s3 local (the sink keeps no dump)');
+    return undefined;
+  }
+  return await restoreComparison({
+    root,
+    scratch: common.scratch,
+    env: common.env,
+    s3: keeper,
+    keys,
+    plainFile,
+    pgRestore: options.pgRestore,
+    database: common.database,
+    runs: options.restoreRuns,
+    log,
+  });
+}
+
+function resultsSuffix(oneCore: boolean): string {
+  return `${oneCore ? '-one-core' : ''}${flags.tag ? `-${flags.tag.replace(/[^\w.-]/g, '_')}` : ''}`;
+}
+
+async function main(): Promise<void> {
+  const options = readOptions();
+  const { size, oneCore, pgDump } = options;
   mkdirSync(scratch, { recursive: true });
-  const pgDump = process.env.DUMP_BAG_PG_DUMP || 'pg_dump';
-  const pgRestore = process.env.DUMP_BAG_PG_DUMP
-    ? join(dirname(process.env.DUMP_BAG_PG_DUMP), 'pg_restore')
-    : 'pg_restore';
 
   // PostgreSQL: the caller's when PGHOST is set, else the embedded one whose data is kept between runs.
   const local = process.env.PGHOST ? undefined : await startLocalPostgres(join(benchDir, 'postgres'));
   const targets: S3Target[] = [];
   try {
-    for (const choice of choices) targets.push(await startS3Target(choice, benchDir));
-    const pgEnv = local?.env ?? {};
-    const env: NodeJS.ProcessEnv = { ...process.env, ...pgEnv };
+    for (const choice of options.choices) targets.push(await startS3Target(choice, benchDir));
+    const env: NodeJS.ProcessEnv = { ...process.env, ...local?.env };
     const workload = await ensureWorkload(env, size, log);
     log(`${workload.database}: ${(workload.sizeBytes / 1e6).toFixed(0)} MB on disk`);
     if (oneCore)
@@ -115,62 +225,10 @@ async function main(): Promise<void> {
     const plainBytes = statSync(plainFile).size;
 
     const loadAtStart = loadavg()[0] ?? 0;
-    const backups = new Map<S3Choice, BackupRun[]>(choices.map((c) => [c, []]));
-    const dumps: PgDumpRun[] = [];
-    const dumpsZ1: PgDumpRun[] = [];
-    const shells: ShellPipelineRun[] = [];
-    const shell = !flags['no-shell'] && have('gpg') && have('aws') && keys.gnupgHome !== undefined;
-    const common = { env, scratch, pgDump, database: workload.database, pin };
-    for (let i = 0; i < runs; i++) {
-      for (const s3 of targets) {
-        await s3.empty();
-        const run = await backupOnce({
-          ...common,
-          root,
-          s3,
-          publicFile: keys.publicFile,
-          profile: flags.profile,
-        });
-        backups.get(s3.choice)?.push(run);
-        log(
-          `run ${i + 1}/${runs}: backup, S3 ${s3.choice}: ${run.wallSeconds.toFixed(2)} s, own CPU ${run.cpuSeconds.toFixed(2)} s, peak RSS ${(run.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
-        );
-      }
-      const dump = await pgDumpAlone({ ...common, compression });
-      dumps.push(dump);
-      log(`run ${i + 1}/${runs}: pg_dump -Z${compression} ${dump.wallSeconds.toFixed(2)} s`);
-      if (compression !== '1') dumpsZ1.push(await pgDumpAlone({ ...common, compression: '1' }));
-      if (shell && keys.gnupgHome && targets[0]) {
-        const piped = await shellPipeline({
-          ...common,
-          s3: targets[0],
-          gnupgHome: keys.gnupgHome,
-          fingerprint: keys.fingerprint,
-        });
-        shells.push(piped);
-        log(`run ${i + 1}/${runs}: ${SHELL_PIPELINE} ${piped.wallSeconds.toFixed(2)} s`);
-      }
-    }
-
-    const dumpWall = spread(dumps.map((d) => d.wallSeconds));
+    const common: Common = { env, scratch, pgDump, database: workload.database, pin: options.pin };
+    const rounds = await runRounds(options, common, targets, keys, compression);
     const stage = flags['no-stage'] ? undefined : await encryptionStage(plainFile, keys, scratch);
-    const keeper = targets.find((t) => t.choice === 'local');
-    if (!flags['no-restore'] && !keeper) log('restore skipped: it needs --s3 local (the sink keeps no dump)');
-    const restore =
-      flags['no-restore'] || !keeper
-        ? undefined
-        : await restoreComparison({
-            root,
-            scratch,
-            env,
-            s3: keeper,
-            keys,
-            plainFile,
-            pgRestore,
-            database: workload.database,
-            runs: restoreRuns,
-            log,
-          });
+    const restore = await restoreIfKept(options, common, targets, keys, plainFile);
 
     const result: BenchResult = {
       date: new Date().toISOString(),
@@ -190,40 +248,15 @@ async function main(): Promise<void> {
         aes256CbcMBps: calibrate(),
       },
       plainBytes,
-      pgDump: { wallSeconds: dumpWall, runs: dumps },
-      pgDumpZ1:
-        dumpsZ1.length > 0
-          ? { wallSeconds: spread(dumpsZ1.map((d) => d.wallSeconds)), runs: dumpsZ1 }
-          : undefined,
-      backups: Object.fromEntries([...backups].map(([c, r]) => [c, summarizeBackups(r, dumpWall.median)])),
-      lambdaSize: oneCore
-        ? Object.fromEntries([...backups].map(([c, r]) => [c, lambdaSize(r, workload.sizeBytes)]))
-        : undefined,
-      shellPipeline:
-        shells.length > 0
-          ? {
-              wallSeconds: spread(shells.map((s) => s.wallSeconds)),
-              ratioToPgDump: round(spread(shells.map((s) => s.wallSeconds)).median / dumpWall.median, 3),
-              runs: shells,
-            }
-          : undefined,
+      ...summarizeRounds(rounds, oneCore, workload.sizeBytes),
       encryptionStage: stage,
       restore,
     };
-    const suffix = `${oneCore ? '-one-core' : ''}${flags.tag ? `-${flags.tag.replace(/[^\w.-]/g, '_')}` : ''}`;
-    const other = join(benchDir, `results-${size === 'small' ? 'reference' : 'small'}${suffix}.json`);
-    const ours = result.backups.sink ?? result.backups.local;
-    if (existsSync(other) && ours) {
-      const theirs = JSON.parse(readFileSync(other, 'utf8')) as Partial<BenchResult>;
-      const their = theirs.backups?.sink ?? theirs.backups?.local;
-      if (their && theirs.size) {
-        result.peakRssComparedTo = {
-          size: theirs.size,
-          peakRssMiB: their.peakRssMiB,
-          difference: round(ours.peakRssMiB / their.peakRssMiB - 1, 3),
-        };
-      }
-    }
+    const suffix = resultsSuffix(oneCore);
+    result.peakRssComparedTo = peakRssAgainst(
+      result,
+      join(benchDir, `results-${size === 'small' ? 'reference' : 'small'}${suffix}.json`),
+    );
     const out = join(benchDir, `results-${size}${suffix}.json`);
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
     printResult(result, out);
