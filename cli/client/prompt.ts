@@ -5,6 +5,28 @@ export function canPrompt(): boolean {
   return Boolean(process.stdin.isTTY && process.stderr.isTTY);
 }
 
+/** The hidden line so far, and what ended it: Enter (or Ctrl-D) or Ctrl-C. */
+interface Line {
+  readonly value: string;
+  readonly end?: 'enter' | 'cancel';
+}
+
+function keystroke(value: string, c: string): Line {
+  if (c === '\r' || c === '\n' || c === '\u0004') return { value, end: 'enter' };
+  if (c === '\u0003') return { value, end: 'cancel' };
+  return { value: c === '\u007f' || c === '\b' ? value.slice(0, -1) : value + c };
+}
+
+/** The line after a chunk of keystrokes; what follows the keystroke that ends it is ignored. */
+function typed(value: string, chunk: string): Line {
+  let line: Line = { value };
+  for (const c of chunk) {
+    line = keystroke(line.value, c);
+    if (line.end) break;
+  }
+  return line;
+}
+
 /** Reads a line from the terminal without echoing it (for passphrases); Ctrl-C cancels. */
 export async function promptHidden(question: string): Promise<string> {
   const input = process.stdin;
@@ -18,20 +40,12 @@ export async function promptHidden(question: string): Promise<string> {
     return await new Promise<string>((resolve, reject) => {
       let value = '';
       const onData = (chunk: string) => {
-        for (const c of chunk) {
-          if (c === '\r' || c === '\n' || c === '\u0004') {
-            input.off('data', onData);
-            resolve(value);
-            return;
-          }
-          if (c === '\u0003') {
-            input.off('data', onData);
-            reject(new DumpBagError('cancelled'));
-            return;
-          }
-          if (c === '\u007f' || c === '\b') value = value.slice(0, -1);
-          else value += c;
-        }
+        const line = typed(value, chunk);
+        value = line.value;
+        if (!line.end) return;
+        input.off('data', onData);
+        if (line.end === 'cancel') reject(new DumpBagError('cancelled'));
+        else resolve(value);
       };
       input.on('data', onData);
     });
