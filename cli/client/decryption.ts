@@ -33,7 +33,7 @@ async function secret(
   if (given !== undefined && given !== '') return given;
   const prompt = sources.prompt ?? (canPrompt() ? promptHidden : undefined);
   if (!prompt) throw new KeyError(missing);
-  return prompt(question);
+  return await prompt(question);
 }
 
 async function readSecretKeys(file: string): Promise<openpgp.PrivateKey[]> {
@@ -66,41 +66,29 @@ async function readSecretKeys(file: string): Promise<openpgp.PrivateKey[]> {
   }
 }
 
-/**
- * Gets ready to decrypt one dump before a byte is downloaded: for public-key dumps the secret key
- * must be one the dump was encrypted for, and its passphrase right; for passphrase dumps, the passphrase.
- */
-export async function prepareDecryption(
-  record: DumpRecord,
-  sources: SecretSources = {},
-): Promise<Decryption> {
-  const env = sources.env ?? process.env;
-  if (record.encryption === 'none') return { mode: 'none' };
-  if (record.encryption === 'passphrase') {
-    const file = env.DUMP_BAG_PASSPHRASE_FILE?.trim();
-    if (file) {
-      try {
-        return { mode: 'passphrase', passphrase: (await readFile(file, 'utf8')).replace(/\r?\n$/, '') };
-      } catch (error: unknown) {
-        throw new KeyError(
-          `DUMP_BAG_PASSPHRASE_FILE: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
-        );
-      }
+/** The passphrase of a passphrase dump: DUMP_BAG_PASSPHRASE_FILE, DUMP_BAG_PASSPHRASE, or asked for. */
+async function passphraseDecryption(sources: SecretSources, env: NodeJS.ProcessEnv): Promise<Decryption> {
+  const file = env.DUMP_BAG_PASSPHRASE_FILE?.trim();
+  if (file) {
+    try {
+      return { mode: 'passphrase', passphrase: (await readFile(file, 'utf8')).replace(/\r?\n$/, '') };
+    } catch (error: unknown) {
+      throw new KeyError(
+        `DUMP_BAG_PASSPHRASE_FILE: cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
     }
-    const passphrase = await secret(
-      sources,
-      'DUMP_BAG_PASSPHRASE',
-      'Passphrase of the dump: ',
-      'this dump is encrypted with a passphrase: set DUMP_BAG_PASSPHRASE_FILE (or DUMP_BAG_PASSPHRASE), or run on a terminal to be asked',
-    );
-    return { mode: 'passphrase', passphrase };
   }
-  const keyFile = sources.keyFile ?? env.DUMP_BAG_SECRET_KEY?.trim();
-  if (!keyFile) {
-    throw new KeyError(
-      `this dump is encrypted for ${describe(record.recipients)}: give your secret key file with --key FILE or DUMP_BAG_SECRET_KEY (gpg --armor --export-secret-keys YOU > FILE)`,
-    );
-  }
+  const passphrase = await secret(
+    sources,
+    'DUMP_BAG_PASSPHRASE',
+    'Passphrase of the dump: ',
+    'this dump is encrypted with a passphrase: set DUMP_BAG_PASSPHRASE_FILE (or DUMP_BAG_PASSPHRASE), or run on a terminal to be asked',
+  );
+  return { mode: 'passphrase', passphrase };
+}
+
+/** The secret keys in keyFile that the dump was encrypted for; none is an error naming both sides. */
+async function recipientKeys(record: DumpRecord, keyFile: string): Promise<openpgp.PrivateKey[]> {
   const wanted = new Set(record.recipients.map((r) => r.fingerprint.toUpperCase()));
   const all = await readSecretKeys(keyFile);
   const mine = all.filter((k) => wanted.has(k.getFingerprint().toUpperCase()));
@@ -112,23 +100,48 @@ export async function prepareDecryption(
       `the key in ${keyFile}, ${have}, cannot decrypt this dump: it is encrypted for ${describe(record.recipients)}`,
     );
   }
-  const keys: openpgp.PrivateKey[] = [];
-  for (const key of mine) {
-    if (key.isDecrypted()) {
-      keys.push(key);
-      continue;
-    }
-    const passphrase = await secret(
-      sources,
-      'DUMP_BAG_KEY_PASSPHRASE',
-      `Passphrase of ${key.getUserIDs()[0] ?? key.getFingerprint()}: `,
-      `the secret key in ${keyFile} is protected by a passphrase: set DUMP_BAG_KEY_PASSPHRASE, or run on a terminal to be asked`,
-    );
-    try {
-      keys.push(await openpgp.decryptKey({ privateKey: key, passphrase }));
-    } catch {
-      throw new KeyError(`wrong passphrase for the secret key in ${keyFile}`);
-    }
+  return mine;
+}
+
+/** The key itself when it has no passphrase, else unlocked with DUMP_BAG_KEY_PASSPHRASE or one asked for. */
+async function unlocked(
+  key: openpgp.PrivateKey,
+  keyFile: string,
+  sources: SecretSources,
+): Promise<openpgp.PrivateKey> {
+  if (key.isDecrypted()) return key;
+  const passphrase = await secret(
+    sources,
+    'DUMP_BAG_KEY_PASSPHRASE',
+    `Passphrase of ${key.getUserIDs()[0] ?? key.getFingerprint()}: `,
+    `the secret key in ${keyFile} is protected by a passphrase: set DUMP_BAG_KEY_PASSPHRASE, or run on a terminal to be asked`,
+  );
+  try {
+    return await openpgp.decryptKey({ privateKey: key, passphrase });
+  } catch {
+    throw new KeyError(`wrong passphrase for the secret key in ${keyFile}`);
   }
+}
+
+/**
+ * Gets ready to decrypt one dump before a byte is downloaded: for public-key dumps the secret key
+ * must be one the dump was encrypted for, and its passphrase right; for passphrase dumps, the passphrase.
+ */
+export async function prepareDecryption(
+  record: DumpRecord,
+  sources: SecretSources = {},
+): Promise<Decryption> {
+  const env = sources.env ?? process.env;
+  if (record.encryption === 'none') return { mode: 'none' };
+  if (record.encryption === 'passphrase') return await passphraseDecryption(sources, env);
+  const keyFile = sources.keyFile ?? env.DUMP_BAG_SECRET_KEY?.trim();
+  if (!keyFile) {
+    throw new KeyError(
+      `this dump is encrypted for ${describe(record.recipients)}: give your secret key file with --key FILE or DUMP_BAG_SECRET_KEY (gpg --armor --export-secret-keys YOU > FILE)`,
+    );
+  }
+  const keys: openpgp.PrivateKey[] = [];
+  // One at a time: each may ask for its passphrase on the terminal.
+  for (const key of await recipientKeys(record, keyFile)) keys.push(await unlocked(key, keyFile, sources));
   return { mode: 'gpg', keys };
 }
