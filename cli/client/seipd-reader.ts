@@ -334,20 +334,30 @@ class SeipdReader extends Transform {
     let at = 0;
     while (at < bytes.length) {
       if (this.state === 'done') throw new SeipdError('more than one packet inside the encrypted data');
-      if (this.state === 'preamble' || this.state === 'length') {
-        const need = this.state === 'preamble' ? this.preambleNeeds() : this.lengthNeeds();
-        const take = Math.min(need, bytes.length - at);
-        this.preamble = Buffer.concat([this.preamble, bytes.subarray(at, at + take)]);
-        at += take;
-        if (take === need) this.state === 'preamble' ? this.takePreamble() : this.takeLength();
-        continue;
-      }
-      const take = Math.min(this.inner.left, bytes.length - at);
-      if (take > 0) this.push(bytes.subarray(at, at + take));
-      at += take;
-      this.inner.left -= take;
-      if (this.inner.left === 0) this.state = this.inner.partial ? 'length' : 'done';
+      at += this.state === 'data' ? this.literalData(bytes, at) : this.headerBytes(bytes, at);
     }
+  }
+
+  /** Gathers the prefix and the literal packet's headers, or a partial length header; returns bytes taken. */
+  private headerBytes(bytes: Buffer, at: number): number {
+    const preamble = this.state === 'preamble';
+    const need = preamble ? this.preambleNeeds() : this.lengthNeeds();
+    const take = Math.min(need, bytes.length - at);
+    this.preamble = Buffer.concat([this.preamble, bytes.subarray(at, at + take)]);
+    if (take === need) {
+      if (preamble) this.takePreamble();
+      else this.takeLength();
+    }
+    return take;
+  }
+
+  /** Passes on the literal packet's data; returns bytes taken. */
+  private literalData(bytes: Buffer, at: number): number {
+    const take = Math.min(this.inner.left, bytes.length - at);
+    if (take > 0) this.push(bytes.subarray(at, at + take));
+    this.inner.left -= take;
+    if (this.inner.left === 0) this.state = this.inner.partial ? 'length' : 'done';
+    return take;
   }
 
   /** How many more bytes the prefix, the literal packet's header and its own header need. */
