@@ -184,67 +184,77 @@ function sendObject(req: IncomingMessage, res: ServerResponse, key: string): voi
   }
 }
 
-async function onKey(
+async function createUpload(req: IncomingMessage, res: ServerResponse, bucket: string, key: string) {
+  const id = randomUUID().replace(/-/g, '');
+  uploads.set(id, {
+    key,
+    initiated: new Date(),
+    contentType: req.headers['content-type'],
+    metadata: metadataOf(req),
+    parts: new Map(),
+  });
+  await drain(req, 0);
+  xml(
+    res,
+    200,
+    `<InitiateMultipartUploadResult><Bucket>${xmlEscape(bucket)}</Bucket><Key>${xmlEscape(key)}</Key><UploadId>${id}</UploadId></InitiateMultipartUploadResult>`,
+  );
+}
+
+async function uploadPart(req: IncomingMessage, res: ServerResponse, uploadId: string, q: URLSearchParams) {
+  const number = Number(q.get('partNumber'));
+  const { size } = await drain(req, 0);
+  const upload = uploads.get(uploadId);
+  if (!upload) return fail(res, 404, 'NoSuchUpload', 'The specified upload does not exist.');
+  const etag = fakeEtag(uploadId, number, size);
+  upload.parts.set(number, { size, etag });
+  res.writeHead(200, { etag: `"${etag}"` }).end();
+}
+
+async function abortUpload(req: IncomingMessage, res: ServerResponse, uploadId: string) {
+  await drain(req, 0);
+  if (!uploads.delete(uploadId))
+    return fail(res, 404, 'NoSuchUpload', 'The specified upload does not exist.');
+  res.writeHead(204).end();
+}
+
+async function putObject(req: IncomingMessage, res: ServerResponse, key: string) {
+  const { size, body } = await drain(req, KEEP_BYTES);
+  const etag = body ? createHash('md5').update(body).digest('hex') : fakeEtag(key, size, Date.now());
+  objects.set(key, {
+    size,
+    etag,
+    lastModified: new Date(),
+    contentType: req.headers['content-type'],
+    metadata: metadataOf(req),
+    body,
+  });
+  res.writeHead(200, { etag: `"${etag}"` }).end();
+}
+
+/** Routes a request on one key; the handlers that read a body return its promise. */
+function onKey(
   req: IncomingMessage,
   res: ServerResponse,
   bucket: string,
   key: string,
   q: URLSearchParams,
-) {
+): Promise<void> | undefined {
   const uploadId = q.get('uploadId');
-  if (req.method === 'POST' && q.has('uploads')) {
-    const id = randomUUID().replace(/-/g, '');
-    const type = req.headers['content-type'];
-    uploads.set(id, {
-      key,
-      initiated: new Date(),
-      contentType: type,
-      metadata: metadataOf(req),
-      parts: new Map(),
-    });
-    await drain(req, 0);
-    return xml(
-      res,
-      200,
-      `<InitiateMultipartUploadResult><Bucket>${xmlEscape(bucket)}</Bucket><Key>${xmlEscape(key)}</Key><UploadId>${id}</UploadId></InitiateMultipartUploadResult>`,
-    );
-  }
-  if (req.method === 'PUT' && uploadId) {
-    const number = Number(q.get('partNumber'));
-    const { size } = await drain(req, 0);
-    const upload = uploads.get(uploadId);
-    if (!upload) return fail(res, 404, 'NoSuchUpload', 'The specified upload does not exist.');
-    const etag = fakeEtag(uploadId, number, size);
-    upload.parts.set(number, { size, etag });
-    return void res.writeHead(200, { etag: `"${etag}"` }).end();
-  }
+  if (req.method === 'POST' && q.has('uploads')) return createUpload(req, res, bucket, key);
+  if (req.method === 'PUT' && uploadId) return uploadPart(req, res, uploadId, q);
   if (req.method === 'POST' && uploadId) return completeUpload(req, res, bucket, uploadId);
-  if (req.method === 'DELETE' && uploadId) {
-    await drain(req, 0);
-    if (!uploads.delete(uploadId))
-      return fail(res, 404, 'NoSuchUpload', 'The specified upload does not exist.');
-    return void res.writeHead(204).end();
-  }
-  if (req.method === 'PUT') {
-    const { size, body } = await drain(req, KEEP_BYTES);
-    const etag = body ? createHash('md5').update(body).digest('hex') : fakeEtag(key, size, Date.now());
-    const type = req.headers['content-type'];
-    objects.set(key, {
-      size,
-      etag,
-      lastModified: new Date(),
-      contentType: type,
-      metadata: metadataOf(req),
-      body,
-    });
-    return void res.writeHead(200, { etag: `"${etag}"` }).end();
-  }
+  if (req.method === 'DELETE' && uploadId) return abortUpload(req, res, uploadId);
+  if (req.method === 'PUT') return putObject(req, res, key);
   if (req.method === 'DELETE') {
     objects.delete(key);
-    return void res.writeHead(204).end();
+    res.writeHead(204).end();
+  } else if (req.method === 'GET' || req.method === 'HEAD') {
+    sendObject(req, res, key);
+  } else {
+    fail(res, 405, 'MethodNotAllowed', `${req.method} is not supported by the sink`);
   }
-  if (req.method === 'GET' || req.method === 'HEAD') return sendObject(req, res, key);
-  fail(res, 405, 'MethodNotAllowed', `${req.method} is not supported by the sink`);
+  return undefined;
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, bucket: string): Promise<void> {
