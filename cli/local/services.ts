@@ -22,7 +22,7 @@ function tsxLoader(): string {
 }
 
 /** A port nobody listens on right now, on loopback. */
-export async function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
