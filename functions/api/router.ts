@@ -112,6 +112,20 @@ function splitPath(event: ApiEvent): { segments: string[]; basePath: string } {
   return { segments, basePath };
 }
 
+/** One `name=value` pair of a query string, `+` read as a space, as forms send it. */
+function decodePair(pair: string): [name: string, value: string] {
+  const eq = pair.indexOf('=');
+  const [rawName, rawValue] = eq < 0 ? [pair, ''] : [pair.slice(0, eq), pair.slice(eq + 1)];
+  try {
+    return [
+      decodeURIComponent(rawName.replace(/\+/g, ' ')),
+      decodeURIComponent(rawValue.replace(/\+/g, ' ')),
+    ];
+  } catch {
+    throw new ValidationError('the query string is not valid percent-encoding');
+  }
+}
+
 /** Parses the raw query string strictly: known names only, each at most once, valid encoding. */
 function parseQuery(raw: string | undefined, allowed: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
@@ -119,16 +133,7 @@ function parseQuery(raw: string | undefined, allowed: readonly string[]): Map<st
   if (raw.length > MAX_TARGET_LENGTH) throw new ValidationError('the query string is too long');
   for (const pair of raw.split('&')) {
     if (pair === '') continue;
-    const eq = pair.indexOf('=');
-    const [rawName, rawValue] = eq < 0 ? [pair, ''] : [pair.slice(0, eq), pair.slice(eq + 1)];
-    let name: string;
-    let value: string;
-    try {
-      name = decodeURIComponent(rawName.replace(/\+/g, ' '));
-      value = decodeURIComponent(rawValue.replace(/\+/g, ' '));
-    } catch {
-      throw new ValidationError('the query string is not valid percent-encoding');
-    }
+    const [name, value] = decodePair(pair);
     if (!allowed.includes(name)) {
       throw new ValidationError(
         allowed.length === 0
