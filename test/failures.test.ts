@@ -42,7 +42,7 @@ function fakePgDump(name: string, body: string): string {
   return path;
 }
 
-async function serverInfo() {
+function serverInfo() {
   return { version: '15', major: 15 };
 }
 
@@ -129,7 +129,7 @@ describe('failure rules', () => {
     const killer = fakePgDump('pg_dump-killed', 'pg_dump "$@" | head -c 12000000\nkill -KILL $$');
     const result = await dumpDatabase(target(bucket, { pgDump: { pgDumpPath: killer } }), {
       database: BIG,
-      server: await serverInfo(),
+      server: serverInfo(),
       encryption: await gpgEncryption(),
       trigger: 'schedule',
     });
@@ -147,7 +147,7 @@ describe('failure rules', () => {
     );
     const result = await dumpDatabase(target(bucket, { pgDump: { pgDumpPath: late } }), {
       database: SMALL,
-      server: await serverInfo(),
+      server: serverInfo(),
       encryption: await gpgEncryption(),
       trigger: 'schedule',
     });
@@ -161,7 +161,7 @@ describe('failure rules', () => {
     const liar = fakePgDump('pg_dump-not-a-dump', 'echo "this is not a dump"\nexit 0');
     const result = await dumpDatabase(target(bucket, { pgDump: { pgDumpPath: liar } }), {
       database: SMALL,
-      server: await serverInfo(),
+      server: serverInfo(),
       encryption: await gpgEncryption(),
       trigger: 'schedule',
     });
@@ -175,7 +175,7 @@ describe('failure rules', () => {
     const silent = fakePgDump('pg_dump-silent', 'exit 0');
     const result = await dumpDatabase(target(bucket, { pgDump: { pgDumpPath: silent } }), {
       database: SMALL,
-      server: await serverInfo(),
+      server: serverInfo(),
       encryption: await gpgEncryption(),
       trigger: 'schedule',
     });
@@ -189,7 +189,7 @@ describe('failure rules', () => {
       target(bucket, { pgDump: { pgDumpPath: join(scratch, 'no-such-pg_dump') } }),
       {
         database: SMALL,
-        server: await serverInfo(),
+        server: serverInfo(),
         encryption: await gpgEncryption(),
         trigger: 'schedule',
       },
@@ -203,7 +203,7 @@ describe('failure rules', () => {
     const bucket = await freshBucket();
     const good = await dumpDatabase(target(bucket), {
       database: BIG,
-      server: await serverInfo(),
+      server: serverInfo(),
       encryption: await gpgEncryption(),
       trigger: 'schedule',
     });
@@ -217,7 +217,7 @@ describe('failure rules', () => {
       const client = createS3Client({ ...services().s3Env, AWS_ENDPOINT_URL_S3: proxy.endpoint });
       const result = await dumpDatabase(target(bucket, { s3: client }), {
         database: BIG,
-        server: await serverInfo(),
+        server: serverInfo(),
         encryption: await gpgEncryption(),
         trigger: 'schedule',
       });
@@ -237,7 +237,7 @@ describe('failure rules', () => {
     const bucket = await freshBucket();
     const result = await dumpDatabase(target(bucket), {
       database: BIG,
-      server: await serverInfo(),
+      server: serverInfo(),
       encryption: await gpgEncryption(),
       trigger: 'schedule',
       deadline: Date.now() + 300,
