@@ -21,7 +21,7 @@ function header(tag: number, length: number): Buffer {
 function hostile(head: Buffer, total: number) {
   const seen = { bytes: 0 };
   const stream = Readable.from(
-    (function* () {
+    (async function* () {
       seen.bytes += head.length;
       yield head;
       const piece = Buffer.alloc(64 * 1024);
