@@ -3,6 +3,8 @@
  * line of doc. The core, the Lambda adapters, the command line and the constructs' bind… helpers read
  * names and defaults from here; test/settings.test.ts holds the README's Configuration table to it.
  */
+import { type DumpOptionsByDatabase, parseDumpOptionsText } from './dump-options';
+import { errorMessage } from './errors';
 import {
   commaList,
   flag,
@@ -49,6 +51,26 @@ export type EncryptionMode = (typeof ENCRYPTION_MODES)[number];
 
 /** Twelve hours: longer-lived links are a standing risk, and role credentials rarely last longer. */
 const MAX_URL_EXPIRY_SECONDS = 43_200;
+
+/** DUMP_BAG_DUMP_OPTIONS: JSON, checked against the allow-list of dump-options.ts. */
+const dumpOptionsParser: Parser<DumpOptionsByDatabase | undefined> = {
+  accepts: 'a JSON list of allowed pg_dump flags, or an object of such lists keyed by database or "*"',
+  parse(raw) {
+    try {
+      return parseDumpOptionsText(raw);
+    } catch {
+      return undefined;
+    }
+  },
+  refusal(raw) {
+    try {
+      parseDumpOptionsText(raw);
+      return undefined;
+    } catch (error: unknown) {
+      return `valid (${errorMessage(error)})`;
+    }
+  },
+};
 
 /** The table. Order is the README's. */
 export const SETTINGS = {
@@ -175,6 +197,14 @@ export const SETTINGS = {
     default: undefined,
     defaultDoc: '`zstd:1` with pg_dump 16 or newer, else `1` (gzip level 1)',
     doc: "pg_dump's `--compress`",
+    scope: 'bag',
+  }),
+  dumpOptions: define({
+    env: 'DUMP_BAG_DUMP_OPTIONS',
+    parser: dumpOptionsParser,
+    default: undefined,
+    defaultDoc: 'none',
+    doc: 'extra pg_dump flags that choose what is dumped, as JSON: `["--exclude-table=logs"]` or `{"*": [...], "shop": [...]}` (allow-list in `functions/core/dump-options.ts`)',
     scope: 'bag',
   }),
   partSizeMiB: define({
