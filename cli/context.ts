@@ -16,6 +16,7 @@ export function targetFromEnv(config: DumpBagConfig, env: NodeJS.ProcessEnv = pr
     connection: connectionFromEnv(env),
     pgDump: { pgDumpPath: config.pgDumpPath, pgRoot: config.pgRoot },
     compression: config.compression,
+    dumpOptions: config.dumpOptions,
     retention: config.retention,
     // Made in the user's config directory on first use, and said so: readers pin its public half.
     signer: localSignerFromEnv(env, {

@@ -60,14 +60,19 @@ function isPipeError(error: unknown): boolean {
  * transaction: when the stream fails (tampered, undecryptable), pg_restore is killed before it could
  * commit, and the database is left as it was.
  */
-export async function restoreArchive(source: Readable, conninfo: string): Promise<void> {
-  const child = spawn(
-    'pg_restore',
-    ['--no-owner', '--single-transaction', '--exit-on-error', `--dbname=${conninfo}`],
-    { stdio: ['pipe', 'inherit', 'pipe'] },
-  );
+export async function restoreArchive(
+  source: Readable | undefined,
+  conninfo: string,
+  /** Pass-through options (restore-options.ts) and, for --jobs, the archive's file instead of the stream. */
+  extra: { readonly args?: readonly string[]; readonly file?: string } = {},
+): Promise<void> {
+  // --jobs cannot run in one transaction; it restores from a file that passed every check already.
+  const args = extra.file
+    ? ['--no-owner', '--exit-on-error', ...(extra.args ?? []), `--dbname=${conninfo}`, extra.file]
+    : ['--no-owner', '--single-transaction', '--exit-on-error', ...(extra.args ?? []), `--dbname=${conninfo}`];
+  const child = spawn('pg_restore', args, { stdio: [extra.file ? 'ignore' : 'pipe', 'inherit', 'pipe'] });
   const stderr = tailCollector();
-  child.stderr.on('data', (chunk: Buffer) => stderr.add(chunk));
+  child.stderr?.on('data', (chunk: Buffer) => stderr.add(chunk));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>(
     (done) => {
       child.once('error', (error) => done({ code: null, signal: null, error }));
@@ -76,7 +81,7 @@ export async function restoreArchive(source: Readable, conninfo: string): Promis
   );
   let streamError: unknown;
   try {
-    await pipeline(source, child.stdin);
+    if (source && child.stdin) await pipeline(source, child.stdin);
   } catch (error: unknown) {
     streamError = error;
     // Without its last bytes pg_restore is still waiting; killed now, its transaction never commits.

@@ -30,6 +30,10 @@ export async function run({ values }: Parsed<typeof commandSpecs.backup.options>
   } else if (summary.results.length === 0) {
     console.error('dump-bag backup: no database selected');
   }
+  if (!values.json && summary.globals) {
+    const g = summary.globals;
+    console.log(g.status === 'ok' ? `ok      globals  ${g.key}  ${formatBytes(g.bytes ?? 0)}` : `FAILED  ${g.error}`);
+  }
   return summary.ok && summary.results.length > 0 ? 0 : 1;
 }
 
@@ -63,5 +67,6 @@ export function jsonSummary(summary: BackupSummary) {
       error: r.error ?? null,
       pruned: r.pruned ?? [],
     })),
+    globals: summary.globals ?? null,
   };
 }

@@ -1,10 +1,13 @@
 import type { S3Client } from '@aws-sdk/client-s3';
+import { majorOf, minimumRestoreMajor } from './archive-version';
 import { type DumpRecord, writeRecord } from './catalog';
 import { removeOwnDump } from './cleanup';
 import type { DumpBagConfig, RetentionPolicy, Trigger } from './config';
 import { type BackupPlan, type PgConnection, planBackup, type ServerInfo } from './databases';
+import { type DumpOptionsByDatabase, optionsFor } from './dump-options';
 import { encryptStream } from './encrypt';
 import { DeadlineError, DumpBagError, errorMessage, UploadError } from './errors';
+import { dumpGlobals, type GlobalsResult } from './globals';
 import { checkKeyExpiry, type KeyExpiryWarning } from './key-expiry';
 import { type Encryption, loadEncryption } from './keys';
 import { connectionSecrets, libpqEnv } from './libpq';
@@ -33,6 +36,8 @@ export interface BackupTarget {
   readonly pgDump: PgDumpSource;
   /** pg_dump's `--compress`; undefined picks the default. */
   readonly compression?: string;
+  /** Allow-listed pg_dump flags, for all databases (`*`) or by name. */
+  readonly dumpOptions?: DumpOptionsByDatabase;
   readonly retention: RetentionPolicy;
   /** Signs every record: a KMS key in AWS, a local Ed25519 key on the command line. */
   readonly signer: RecordSigner;
@@ -70,10 +75,21 @@ export interface BackupSummary {
   readonly ok: boolean;
   readonly server?: ServerInfo;
   readonly results: DumpResult[];
+  /** The run's globals dump (roles, tablespaces); its failure fails the run but not the databases. */
+  readonly globals?: GlobalsResult;
   /** A failure that stopped the whole run before any database was dumped (keys, connection). */
   readonly error?: string;
   /** Recipients whose key expires within keyExpiryWarningDays: the run goes on, someone should renew. */
   readonly keyWarnings?: readonly KeyExpiryWarning[];
+}
+
+/** What a reader needs to know before downloading: the archive's version and the pg_restore that reads it. */
+function archiveFields(
+  archiveVersion: string | undefined,
+  pgDumpVersionText: string,
+): Pick<DumpRecord, 'archiveVersion' | 'restoreMajor'> {
+  if (archiveVersion === undefined) return {};
+  return { archiveVersion, restoreMajor: minimumRestoreMajor(archiveVersion, majorOf(pgDumpVersionText)) };
 }
 
 const versionCache = new Map<string, Promise<string>>();
@@ -106,10 +122,12 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
     const binary = resolvePgDump(target.pgDump, request.server.major);
     const pgDumpVersionText = await cachedVersion(binary);
     const compression = target.compression ?? defaultCompression(Number.parseInt(pgDumpVersionText, 10));
+    const dumpOptions = optionsFor(target.dumpOptions, database);
     const run = startPgDump({
       binary,
       database,
       compression,
+      options: dumpOptions,
       connectionEnv: libpqEnv(target.connection),
       redact: secrets,
     });
@@ -171,6 +189,8 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
       sha256: stored.sha256,
       bytes: stored.bytes,
       seconds: Math.round(seconds() * 1000) / 1000,
+      ...archiveFields(run.archiveVersion(), pgDumpVersionText),
+      dumpOptions,
     };
     let record: DumpRecord;
     try {
@@ -285,5 +305,13 @@ export async function runBackup(target: BackupTarget, request: BackupRequest): P
     results.push(result);
     request.onResult?.(result);
   }
-  return { ok: results.every((r) => r.status === 'ok'), server: plan.server, results, keyWarnings };
+  // After the databases: a failing pg_dumpall must never hold their dumps back.
+  const globals = await dumpGlobals(target, { server: plan.server, encryption, trigger: request.trigger });
+  return {
+    ok: results.every((r) => r.status === 'ok') && globals.status === 'ok',
+    server: plan.server,
+    results,
+    globals,
+    keyWarnings,
+  };
 }

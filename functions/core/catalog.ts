@@ -34,6 +34,12 @@ export interface DumpRecord {
   readonly seconds: number;
   /** The bag's signature over the canonical fields (functions/core/signing.ts); absent on older dumps. */
   readonly signature?: RecordSignature;
+  /** The custom-format archive's version from its header, e.g. "1.16.0" (absent in older records). */
+  readonly archiveVersion?: string;
+  /** The oldest pg_restore major that reads this archive. */
+  readonly restoreMajor?: number;
+  /** The allow-listed pg_dump flags it was made with. */
+  readonly dumpOptions?: readonly string[];
 }
 
 export interface StoredObject {

@@ -1,3 +1,4 @@
+import type { DumpOptionsByDatabase } from './dump-options';
 import type { EncryptionMode } from './settings';
 import { requiredSetting, SETTINGS, SettingError, setting } from './settings';
 
@@ -33,6 +34,8 @@ export interface DumpBagConfig {
   readonly pgRoot?: string;
   /** pg_dump's `--compress` value; undefined picks one by pg_dump major. */
   readonly compression?: string;
+  /** Allow-listed pg_dump flags, for all databases (`*`) or by name. */
+  readonly dumpOptions?: DumpOptionsByDatabase;
 }
 
 type Env = Record<string, string | undefined>;
@@ -83,5 +86,6 @@ export function readConfig(env: Env = process.env): DumpBagConfig {
     pgDumpPath: setting('pgDump', env),
     pgRoot: setting('pgRoot', env),
     compression: setting('compression', env),
+    dumpOptions: setting('dumpOptions', env),
   };
 }

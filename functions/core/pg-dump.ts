@@ -3,6 +3,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
+import { ARCHIVE_HEAD_BYTES, parseArchiveVersion } from './archive-version';
+import type { DumpOptions } from './dump-options';
 import { ConfigError, PgDumpError } from './errors';
 import { redact } from './redact';
 
@@ -107,6 +109,8 @@ export interface PgDumpRun {
   /** The custom-format archive; errors unless it starts with PGDMP and pg_dump exits 0. */
   readonly stdout: Transform;
   readonly pid: number | undefined;
+  /** The archive format version from the header (e.g. "1.14.0"), once the first bytes have passed. */
+  archiveVersion(): string | undefined;
 }
 
 export interface StartPgDumpOptions {
@@ -117,6 +121,8 @@ export interface StartPgDumpOptions {
   readonly connectionEnv?: Record<string, string>;
   /** Secrets to blank out of pg_dump's stderr before it is reported. */
   readonly redact?: readonly string[];
+  /** Allow-listed flags choosing what is dumped (validated by dump-options.ts). */
+  readonly options?: DumpOptions;
 }
 
 /** Starts `pg_dump --format=custom --no-owner` without a shell and returns its checked output. */
@@ -126,6 +132,7 @@ export function startPgDump(options: StartPgDumpOptions): PgDumpRun {
     '--no-owner',
     '--no-password',
     `--compress=${options.compression}`,
+    ...(options.options ?? []),
     `--dbname=${databaseConninfo(options.database)}`,
   ];
   const child = spawn(options.binary.path, args, {
@@ -153,9 +160,9 @@ export function startPgDump(options: StartPgDumpOptions): PgDumpRun {
   });
   const guard = new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      if (head.length < MAGIC.length) {
-        head = Buffer.concat([head, chunk.subarray(0, MAGIC.length - head.length)]);
-        if (head.length === MAGIC.length && !head.equals(MAGIC)) {
+      if (head.length < ARCHIVE_HEAD_BYTES) {
+        head = Buffer.concat([head, chunk.subarray(0, ARCHIVE_HEAD_BYTES - head.length)]);
+        if (head.length >= MAGIC.length && !head.subarray(0, MAGIC.length).equals(MAGIC)) {
           callback(
             new PgDumpError('pg_dump wrote something that is not a custom-format archive (no PGDMP header)'),
           );
@@ -201,5 +208,5 @@ export function startPgDump(options: StartPgDumpOptions): PgDumpRun {
   );
   child.stdout.on('error', (error) => guard.destroy(error));
   child.stdout.pipe(guard);
-  return { stdout: guard, pid: child.pid };
+  return { stdout: guard, pid: child.pid, archiveVersion: () => parseArchiveVersion(head) };
 }

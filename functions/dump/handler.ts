@@ -67,6 +67,7 @@ export const handler = async (event: DumpEvent, context: Context): Promise<DumpR
         connection,
         pgDump: { pgDumpPath: config.pgDumpPath, pgRoot: config.pgRoot },
         compression: config.compression,
+        dumpOptions: config.dumpOptions,
         retention: config.retention,
         signer,
       },

@@ -1,0 +1,251 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { type DumpRecord, listObjects, newestFirst, writeRecord } from './catalog';
+import type { RetentionPolicy, Trigger } from './config';
+import type { PgConnection, ServerInfo } from './databases';
+import { encryptStream } from './encrypt';
+import { DumpBagError, errorMessage, NotFoundError, PgDumpError } from './errors';
+import type { Encryption } from './keys';
+import { connectionSecrets, libpqEnv } from './libpq';
+import { dumpId, isDumpId, RECORD_SUFFIX, recordKey } from './naming';
+import { type PgDumpBinary, type PgDumpSource, pgDumpVersion, resolvePgDump } from './pg-dump';
+import { redact } from './redact';
+import { type RecordSigner, signRecord } from './signing';
+import { planRetention } from './retention';
+import { uploadStream } from './upload';
+
+/**
+ * The run's globals dump: roles and tablespaces (`pg_dumpall --globals-only --no-role-passwords`,
+ * as managed services refuse to hand out password hashes), encrypted and recorded like a dump, at
+ * `globals/globals-<id>.sql.gpg`. Its record is a DumpRecord whose database is GLOBALS_NAME.
+ */
+export const GLOBALS_PREFIX = 'globals/';
+/** The `database` of a globals record: no database can be called this way by the bag (it is not one). */
+export const GLOBALS_NAME = '(globals)';
+const KEY_PATTERN = /^globals\/globals-([0-9A-Za-z-]{15,64})\.sql(\.gpg)?$/;
+const STDERR_TAIL_BYTES = 4096;
+/** Roles and tablespaces of even a large server fit in this; more is not a globals dump. */
+const MAX_GLOBALS_BYTES = 256 * 1024 * 1024;
+
+export function globalsKey(id: string, encrypted: boolean): string {
+  return `${GLOBALS_PREFIX}globals-${id}.sql${encrypted ? '.gpg' : ''}`;
+}
+
+/** The id of a globals key, or undefined for anything the bag does not write. */
+export function parseGlobalsKey(key: string): { id: string; encrypted: boolean } | undefined {
+  const m = KEY_PATTERN.exec(key);
+  if (!m || !isDumpId(m[1] as string)) return undefined;
+  return { id: m[1] as string, encrypted: m[2] !== undefined };
+}
+
+/** pg_dumpall beside the pg_dump chosen for the server's major (the layer ships them together). */
+export function resolvePgDumpall(source: PgDumpSource, serverMajor: number): PgDumpBinary {
+  const pgDump = resolvePgDump(source, serverMajor);
+  if (pgDump.path === 'pg_dump') return { path: 'pg_dumpall', env: {} };
+  const beside = join(dirname(pgDump.path), 'pg_dumpall');
+  return { path: existsSync(beside) ? beside : 'pg_dumpall', env: pgDump.env };
+}
+
+/** Starts pg_dumpall and returns its output, which errors unless it exits 0. */
+function startPgDumpall(binary: PgDumpBinary, connection: PgConnection): Transform {
+  const child = spawn(binary.path, ['--globals-only', '--no-role-passwords', '--no-password'], {
+    env: { ...process.env, ...binary.env, ...libpqEnv(connection) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = Buffer.alloc(0);
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr = Buffer.concat([stderr, chunk]).subarray(-STDERR_TAIL_BYTES);
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((done) => {
+    child.once('error', (error) => done({ code: null, signal: null, error }));
+    child.once('close', (code, signal) => done({ code, signal }));
+  });
+  const tail = () => redact(stderr.toString('utf8').trim(), connectionSecrets(connection));
+  let seen = 0;
+  const guard = new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      seen += chunk.length;
+      if (seen > MAX_GLOBALS_BYTES) callback(new PgDumpError(`pg_dumpall wrote more than ${MAX_GLOBALS_BYTES} bytes of globals`));
+      else callback(null, chunk);
+    },
+    flush(callback: TransformCallback) {
+      exited.then(({ code, signal, error }) => {
+        if (error) callback(new PgDumpError(`cannot start ${binary.path}: ${error.message}`));
+        else if (signal || code !== 0)
+          callback(new PgDumpError(`pg_dumpall ${signal ? `was killed by ${signal}` : `exited with code ${code}`}: ${tail() || 'no message'}`));
+        else callback();
+      }, callback);
+    },
+    destroy(error, callback) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      callback(error);
+    },
+  });
+  child.stdout.pipe(guard);
+  return guard;
+}
+
+export interface GlobalsTarget {
+  readonly s3: S3Client;
+  readonly bucket: string;
+  readonly connection: PgConnection;
+  readonly pgDump: PgDumpSource;
+  readonly retention: RetentionPolicy;
+  /** Signs the record as the dumps' are (the same record writer). */
+  readonly signer?: RecordSigner;
+}
+
+export interface GlobalsResult {
+  readonly status: 'ok' | 'failed';
+  readonly key?: string;
+  readonly bytes?: number;
+  readonly error?: string;
+  readonly pruned?: readonly string[];
+}
+
+/** Dumps the globals, stores and records them, then applies retention to older globals. Never throws. */
+export async function dumpGlobals(
+  target: GlobalsTarget,
+  request: { server: ServerInfo; encryption: Encryption; trigger: Trigger },
+): Promise<GlobalsResult> {
+  const started = new Date();
+  const id = dumpId(started);
+  const key = globalsKey(id, request.encryption.mode !== 'none');
+  const scrub = (text: string) => redact(text, connectionSecrets(target.connection));
+  try {
+    const binary = resolvePgDumpall(target.pgDump, request.server.major);
+    const version = await pgDumpVersion(binary);
+    const output = startPgDumpall(binary, target.connection);
+    const body = await encryptStream(output, request.encryption);
+    const stored = await uploadStream({
+      client: target.s3,
+      bucket: target.bucket,
+      key,
+      body,
+      contentType: request.encryption.mode === 'none' ? 'application/sql' : 'application/pgp-encrypted',
+      metadata: { trigger: request.trigger },
+    });
+    const unsigned: DumpRecord = {
+      database: GLOBALS_NAME,
+      id,
+      key,
+      createdAt: started.toISOString(),
+      trigger: request.trigger,
+      encryption: request.encryption.mode,
+      recipients:
+        request.encryption.mode === 'gpg'
+          ? request.encryption.recipients.map((r) => ({ fingerprint: r.fingerprint, userId: r.userId }))
+          : [],
+      pgDumpVersion: version,
+      serverVersion: request.server.version,
+      compression: 'none',
+      sha256: stored.sha256,
+      bytes: stored.bytes,
+      seconds: Math.round((Date.now() - started.getTime())) / 1000,
+    };
+    const record = target.signer ? await signRecord(unsigned, target.signer) : unsigned;
+    try {
+      await writeRecord(target.s3, target.bucket, record);
+    } catch (error: unknown) {
+      await target.s3.send(new DeleteObjectCommand({ Bucket: target.bucket, Key: key })).catch(() => {});
+      throw new DumpBagError(`cannot record the globals dump: ${errorMessage(error)}`);
+    }
+    let pruned: string[] = [];
+    try {
+      pruned = await pruneGlobals(target.s3, target.bucket, target.retention);
+    } catch {
+      // Retention runs again next time; the new globals dump itself is fine.
+    }
+    return { status: 'ok', key, bytes: stored.bytes, pruned };
+  } catch (error: unknown) {
+    return { status: 'failed', error: scrub(`globals: ${errorMessage(error)}`) };
+  }
+}
+
+function validRecord(value: unknown, key: string): DumpRecord | undefined {
+  const r = value as Partial<DumpRecord> | null;
+  if (!r || typeof r !== 'object') return undefined;
+  const parsed = parseGlobalsKey(key);
+  if (!parsed || r.key !== key || r.id !== parsed.id || r.database !== GLOBALS_NAME) return undefined;
+  if (typeof r.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(r.sha256)) return undefined;
+  if (typeof r.bytes !== 'number' || !Number.isSafeInteger(r.bytes) || r.bytes < 0) return undefined;
+  if (!Array.isArray(r.recipients)) return undefined;
+  return r as DumpRecord;
+}
+
+/** The recorded globals dumps, newest first; a bad or oversized record is skipped. */
+export async function listGlobals(client: S3Client, bucket: string): Promise<DumpRecord[]> {
+  const objects = await listObjects(client, bucket, GLOBALS_PREFIX);
+  const records = new Set(objects.filter((o) => o.key.endsWith(RECORD_SUFFIX)).map((o) => o.key));
+  const out: DumpRecord[] = [];
+  for (const o of objects) {
+    if (!parseGlobalsKey(o.key) || !records.has(recordKey(o.key))) continue;
+    try {
+      const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: recordKey(o.key) }));
+      if ((response.ContentLength ?? 0) > 64 * 1024) continue;
+      const text = await (response.Body as { transformToString(): Promise<string> }).transformToString();
+      const record = validRecord(JSON.parse(text), o.key);
+      if (record) out.push(record);
+    } catch {
+      // An unreadable record is skipped, never allowed to break the listing.
+    }
+  }
+  return out.sort(newestFirst);
+}
+
+/** One globals dump by id, or the newest with `latest`. */
+export async function findGlobals(client: S3Client, bucket: string, id: string): Promise<DumpRecord> {
+  const all = await listGlobals(client, bucket);
+  const found = id === 'latest' ? all[0] : all.find((g) => g.id === id);
+  if (!found) throw new NotFoundError(id === 'latest' ? 'this bag has no globals dump' : 'no globals dump with this id');
+  return found;
+}
+
+/** Retention of globals dumps: the same policy as a database's (keep-min newest always). */
+export async function pruneGlobals(
+  client: S3Client,
+  bucket: string,
+  policy: RetentionPolicy,
+  now = new Date(),
+): Promise<string[]> {
+  const { remove } = planRetention(await listGlobals(client, bucket), policy, now);
+  for (const g of remove) {
+    if (!parseGlobalsKey(g.key)) continue;
+    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: g.key }));
+    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: recordKey(g.key) }));
+  }
+  return remove.map((g) => g.key);
+}
+
+/** A presigned GET of a listed globals dump (checked to exist). The URL is a credential: never log it. */
+export async function presignGlobals(
+  client: S3Client,
+  bucket: string,
+  record: DumpRecord,
+  expirySeconds: number,
+  now = new Date(),
+): Promise<{ url: string; expiresAt: string }> {
+  if (!parseGlobalsKey(record.key)) throw new Error('a globals record names a key that is not a globals dump');
+  try {
+    await client.send(new HeadObjectCommand({ Bucket: bucket, Key: record.key }));
+  } catch (error: unknown) {
+    if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) {
+      throw new NotFoundError('this globals dump was deleted a moment ago');
+    }
+    throw error;
+  }
+  const name = record.key.slice(GLOBALS_PREFIX.length);
+  const url = await getSignedUrl(
+    client,
+    new GetObjectCommand({ Bucket: bucket, Key: record.key, ResponseContentDisposition: `attachment; filename="${name}"` }),
+    { expiresIn: expirySeconds },
+  );
+  let expires = now.getTime() + expirySeconds * 1000;
+  const credentials = await client.config.credentials();
+  if (credentials.expiration) expires = Math.min(expires, credentials.expiration.getTime());
+  return { url, expiresAt: new Date(expires).toISOString() };
+}
