@@ -6,6 +6,8 @@ export interface OptionSpec {
   readonly type: 'string' | 'boolean';
   readonly short?: string;
   readonly default?: string | boolean;
+  /** The option may be given several times (its value is then a list). */
+  readonly multiple?: boolean;
   /** The value's placeholder in the usage line (FILE, URL, N); a string option only. */
   readonly value?: string;
   readonly doc: string;

@@ -84,14 +84,17 @@ export const commandSpecs = {
   }),
   list: command({
     name: 'list',
-    summary: 'the dumps in the bag, newest first',
+    summary: 'the dumps in the bag, newest first, with the pg_restore each needs (and the globals dumps)',
     positionals: [{ ...DATABASE, optional: true, doc: 'only the dumps of this database' }],
     options: { json: JSON_OPTION, url: URL_OPTION },
   }),
   get: command({
     name: 'get',
-    summary: 'download, check and decrypt a dump',
-    positionals: [DATABASE, ID],
+    summary: 'download, check and decrypt a dump (or with --globals, the roles and tablespaces)',
+    positionals: [
+      { ...DATABASE, optional: true, doc: 'the database the dump is of (none with --globals)' },
+      ID,
+    ],
     options: {
       output: {
         type: 'string',
@@ -108,10 +111,38 @@ export const commandSpecs = {
         default: false,
         doc: 'write as it arrives, before the SHA-256 and integrity checks are done (a tampered dump may be partly written)',
       },
+      table: {
+        type: 'string',
+        multiple: true,
+        value: 'TABLE',
+        doc: 'with --restore: only this table (repeatable)',
+      },
+      schema: {
+        type: 'string',
+        multiple: true,
+        value: 'SCHEMA',
+        doc: 'with --restore: only this schema (repeatable)',
+      },
+      'data-only': { type: 'boolean', doc: 'with --restore: the rows only, into existing tables' },
+      clean: { type: 'boolean', doc: 'with --restore: drop the objects before recreating them' },
+      'if-exists': { type: 'boolean', doc: 'with --clean: DROP … IF EXISTS' },
+      jobs: {
+        type: 'string',
+        value: 'N',
+        doc: 'with --restore: N parallel jobs (the checked archive goes to a work file first)',
+      },
+      globals: {
+        type: 'boolean',
+        default: false,
+        doc: 'the globals dump (roles, tablespaces) as SQL for psql; the argument is its <id>|latest',
+      },
       foreign: FOREIGN_OPTION,
       url: URL_OPTION,
     },
-    notes: ['-o and --restore exclude each other; so do --encrypted and --restore.'],
+    notes: [
+      '-o and --restore exclude each other; so do --encrypted and --restore.',
+      'Before downloading for --restore, the local pg_restore is compared with the one the dump needs.',
+    ],
   }),
   verify: command({
     name: 'verify',

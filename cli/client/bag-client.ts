@@ -192,6 +192,21 @@ export class BagClient {
     return this.json(dumpPath(database, id, '/url'));
   }
 
+  /** The globals dumps (roles, tablespaces), newest first. */
+  async globals(): Promise<ListedDump[]> {
+    return (await this.json<{ globals: ListedDump[] }>('/globals')).globals;
+  }
+
+  /** One globals dump's record by id, or the newest with `latest`. */
+  globalsDump(id: string): Promise<ListedDump> {
+    return this.json(`/globals/${encodePathSegment(id)}`);
+  }
+
+  /** A fresh presigned URL for one globals dump. */
+  globalsUrl(id: string): Promise<{ url: string; expiresAt: string }> {
+    return this.json(`/globals/${encodePathSegment(id)}/url`);
+  }
+
   async startDump(database: string): Promise<{ database: string; status: string }> {
     const response = await this.request('POST', `/dumps/${encodePathSegment(database)}`);
     return (await response.json()) as { database: string; status: string };

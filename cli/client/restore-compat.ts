@@ -22,14 +22,18 @@ export async function localPgRestoreMajor(binary = 'pg_restore'): Promise<number
     const { stdout } = await promisify(execFile)(binary, ['--version'], { timeout: 10_000 });
     return majorOf(/\)\s*(\d+(?:\.\d+)*)/.exec(stdout)?.[1] ?? stdout);
   } catch (error: unknown) {
-    throw new DumpBagError(`cannot run ${binary} --version: ${errorMessage(error)} (install the PostgreSQL client tools)`);
+    throw new DumpBagError(
+      `cannot run ${binary} --version: ${errorMessage(error)} (install the PostgreSQL client tools)`,
+    );
   }
 }
 
 /** The pg_restore major a record says its archive needs; records are untrusted, so a silly value counts as none. */
 export function neededMajor(record: Pick<DumpRecord, 'restoreMajor'>): number | undefined {
   const value = record.restoreMajor;
-  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0 && value < 1000 ? value : undefined;
+  return typeof value === 'number' && Number.isSafeInteger(value) && value > 0 && value < 1000
+    ? value
+    : undefined;
 }
 
 /**
@@ -44,7 +48,10 @@ export async function assertRestorable(
   if (needed === undefined) return;
   const local = await localPgRestoreMajor(binary);
   if (local === undefined || local >= needed) return;
-  const version = typeof record.archiveVersion === 'string' ? ` (archive format ${record.archiveVersion.slice(0, 20)})` : '';
+  const version =
+    typeof record.archiveVersion === 'string'
+      ? ` (archive format ${record.archiveVersion.slice(0, 20)})`
+      : '';
   throw new RestoreVersionError(
     `this dump${version} needs pg_restore ${needed} or newer, and the local pg_restore is ${local}: nothing was downloaded; ${installHint(needed)}`,
     needed,

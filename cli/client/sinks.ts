@@ -69,7 +69,13 @@ export async function restoreArchive(
   // --jobs cannot run in one transaction; it restores from a file that passed every check already.
   const args = extra.file
     ? ['--no-owner', '--exit-on-error', ...(extra.args ?? []), `--dbname=${conninfo}`, extra.file]
-    : ['--no-owner', '--single-transaction', '--exit-on-error', ...(extra.args ?? []), `--dbname=${conninfo}`];
+    : [
+        '--no-owner',
+        '--single-transaction',
+        '--exit-on-error',
+        ...(extra.args ?? []),
+        `--dbname=${conninfo}`,
+      ];
   const child = spawn('pg_restore', args, { stdio: [extra.file ? 'ignore' : 'pipe', 'inherit', 'pipe'] });
   const stderr = tailCollector();
   child.stderr?.on('data', (chunk: Buffer) => stderr.add(chunk));

@@ -32,7 +32,9 @@ export async function run({ values }: Parsed<typeof commandSpecs.backup.options>
   }
   if (!values.json && summary.globals) {
     const g = summary.globals;
-    console.log(g.status === 'ok' ? `ok      globals  ${g.key}  ${formatBytes(g.bytes ?? 0)}` : `FAILED  ${g.error}`);
+    console.log(
+      g.status === 'ok' ? `ok      globals  ${g.key}  ${formatBytes(g.bytes ?? 0)}` : `FAILED  ${g.error}`,
+    );
   }
   return summary.ok && summary.results.length > 0 ? 0 : 1;
 }

@@ -9,6 +9,13 @@ import { clientFromEnv } from '../client/bag-client';
 import { type Decryption, prepareDecryption } from '../client/decryption';
 import { openDump } from '../client/dump-stream';
 import { createProgress } from '../client/progress';
+import { assertRestorable } from '../client/restore-compat';
+import {
+  anyRestoreOption,
+  readRestoreOptions,
+  restoreArgs,
+  withArchiveFile,
+} from '../client/restore-options';
 import { assertRecordSigned, pinForReading } from '../client/signing-pin';
 import { restoreArchive, writeFileAtomically } from '../client/sinks';
 import { withVerifiedDump } from '../client/verified-dump';
@@ -32,8 +39,19 @@ export function defaultFileName(record: DumpRecord, encrypted: boolean): string 
 }
 
 export async function run({ values, positionals }: Parsed<typeof commandSpecs.get.options>): Promise<number> {
+  const restoreOptions = readRestoreOptions(values);
+  if (anyRestoreOption(restoreOptions) && values.restore === undefined) {
+    throw new UsageError('--table, --schema, --data-only, --clean, --if-exists and --jobs go with --restore');
+  }
+  if (values.globals) {
+    if (values.restore !== undefined || positionals.length > 1) {
+      throw new UsageError(
+        '--globals takes at most an <id>|latest and writes SQL for psql: give -o FILE or -, not --restore',
+      );
+    }
+    return getGlobals(positionals[0] ?? 'latest', { ...values, allowUnsigned: values['allow-unsigned'] });
+  }
   const [database, id = 'latest'] = positionals;
-  // The parser has checked that <database> is there.
   if (database === undefined) throw new UsageError('missing <database>');
   if (values.output !== undefined && values.restore !== undefined) {
     throw new UsageError('-o and --restore exclude each other: write a file or restore, not both');
@@ -46,6 +64,8 @@ export async function run({ values, positionals }: Parsed<typeof commandSpecs.ge
   // Who wrote it, before anything is downloaded: the record must be signed by the pinned bag key.
   const allowUnsigned = values['allow-unsigned'];
   assertRecordSigned(record, await pinForReading(client, allowUnsigned), { allowUnsigned });
+  // Said before anything is downloaded or decrypted: an older pg_restore would fail at the end.
+  if (values.restore !== undefined) await assertRestorable(record);
   const decryption: Decryption = values.encrypted
     ? { mode: 'none' }
     : await prepareDecryption(record, { keyFile: values.key });
@@ -58,7 +78,17 @@ export async function run({ values, positionals }: Parsed<typeof commandSpecs.ge
       : (values.output ?? defaultFileName(record, values.encrypted));
   const sink = async (archive: Readable): Promise<string> => {
     if (values.restore !== undefined) {
-      await restoreArchive(archive, values.restore);
+      const conninfo = values.restore;
+      const args = restoreArgs(restoreOptions);
+      if (restoreOptions.jobs !== undefined) {
+        // pg_restore --jobs seeks in its input: it needs a file, written only from checked bytes.
+        const dir = process.env.DUMP_BAG_WORK_DIR?.trim() || tmpdir();
+        await withArchiveFile(archive, dir, record.bytes, (path) =>
+          restoreArchive(undefined, conninfo, { args, file: path }),
+        );
+      } else {
+        await restoreArchive(archive, conninfo, { args });
+      }
       return 'restored into the given database';
     }
     if (file === undefined) {
@@ -100,6 +130,62 @@ export async function run({ values, positionals }: Parsed<typeof commandSpecs.ge
     `${where}: ${record.database} ${record.id} (${record.trigger}), ${formatSize(record.bytes)} stored, SHA-256 verified${
       decryption.mode === 'none' ? '' : ', decrypted'
     }`,
+  );
+  return 0;
+}
+
+/** `get --globals`: the roles and tablespaces SQL of a run, checked like a dump, to a file or stdout. */
+async function getGlobals(
+  id: string,
+  values: {
+    output?: string;
+    key?: string;
+    encrypted: boolean;
+    url?: string;
+    foreign: boolean;
+    allowUnsigned: boolean;
+  },
+): Promise<number> {
+  const client = clientFromEnv(values.url);
+  const record = await client.globalsDump(id);
+  // Signed by the bag like a dump's record, checked before anything is downloaded.
+  assertRecordSigned(record, await pinForReading(client, values.allowUnsigned), {
+    allowUnsigned: values.allowUnsigned,
+  });
+  if (typeof record.id !== 'string' || !SAFE_ID.test(record.id)) {
+    throw new ValidationError('the bag answered with a malformed globals id: refusing it');
+  }
+  const decryption: Decryption = values.encrypted
+    ? { mode: 'none' }
+    : await prepareDecryption(record, { keyFile: values.key });
+  const { url } = await client.globalsUrl(record.id);
+  const file =
+    values.output === '-'
+      ? undefined
+      : (values.output ??
+        `globals-${record.id}.sql${values.encrypted && record.encryption !== 'none' ? '.gpg' : ''}`);
+  const workDir =
+    process.env.DUMP_BAG_WORK_DIR?.trim() || (file === undefined ? tmpdir() : dirname(resolve(file)));
+  const where = await withVerifiedDump(
+    {
+      record,
+      url,
+      decryption,
+      foreign: values.foreign,
+      workDir,
+      alsoNeeded: file === undefined ? 0 : record.bytes,
+    },
+    async (archive) => {
+      if (file === undefined) {
+        await pipeline(archive, process.stdout);
+        return 'written to standard output';
+      }
+      await writeFileAtomically(archive, file);
+      return `wrote ${file}`;
+    },
+  );
+  console.error(
+    `${where}: globals ${record.id}, SHA-256 verified${decryption.mode === 'none' ? '' : ', decrypted'} (apply with psql -f)`,
   );
   return 0;
 }

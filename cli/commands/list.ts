@@ -1,6 +1,7 @@
 import { NotFoundError } from '../../functions/core/errors';
 import { formatDuration, formatSize } from '../../functions/core/listing';
 import { clientFromEnv } from '../client/bag-client';
+import { neededMajor } from '../client/restore-compat';
 import { pinnedSigningKey, recordSignatureState } from '../client/signing-pin';
 import type { Parsed } from '../command-line';
 import type { commandSpecs } from '../command-specs';
@@ -28,9 +29,16 @@ export async function run({
     throw error;
   });
   const dumps = listed.map((d) => ({ ...d, signatureState: recordSignatureState(d, pin) }));
+  const globals = positionals[0] === undefined ? await client.globals() : [];
   if (values.json) {
-    console.log(JSON.stringify(dumps, null, 2));
+    console.log(JSON.stringify(positionals[0] === undefined ? { dumps, globals } : dumps, null, 2));
     return 0;
+  }
+  if (globals.length > 0) {
+    const latest = globals[0] as (typeof globals)[number];
+    console.log(
+      `globals: ${globals.length} dump(s), newest ${printable(latest.id)} (${formatSize(latest.bytes)}): dump-bag get --globals`,
+    );
   }
   if (dumps.length === 0) {
     console.error(positionals[0] === undefined ? 'no dumps in the bag' : 'no dumps of this database');
@@ -47,8 +55,9 @@ export async function run({
       : d.encryption,
     d.signatureState === 'valid' ? 'signed' : d.signatureState.toUpperCase(),
     d.expiresAt === null ? 'kept' : `deleted in ${formatDuration(new Date(d.expiresAt).getTime() - now)}`,
+    restoreColumn(d),
   ]);
-  const header = ['DATABASE', 'ID', 'SIZE', 'TRIGGER', 'FOR', 'SIGNATURE', 'RETENTION'];
+  const header = ['DATABASE', 'ID', 'SIZE', 'TRIGGER', 'FOR', 'SIGNATURE', 'RETENTION', 'PG_RESTORE'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   for (const r of [header, ...rows]) {
     console.log(
@@ -59,4 +68,13 @@ export async function run({
     );
   }
   return 0;
+}
+
+/** `>= 17 (1.16.0)`: the oldest pg_restore that reads the archive, with its format; `?` for older records. */
+function restoreColumn(d: { restoreMajor?: unknown; archiveVersion?: unknown }): string {
+  const major = neededMajor(d as { restoreMajor?: number });
+  if (major === undefined) return '?';
+  const version =
+    typeof d.archiveVersion === 'string' ? ` (${printable(d.archiveVersion.slice(0, 20))})` : '';
+  return `>= ${major}${version}`;
 }

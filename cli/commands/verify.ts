@@ -5,6 +5,7 @@ import { clientFromEnv } from '../client/bag-client';
 import { type Decryption, prepareDecryption } from '../client/decryption';
 import { openDump } from '../client/dump-stream';
 import { createProgress } from '../client/progress';
+import { assertRestorable } from '../client/restore-compat';
 import { assertRecordSigned, pinForReading } from '../client/signing-pin';
 import { listArchive } from '../client/sinks';
 import { withVerifiedDump } from '../client/verified-dump';
@@ -53,6 +54,8 @@ export async function run({
       const decryption: Decryption = values['checksum-only']
         ? { mode: 'none' }
         : await prepareDecryption(record, { keyFile: values.key });
+      // pg_restore --list reads the archive: an older pg_restore is said before the download.
+      if (!values['checksum-only']) await assertRestorable(record);
       const { url } = await client.downloadUrl(record.database, record.id);
       const options = {
         record,

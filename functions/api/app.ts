@@ -3,10 +3,12 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { presignDump } from '../core/catalog';
 import type { RetentionPolicy } from '../core/config';
 import { errorMessage, NotFoundError, ValidationError } from '../core/errors';
+import { findGlobals, listGlobals, presignGlobals } from '../core/globals';
 import { checkKeyExpiry } from '../core/key-expiry';
 import { keysDocument, loadKeys, pinnedRecipients, type RecipientKey, recipientsList } from '../core/keys';
 import { findListed, listWithExpiry } from '../core/listing';
 import { assertDatabaseName, isDumpId } from '../core/naming';
+import { withExpiry } from '../core/retention';
 import { SETTINGS } from '../core/settings';
 import { parsePublicKey } from '../core/signing';
 import { ForbiddenError } from './errors';
@@ -234,6 +236,37 @@ function routes(deps: ApiDependencies, now: () => Date): Route[] {
       method: 'GET',
       pattern: '/dumps/{database}/{id}',
       handle: async ({ param }) => json(200, await find(param('database'), param('id'))),
+    },
+    {
+      method: 'GET',
+      pattern: '/globals',
+      handle: async () => json(200, { globals: withExpiry(await listGlobals(s3, bucket), retention) }),
+    },
+    {
+      method: 'GET',
+      pattern: '/globals/{id}/url',
+      handle: async ({ param }) =>
+        json(
+          200,
+          await presignGlobals(
+            s3,
+            bucket,
+            await findGlobals(s3, bucket, param('id')),
+            deps.urlExpirySeconds,
+            now(),
+          ),
+        ),
+    },
+    {
+      method: 'GET',
+      pattern: '/globals/{id}',
+      handle: async ({ param }) => {
+        const id = param('id');
+        const all = withExpiry(await listGlobals(s3, bucket), retention);
+        const found = id === 'latest' ? all[0] : all.find((g) => g.id === id);
+        if (!found) throw new NotFoundError('no globals dump with this id');
+        return json(200, found);
+      },
     },
     {
       method: 'POST',

@@ -79,6 +79,7 @@ function row(dump: ListedDump, input: StatusPageInput): string {
 <td class="who">${whoCanDecrypt(dump)}</td>
 <td class="signature">${SIGNATURE_LABELS[dump.signatureState ?? 'unchecked']}</td>
 <td class="expires">${deletion(dump, input)}</td>
+<td class="restore">${typeof dump.restoreMajor === 'number' && Number.isSafeInteger(dump.restoreMajor) ? `pg_restore ${dump.restoreMajor}+` : ''}</td>
 <td><button type="button" class="download" data-url="${escapeHtml(urlPath)}">Download</button></td>
 </tr>`;
 }
@@ -143,6 +144,7 @@ export function renderStatusPage(input: StatusPageInput): string {
 <p class="sub">${dumps.length} dump${dumps.length === 1 ? '' : 's'}, ${formatSize(size)}</p>
 <table>
 <thead><tr><th>Date</th><th>Age</th><th>Size</th><th>Trigger</th><th>Who can decrypt</th><th>Signature</th><th>Deleted</th><th></th></tr></thead>
+<thead><tr><th>Date</th><th>Age</th><th>Size</th><th>Trigger</th><th>Who can decrypt</th><th>Deleted</th><th>Restore with</th><th></th></tr></thead>
 <tbody>
 ${dumps.map((d) => row(d, input)).join('\n')}
 </tbody>

@@ -43,7 +43,8 @@ function refuse(option: string, why: string): never {
 
 function checkValue(flag: string, value: string): string {
   if (value.length === 0) refuse(flag, 'needs a pattern');
-  if (value.length > MAX_VALUE_LENGTH) refuse(flag, `has a pattern longer than ${MAX_VALUE_LENGTH} characters`);
+  if (value.length > MAX_VALUE_LENGTH)
+    refuse(flag, `has a pattern longer than ${MAX_VALUE_LENGTH} characters`);
   // A NUL cannot reach an argv; a newline or other control character is no part of a name pattern.
   if (/[\p{Cc}]/u.test(value)) refuse(flag, 'has a control character (NUL, newline…) in its pattern');
   return value;
@@ -68,13 +69,17 @@ export function validateDumpOptions(args: readonly unknown[]): DumpOptions {
       let value: unknown = eq === -1 ? args[++i] : arg.slice(eq + 1);
       if (typeof value !== 'string') refuse(flag, 'needs a pattern');
       // `--schema --file=x` must not slip a flag in as the pattern.
-      if (eq === -1 && value.startsWith('-')) refuse(flag, `is followed by ${JSON.stringify(value.slice(0, 40))}, not a pattern`);
+      if (eq === -1 && value.startsWith('-'))
+        refuse(flag, `is followed by ${JSON.stringify(value.slice(0, 40))}, not a pattern`);
       value = checkValue(flag, value);
       out.push(`${flag}=${value as string}`);
     } else if (!arg.startsWith('-')) {
       refuse(arg, 'is not an option (a value must follow the flag that takes it)');
     } else {
-      refuse(arg, "changes the archive's format, its output or the connection, runs commands, or is unknown: it is refused");
+      refuse(
+        arg,
+        "changes the archive's format, its output or the connection, runs commands, or is unknown: it is refused",
+      );
     }
   }
   return out;
@@ -90,7 +95,8 @@ export function validateDumpOptionsSetting(value: unknown): DumpOptionsByDatabas
   }
   const out: Record<string, DumpOptions> = {};
   for (const [database, list] of Object.entries(value)) {
-    if (!Array.isArray(list)) throw new DumpOptionError(`dump options for ${JSON.stringify(database)} must be a list`);
+    if (!Array.isArray(list))
+      throw new DumpOptionError(`dump options for ${JSON.stringify(database)} must be a list`);
     try {
       out[database] = validateDumpOptions(list);
     } catch (error: unknown) {
@@ -119,5 +125,8 @@ export function parseDumpOptionsText(raw: string): DumpOptionsByDatabase {
 /** The options one database is dumped with: those for all, then its own. */
 export function optionsFor(byDatabase: DumpOptionsByDatabase | undefined, database: string): DumpOptions {
   if (!byDatabase) return [];
-  return [...(byDatabase[ALL_DATABASES] ?? []), ...(Object.hasOwn(byDatabase, database) ? (byDatabase[database] ?? []) : [])];
+  return [
+    ...(byDatabase[ALL_DATABASES] ?? []),
+    ...(Object.hasOwn(byDatabase, database) ? (byDatabase[database] ?? []) : []),
+  ];
 }

@@ -14,8 +14,8 @@ import { connectionSecrets, libpqEnv } from './libpq';
 import { dumpId, isDumpId, RECORD_SUFFIX, recordKey } from './naming';
 import { type PgDumpBinary, type PgDumpSource, pgDumpVersion, resolvePgDump } from './pg-dump';
 import { redact } from './redact';
-import { type RecordSigner, signRecord } from './signing';
 import { planRetention } from './retention';
+import { type RecordSigner, signRecord } from './signing';
 import { uploadStream } from './upload';
 
 /**
@@ -60,23 +60,30 @@ function startPgDumpall(binary: PgDumpBinary, connection: PgConnection): Transfo
   child.stderr.on('data', (chunk: Buffer) => {
     stderr = Buffer.concat([stderr, chunk]).subarray(-STDERR_TAIL_BYTES);
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((done) => {
-    child.once('error', (error) => done({ code: null, signal: null, error }));
-    child.once('close', (code, signal) => done({ code, signal }));
-  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>(
+    (done) => {
+      child.once('error', (error) => done({ code: null, signal: null, error }));
+      child.once('close', (code, signal) => done({ code, signal }));
+    },
+  );
   const tail = () => redact(stderr.toString('utf8').trim(), connectionSecrets(connection));
   let seen = 0;
   const guard = new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
       seen += chunk.length;
-      if (seen > MAX_GLOBALS_BYTES) callback(new PgDumpError(`pg_dumpall wrote more than ${MAX_GLOBALS_BYTES} bytes of globals`));
+      if (seen > MAX_GLOBALS_BYTES)
+        callback(new PgDumpError(`pg_dumpall wrote more than ${MAX_GLOBALS_BYTES} bytes of globals`));
       else callback(null, chunk);
     },
     flush(callback: TransformCallback) {
       exited.then(({ code, signal, error }) => {
         if (error) callback(new PgDumpError(`cannot start ${binary.path}: ${error.message}`));
         else if (signal || code !== 0)
-          callback(new PgDumpError(`pg_dumpall ${signal ? `was killed by ${signal}` : `exited with code ${code}`}: ${tail() || 'no message'}`));
+          callback(
+            new PgDumpError(
+              `pg_dumpall ${signal ? `was killed by ${signal}` : `exited with code ${code}`}: ${tail() || 'no message'}`,
+            ),
+          );
         else callback();
       }, callback);
     },
@@ -145,7 +152,7 @@ export async function dumpGlobals(
       compression: 'none',
       sha256: stored.sha256,
       bytes: stored.bytes,
-      seconds: Math.round((Date.now() - started.getTime())) / 1000,
+      seconds: Math.round(Date.now() - started.getTime()) / 1000,
     };
     const record = target.signer ? await signRecord(unsigned, target.signer) : unsigned;
     try {
@@ -201,7 +208,10 @@ export async function listGlobals(client: S3Client, bucket: string): Promise<Dum
 export async function findGlobals(client: S3Client, bucket: string, id: string): Promise<DumpRecord> {
   const all = await listGlobals(client, bucket);
   const found = id === 'latest' ? all[0] : all.find((g) => g.id === id);
-  if (!found) throw new NotFoundError(id === 'latest' ? 'this bag has no globals dump' : 'no globals dump with this id');
+  if (!found)
+    throw new NotFoundError(
+      id === 'latest' ? 'this bag has no globals dump' : 'no globals dump with this id',
+    );
   return found;
 }
 
@@ -229,7 +239,8 @@ export async function presignGlobals(
   expirySeconds: number,
   now = new Date(),
 ): Promise<{ url: string; expiresAt: string }> {
-  if (!parseGlobalsKey(record.key)) throw new Error('a globals record names a key that is not a globals dump');
+  if (!parseGlobalsKey(record.key))
+    throw new Error('a globals record names a key that is not a globals dump');
   try {
     await client.send(new HeadObjectCommand({ Bucket: bucket, Key: record.key }));
   } catch (error: unknown) {
@@ -241,7 +252,11 @@ export async function presignGlobals(
   const name = record.key.slice(GLOBALS_PREFIX.length);
   const url = await getSignedUrl(
     client,
-    new GetObjectCommand({ Bucket: bucket, Key: record.key, ResponseContentDisposition: `attachment; filename="${name}"` }),
+    new GetObjectCommand({
+      Bucket: bucket,
+      Key: record.key,
+      ResponseContentDisposition: `attachment; filename="${name}"`,
+    }),
     { expiresIn: expirySeconds },
   );
   let expires = now.getTime() + expirySeconds * 1000;
