@@ -39,7 +39,13 @@ export function defaultFileName(record: DumpRecord, encrypted: boolean): string 
 }
 
 export async function run({ values, positionals }: Parsed<typeof commandSpecs.get.options>): Promise<number> {
-  const restoreOptions = readRestoreOptions(values);
+  let restoreOptions: ReturnType<typeof readRestoreOptions>;
+  try {
+    restoreOptions = readRestoreOptions(values);
+  } catch (error: unknown) {
+    // A malformed pass-through option is a usage error (exit 2), not a failed download.
+    throw error instanceof ValidationError ? new UsageError(error.message) : error;
+  }
   if (anyRestoreOption(restoreOptions) && values.restore === undefined) {
     throw new UsageError('--table, --schema, --data-only, --clean, --if-exists and --jobs go with --restore');
   }
