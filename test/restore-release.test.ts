@@ -6,7 +6,9 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import * as openpgp from 'openpgp';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DumpRecord } from '../functions/core/catalog';
 import type { ListedDump } from '../functions/core/listing';
+import { signRecord } from '../functions/core/signing';
 import {
   bagEnv,
   type KeyPair,
@@ -20,6 +22,7 @@ import {
   uniqueSuffix,
 } from './support/bag';
 import { createDatabase, freshBucket, getObjectBytes, pgClient, s3Client, services } from './support/env';
+import { testSigner } from './support/signing';
 
 const suffix = uniqueSuffix();
 const GOOD = `release good ${suffix}`;
@@ -76,7 +79,19 @@ describe('get releases nothing before the SHA-256 and the MDC held', () => {
       new PutObjectCommand({
         Bucket: bucket,
         Key: `${r.key}.json`,
-        Body: JSON.stringify({ ...r, expiresAt: undefined, sha256: sha256(bytes), bytes: bytes.length }),
+        // Re-signed with the bag's key (as a thief of that key could), so the checks after the signature are reached.
+        Body: JSON.stringify(
+          await signRecord(
+            {
+              ...r,
+              expiresAt: undefined,
+              signatureState: undefined,
+              sha256: sha256(bytes),
+              bytes: bytes.length,
+            } as DumpRecord,
+            testSigner(),
+          ),
+        ),
       }),
     );
   }
