@@ -106,6 +106,6 @@ describe('the dump-bag process', () => {
     const short = spawnSync(process.execPath, [bin, 'get', '-h'], { encoding: 'utf8' });
     expect(short.status).toBe(0);
     expect(short.stdout).toBe(both.stdout);
-    expect(both.stdout).toMatch(/^usage: dump-bag get <database>/);
+    expect(both.stdout).toMatch(/^usage: dump-bag get \[<database>\] \[<id>\|latest\]/);
   });
 });
