@@ -25,6 +25,7 @@ import {
 import { redact } from './redact';
 import { pruneDatabase } from './retention';
 import { SETTINGS } from './settings';
+import type { Runner } from './runner';
 import { type RecordSigner, signRecord } from './signing';
 import { uploadStream } from './upload';
 
@@ -54,6 +55,8 @@ export interface DumpRequest {
   readonly expectedBytes?: number;
   /** Epoch milliseconds by which the dump must have finished or been aborted. */
   readonly deadline?: number;
+  /** Where the dump runs (Lambda, Fargate), for the record; absent on the command line. */
+  readonly runner?: Runner;
 }
 
 export interface DumpResult {
@@ -69,6 +72,10 @@ export interface DumpResult {
   readonly pruned?: readonly string[];
   /** Retention could not run; the new dump itself is fine. */
   readonly retentionError?: string;
+  /** Where it ran; the state machine retries a Lambda dump that ran out of time on Fargate. */
+  readonly runner?: Runner;
+  /** It failed because its deadline came (not because of the database or S3). */
+  readonly outOfTime?: boolean;
 }
 
 export interface BackupSummary {
@@ -191,6 +198,7 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
       seconds: Math.round(seconds() * 1000) / 1000,
       ...archiveFields(run.archiveVersion(), pgDumpVersionText),
       dumpOptions,
+      ...(request.runner ? { runner: request.runner } : {}),
     };
     let record: DumpRecord;
     try {
@@ -208,6 +216,7 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
       bytes: stored.bytes,
       sha256: stored.sha256,
       seconds: record.seconds,
+      runner: request.runner,
     };
   } catch (error) {
     clearTimeout(timer);
@@ -216,6 +225,8 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
       status: 'failed',
       seconds: seconds(),
       error: scrub(errorMessage(firstError ?? error)),
+      runner: request.runner,
+      ...((firstError ?? error) instanceof DeadlineError ? { outOfTime: true } : {}),
     };
   }
 }

@@ -10,6 +10,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { EncryptionMode, Trigger } from './config';
 import { NotFoundError } from './errors';
 import { DUMPS_PREFIX, databasePrefixes, parseDumpKey, RECORD_SUFFIX, recordKey } from './naming';
+import type { Runner } from './runner';
 import type { RecordSignature } from './signing';
 
 /** What Dump Bag records of every dump, next to it, so it can be listed and verified without downloading it. */
@@ -40,6 +41,8 @@ export interface DumpRecord {
   readonly restoreMajor?: number;
   /** The allow-listed pg_dump flags it was made with. */
   readonly dumpOptions?: readonly string[];
+  /** Where the dump ran: `lambda` or `fargate` in AWS; absent from the command line and older records. */
+  readonly runner?: Runner;
 }
 
 export interface StoredObject {

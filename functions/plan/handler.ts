@@ -9,6 +9,7 @@ import { connectionSecrets } from '../core/libpq';
 import { assertDatabaseName } from '../core/naming';
 import { redact } from '../core/redact';
 import { SETTINGS } from '../core/settings';
+import { chooseRunner, readRunnerChoice } from '../core/runner';
 import { readConnection } from '../shared/connection';
 import type { PlanEvent, PlanOutput } from '../shared/events';
 import { logger } from '../shared/lambda';
@@ -56,6 +57,7 @@ export const handler = async (event: PlanEvent | null, context: Context): Promis
   let connection: PgConnection | undefined;
   try {
     const config = readConfig();
+    const runners = readRunnerChoice();
     const trigger = parseTrigger(event?.trigger);
     const databases = requestedDatabases(event?.databases, config);
     const encryption = await loadEncryption(config);
@@ -83,10 +85,12 @@ export const handler = async (event: PlanEvent | null, context: Context): Promis
     logger.info('planned backup', {
       trigger,
       server: plan.server.version,
-      databases: plan.databases.map((d) => d.name),
+      databases: plan.databases.map((d) => `${d.name} (${chooseRunner(d, runners)})`),
       totalBytes: plan.databases.reduce((sum, d) => sum + (d.sizeBytes ?? 0), 0),
     });
-    return { trigger, server: plan.server, databases: plan.databases };
+    // Each database's runner, so the Map's Choice sends it to Lambda or Fargate.
+    const withRunner = plan.databases.map((d) => ({ ...d, runner: chooseRunner(d, runners) }));
+    return { trigger, server: plan.server, databases: withRunner };
   } catch (error: unknown) {
     const message = redact(errorMessage(error), connectionSecrets(connection));
     logger.error('planning the backup failed', { error: message });

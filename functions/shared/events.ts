@@ -1,5 +1,6 @@
 import type { Trigger } from '../core/config';
 import type { DatabaseInfo, ServerInfo } from '../core/databases';
+import type { Runner } from '../core/runner';
 
 /**
  * The backup state machine's input, and so the plan function's event: `{"trigger":"schedule"}`
@@ -15,7 +16,7 @@ export interface PlanEvent {
 export interface PlanOutput {
   readonly trigger: Trigger;
   readonly server: ServerInfo;
-  readonly databases: readonly DatabaseInfo[];
+  readonly databases: readonly (DatabaseInfo & { readonly runner: Runner })[];
 }
 
 /** One item of the Map: the dump function's event. */
@@ -24,6 +25,8 @@ export interface DumpEvent {
   readonly sizeBytes?: number;
   readonly server: ServerInfo;
   readonly trigger: Trigger;
+  /** The plan's choice; a Lambda dump out of time may still be retried on Fargate. */
+  readonly runner?: Runner;
 }
 
 /** The prune step's event: a database whose dump just succeeded, and that dump's key. */

@@ -1,0 +1,105 @@
+import type { KMSClient } from '@aws-sdk/client-kms';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { DumpResult } from '../core/backup';
+import { dumpDatabase } from '../core/backup';
+import { readConfig, type Trigger } from '../core/config';
+import type { PgConnection, ServerInfo } from '../core/databases';
+import { errorMessage, ValidationError } from '../core/errors';
+import { loadEncryption } from '../core/keys';
+import { KmsSigner, readSigningKeyId } from '../core/kms-signer';
+import { connectionSecrets } from '../core/libpq';
+import { assertDatabaseName } from '../core/naming';
+import { redact } from '../core/redact';
+import type { Runner } from '../core/runner';
+import { readConnection } from './connection';
+import type { DumpEvent } from './events';
+import { logger } from './lambda';
+import { emitDumpMetrics } from './metrics';
+
+/** A Map item as the state machine hands it to either runner; anything else is refused by name. */
+export function parseDumpEvent(event: unknown): DumpEvent {
+  const e = (event ?? {}) as Partial<DumpEvent>;
+  if (typeof e.database !== 'string') throw new ValidationError('the event has no database name');
+  assertDatabaseName(e.database);
+  const server = e.server as Partial<ServerInfo> | undefined;
+  if (typeof server?.version !== 'string' || !Number.isInteger(server.major)) {
+    throw new ValidationError('the event has no server version: it comes from the plan step');
+  }
+  const trigger: Trigger = e.trigger === 'manual' ? 'manual' : 'schedule';
+  const sizeBytes = typeof e.sizeBytes === 'number' ? e.sizeBytes : undefined;
+  return { database: e.database, server: server as ServerInfo, trigger, sizeBytes };
+}
+
+/**
+ * One database's dump as both runners do it (the Lambda handler and the Fargate entry point):
+ * settings from the environment, the core's dump, metrics and a log line. A failed dump is a
+ * result (status "failed"), never an exception, so the other databases go on.
+ */
+export async function dumpOne(
+  event: unknown,
+  runner: Runner,
+  deadline: number,
+  clients: { readonly s3: S3Client; readonly secrets: SecretsManagerClient; readonly kms: KMSClient },
+): Promise<DumpResult> {
+  const started = Date.now();
+  const database =
+    typeof (event as DumpEvent | undefined)?.database === 'string' ? (event as DumpEvent).database : '';
+  let connection: PgConnection | undefined;
+  let result: DumpResult;
+  try {
+    const request = parseDumpEvent(event);
+    const config = readConfig();
+    // No key, no dump: an unsigned record would be refused by every reader.
+    const signer = new KmsSigner(clients.kms, readSigningKeyId());
+    const encryption = await loadEncryption(config);
+    connection = await readConnection(process.env, clients.secrets);
+    result = await dumpDatabase(
+      {
+        s3: clients.s3,
+        bucket: config.bucket,
+        connection,
+        pgDump: { pgDumpPath: config.pgDumpPath, pgRoot: config.pgRoot },
+        compression: config.compression,
+        dumpOptions: config.dumpOptions,
+        retention: config.retention,
+        signer,
+      },
+      {
+        database: request.database,
+        server: request.server,
+        encryption,
+        trigger: request.trigger,
+        expectedBytes: request.sizeBytes,
+        deadline,
+        runner,
+      },
+    );
+  } catch (error: unknown) {
+    result = {
+      database,
+      status: 'failed',
+      seconds: (Date.now() - started) / 1000,
+      error: redact(errorMessage(error), connectionSecrets(connection)),
+      runner,
+    };
+  }
+  emitDumpMetrics(result);
+  if (result.status === 'ok') {
+    logger.info('dump stored', {
+      database: result.database,
+      runner,
+      key: result.key,
+      bytes: result.bytes,
+      seconds: result.seconds,
+    });
+  } else {
+    logger.error('dump failed', {
+      database: result.database,
+      runner,
+      error: result.error,
+      seconds: result.seconds,
+    });
+  }
+  return result;
+}
