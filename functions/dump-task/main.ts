@@ -18,17 +18,10 @@ import { errorMessage } from '../core/errors';
 import { createS3Client } from '../core/s3';
 import { dumpOne } from '../shared/dump-one';
 import { logger } from '../shared/lambda';
+import { HEARTBEAT_MS, TASK_INPUT_ENV, TASK_TIMEOUT_ENV, TASK_TOKEN_ENV } from './env';
 
-/** Set per run by the state machine's container override. */
-export const TASK_TOKEN_ENV = 'DUMP_BAG_TASK_TOKEN';
-export const TASK_INPUT_ENV = 'DUMP_BAG_TASK_INPUT';
-/** The task state's ceiling in seconds, set by the task definition. */
-export const TASK_TIMEOUT_ENV = 'DUMP_BAG_TASK_TIMEOUT_SECONDS';
 /** Kept back from the ceiling to abort the upload and report; the image pull already ate into it. */
 export const TASK_DEADLINE_MARGIN_MS = 5 * 60_000;
-/** Well inside the task state's HeartbeatSeconds (infra/constructs/fargate-dump.ts). */
-export const HEARTBEAT_MS = 60_000;
-
 function heartbeat(client: SFNClient, taskToken: string): NodeJS.Timeout {
   const beat = () => {
     client.send(new SendTaskHeartbeatCommand({ taskToken })).catch((error: unknown) => {

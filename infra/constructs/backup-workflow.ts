@@ -1,4 +1,5 @@
 import { Duration } from 'aws-cdk-lib';
+import * as ecs from 'aws-cdk-lib/aws-ecs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
@@ -7,10 +8,13 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct, type IConstruct } from 'constructs';
 import { MAX_DATABASE_NAME_BYTES } from '../../functions/core/naming';
+import { DEFAULT_FARGATE_ABOVE_GB, DUMP_RUNNER_ENV, FARGATE_ABOVE_GB_ENV } from '../../functions/core/runner';
 import { SETTINGS } from '../../functions/core/settings';
+import { TASK_HEARTBEAT_SECONDS, TASK_INPUT_ENV, TASK_TOKEN_ENV } from '../../functions/dump-task/env';
 import { BagFunction, type RetentionSettings } from './bag-function';
 import type { DatabaseConnection } from './database-connection';
 import type { DumpBucket } from './dump-bucket';
+import { FargateDump, type RunnerProps, validateRunnerProps } from './fargate-dump';
 import type { PgDumpLayer } from './pg-dump-layer';
 import type { PublicKeys } from './public-keys';
 import type { SigningKey } from './signing-key';
@@ -24,7 +28,7 @@ export const DEFAULT_SCHEDULE = 'cron(0 3 * * ? *)';
 /** What the dump keeps back from its timeout to abort cleanly (functions/dump/handler.ts DEADLINE_MARGIN_MS), plus room to dump. */
 const MIN_DUMP_TIMEOUT = Duration.minutes(1);
 
-export interface BackupWorkflowProps {
+export interface BackupWorkflowProps extends RunnerProps {
   readonly bucket: DumpBucket;
   readonly connection: DatabaseConnection;
   readonly keys: PublicKeys;
@@ -48,7 +52,7 @@ export interface BackupWorkflowProps {
   readonly dumpTimeout?: Duration;
   /** pg_dump's --compress. @default the core's: gzip level 1 */
   readonly compression?: string;
-  /** Longest a whole backup run may take. @default Duration.hours(6) */
+  /** Longest a whole backup run may take. @default Duration.hours(6), with Fargate its timeout plus an hour */
   readonly executionTimeout?: Duration;
   /** Retention of the functions' and the state machine's logs. @default logs.RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
@@ -147,6 +151,8 @@ export class BackupWorkflow extends Construct {
   readonly dumpFunction: BagFunction;
   /** Retention after each good dump, in a role of its own: no database, no secret, delete under dumps/ only. */
   readonly pruneFunction: BagFunction;
+  /** The Fargate runner, when dumpRunner and the VPC allow it. */
+  readonly fargate?: FargateDump;
   readonly stateMachine: sfn.StateMachine;
   readonly schedules: scheduler.Schedule[];
 
@@ -159,6 +165,7 @@ export class BackupWorkflow extends Construct {
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const architecture = props.pgDump.architecture;
     const { connection } = props;
+    const fargateOn = validateRunnerProps(this, props, Boolean(connection.vpc));
     const selection: Record<string, string> = {};
     // The core's comma list: a comma inside a name is written `\,`.
     const list = (names: readonly string[]) =>
@@ -179,7 +186,12 @@ export class BackupWorkflow extends Construct {
       logRetention,
       serviceName: props.serviceName,
       // The bucket's name only (the core's settings require one); the plan gets no right on it.
-      environment: { ...selection, [SETTINGS.bucket.env]: props.bucket.bucket.bucketName },
+      environment: {
+        ...selection,
+        [SETTINGS.bucket.env]: props.bucket.bucket.bucketName,
+        [DUMP_RUNNER_ENV]: fargateOn ? (props.dumpRunner ?? 'auto') : 'lambda',
+        [FARGATE_ABOVE_GB_ENV]: String(props.fargateAboveGb ?? DEFAULT_FARGATE_ABOVE_GB),
+      },
       ...placement,
     });
     connection.bind(this.planFunction);
@@ -215,12 +227,27 @@ export class BackupWorkflow extends Construct {
       serviceName: props.serviceName,
     });
     this.pruneFunction.bindPruner(props.bucket).bindRetention(props.retention ?? {});
+    if (fargateOn && connection.vpc) {
+      this.fargate = new FargateDump(this, 'Fargate', {
+        ...props,
+        dumpFunction: this.dumpFunction,
+        layers: [props.pgDump.layer, ...(props.keys.layer ? [props.keys.layer] : [])],
+        architecture,
+        vpc: connection.vpc,
+        vpcSubnets: connection.vpcSubnets,
+        securityGroups: connection.securityGroups,
+        logRetention,
+      });
+    }
+    const executionTimeout =
+      props.executionTimeout ??
+      (this.fargate ? this.fargate.timeout.plus(Duration.hours(1)) : Duration.hours(6));
 
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       comment: 'Dump Bag backup: plan, dump and prune each database, report',
       queryLanguage: sfn.QueryLanguage.JSONATA,
       definitionBody: sfn.DefinitionBody.fromChainable(this.definition(props.concurrency ?? 2)),
-      timeout: props.executionTimeout ?? Duration.hours(6),
+      timeout: executionTimeout,
       tracingEnabled: true,
       logs: {
         destination: new logs.LogGroup(this, 'ExecutionLogs', { retention: logRetention }),
@@ -228,6 +255,8 @@ export class BackupWorkflow extends Construct {
         includeExecutionData: true,
       },
     });
+
+    this.fargate?.allowReportsTo(this.stateMachine);
 
     this.schedules = schedules.map(
       (expression, index) =>
@@ -272,7 +301,7 @@ export class BackupWorkflow extends Construct {
     // A dump that crashed or hit the Lambda timeout still becomes a failed result, so the others go on.
     const crashed = sfn.Pass.jsonata(this, 'Dump crashed', {
       outputs:
-        '{% {"database": $states.input.database, "status": "failed", "error": $states.input.error.Error & ": " & $states.input.error.Cause} %}',
+        '{% {"database": $states.input.database, "status": "failed", "runner": "lambda", "outOfTime": $states.input.error.Error = "Sandbox.Timedout", "error": $states.input.error.Error & ": " & $states.input.error.Cause} %}',
     });
     dump.addCatch(crashed, {
       errors: [sfn.Errors.ALL],
@@ -284,7 +313,7 @@ export class BackupWorkflow extends Construct {
           source: DUMP_EVENT_SOURCE,
           detailType: DUMP_EVENT_DETAIL_TYPE,
           detail: sfn.TaskInput.fromText(
-            '{% $string({"database": $states.input.database, "status": $states.input.status, "key": $states.input.key, "bytes": $states.input.bytes, "sha256": $states.input.sha256, "seconds": $states.input.seconds, "error": $states.input.error, "stateMachine": $states.context.StateMachine.Id, "execution": $states.context.Execution.Id}) %}',
+            '{% $string({"database": $states.input.database, "status": $states.input.status, "runner": $states.input.runner, "key": $states.input.key, "bytes": $states.input.bytes, "sha256": $states.input.sha256, "seconds": $states.input.seconds, "error": $states.input.error, "stateMachine": $states.context.StateMachine.Id, "execution": $states.context.Execution.Id}) %}',
           ),
         },
       ],
@@ -299,12 +328,16 @@ export class BackupWorkflow extends Construct {
     const eachDatabase = sfn.Map.jsonata(this, 'Dump each database', {
       items: sfn.ProvideItems.jsonata('{% $states.input.databases %}'),
       jsonataItemSelector:
-        '{% {"database": $states.context.Map.Item.Value.name, "sizeBytes": $states.context.Map.Item.Value.sizeBytes, "server": $states.input.server, "trigger": $states.input.trigger} %}',
+        '{% {"database": $states.context.Map.Item.Value.name, "sizeBytes": $states.context.Map.Item.Value.sizeBytes, "runner": $states.context.Map.Item.Value.runner, "server": $states.input.server, "trigger": $states.input.trigger} %}',
       maxConcurrency: concurrency,
       outputs: '{% {"results": $states.result} %}',
     });
-    eachDatabase.itemProcessor(dump.next(afterDump));
-    crashed.next(announce);
+    if (this.fargate) {
+      eachDatabase.itemProcessor(this.runnerChoice(this.fargate, dump, crashed, afterDump));
+    } else {
+      eachDatabase.itemProcessor(dump.next(afterDump));
+      crashed.next(announce);
+    }
 
     const failed = sfn.Fail.jsonata(this, 'Some dumps failed', {
       error: 'DumpsFailed',
@@ -343,5 +376,57 @@ export class BackupWorkflow extends Construct {
     return sfn.Choice.jsonata(this, 'Dump ok?')
       .when(sfn.Condition.jsonata('{% $states.input.status = "ok" %}'), prune)
       .otherwise(next);
+  }
+
+  /**
+   * Per item: the plan's runner picks Lambda or Fargate; a Lambda dump that ran out of time (it says
+   * so, or Lambda killed it) goes to Fargate once; a Fargate failure is that database's failed result.
+   */
+  private runnerChoice(
+    fargate: FargateDump,
+    dump: sfn.TaskStateBase,
+    crashed: sfn.Pass,
+    afterDump: sfn.IChainable,
+  ): sfn.IChainable {
+    const keep = sfn.Pass.jsonata(this, 'Keep the item', { assign: { item: '{% $states.input %}' } });
+    const onFargate = tasks.EcsRunTask.jsonata(this, 'Dump on Fargate', {
+      integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+      cluster: fargate.cluster,
+      taskDefinition: fargate.taskDefinition,
+      launchTarget: new tasks.EcsFargateLaunchTarget({ platformVersion: ecs.FargatePlatformVersion.LATEST }),
+      subnets: fargate.subnets,
+      securityGroups: fargate.securityGroups,
+      containerOverrides: [
+        {
+          containerDefinition: fargate.container,
+          environment: [
+            { name: TASK_TOKEN_ENV, value: '{% $states.context.Task.Token %}' },
+            { name: TASK_INPUT_ENV, value: '{% $string($item) %}' },
+          ],
+        },
+      ],
+      taskTimeout: sfn.Timeout.duration(fargate.timeout),
+      heartbeatTimeout: sfn.Timeout.duration(Duration.seconds(TASK_HEARTBEAT_SECONDS)),
+      outputs: '{% $states.result %}',
+    });
+    const fargateFailed = sfn.Pass.jsonata(this, 'Fargate dump failed', {
+      outputs:
+        '{% {"database": $item.database, "status": "failed", "runner": "fargate", "error": $states.input.Error & ": " & $states.input.Cause} %}',
+    });
+    onFargate.addCatch(fargateFailed, { errors: [sfn.Errors.ALL] });
+    onFargate.next(afterDump);
+    fargateFailed.next(afterDump);
+    const outOfTime = sfn.Choice.jsonata(this, 'Out of time on Lambda?')
+      .when(
+        sfn.Condition.jsonata('{% $states.input.status = "failed" and $states.input.outOfTime = true %}'),
+        onFargate,
+      )
+      .otherwise(afterDump);
+    dump.next(outOfTime);
+    crashed.next(outOfTime);
+    const runner = sfn.Choice.jsonata(this, 'Which runner')
+      .when(sfn.Condition.jsonata('{% $states.input.runner = "fargate" %}'), onFargate)
+      .otherwise(dump);
+    return keep.next(runner);
   }
 }
