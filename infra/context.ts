@@ -40,6 +40,11 @@ export const CONTEXT_KEYS = [
   'dumpMemoryMb', // 1769
   'dumpTimeoutMinutes', // 15
   'compression', // gzip level 1
+  'dumpRunner', // auto (lambda | fargate | auto)
+  'fargateAboveGb', // 5, provisional (functions/core/runner.ts)
+  'fargateCpu', // 1024 (1 vCPU)
+  'fargateMemoryMb', // 2048
+  'fargateTimeoutHours', // 12
   'bucketEncryption', // s3 | kms
   'noncurrentVersionDays', // retentionDays
   'objectLockDays', // no Object Lock
@@ -184,6 +189,7 @@ function bucketFromContext(get: Lookup): Props['bucket'] {
 
 function backupFromContext(get: Lookup): Props['backup'] {
   const dumpTimeoutMinutes = num(get, 'dumpTimeoutMinutes');
+  const fargateTimeoutHours = num(get, 'fargateTimeoutHours');
   return {
     schedules: list(get, 'schedules'),
     databases: list(get, 'databases'),
@@ -197,6 +203,12 @@ function backupFromContext(get: Lookup): Props['backup'] {
     dumpMemorySize: num(get, 'dumpMemoryMb'),
     dumpTimeout: dumpTimeoutMinutes !== undefined ? Duration.minutes(dumpTimeoutMinutes) : undefined,
     compression: str(get, 'compression'),
+    // Checked by validateRunnerProps (infra/constructs/fargate-dump.ts), which names the setting.
+    dumpRunner: str(get, 'dumpRunner') as 'lambda' | 'fargate' | 'auto' | undefined,
+    fargateAboveGb: num(get, 'fargateAboveGb'),
+    fargateCpu: num(get, 'fargateCpu'),
+    fargateMemoryMiB: num(get, 'fargateMemoryMb'),
+    fargateTimeout: fargateTimeoutHours !== undefined ? Duration.hours(fargateTimeoutHours) : undefined,
   };
 }
 
