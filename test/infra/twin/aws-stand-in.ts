@@ -18,6 +18,15 @@ export interface StartedExecution {
  * own AWS_ENDPOINT_URL_SECRETS_MANAGER / AWS_ENDPOINT_URL_SFN; it answers only the exact secret and
  * state machine the template names, so a wrong ARN in the environment fails the test.
  */
+/** What a task sent back for its token: SendTaskSuccess, SendTaskFailure or SendTaskHeartbeat. */
+export interface TaskReport {
+  readonly action: 'SendTaskSuccess' | 'SendTaskFailure' | 'SendTaskHeartbeat';
+  readonly taskToken: string;
+  readonly output?: unknown;
+  readonly error?: string;
+  readonly cause?: string;
+}
+
 export class AwsStandIn {
   readonly secretReads: string[] = [];
   readonly executions: StartedExecution[] = [];
@@ -30,6 +39,15 @@ export class AwsStandIn {
   );
   /** Each started execution's name and status, RUNNING until finishExecutions(), for ListExecutions. */
   readonly runs: { name: string; executionArn: string; startDate: number; status: string }[] = [];
+  /** The local recorder in place of Step Functions' task-token API. */
+  readonly taskReports: TaskReport[] = [];
+  /** Tokens a waiting task state would accept; any other is refused as Step Functions does. */
+  readonly openTokens = new Set<string>();
+  /** Extra handlers by x-amz-target or by path (the Lambda API is REST), for a test's own stand-ins. */
+  readonly routes = new Map<
+    string,
+    (req: IncomingMessage, body: string) => { status: number; body: unknown }
+  >();
   private server?: Server;
   endpoint = '';
 
@@ -49,6 +67,32 @@ export class AwsStandIn {
           res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
           res.end(JSON.stringify(payload));
         };
+        const route =
+          this.routes.get(target) ?? this.routes.get(new URL(req.url ?? '/', 'http://x').pathname);
+        if (route) {
+          const answer = route(req, text);
+          if (Buffer.isBuffer(answer.body)) {
+            res.writeHead(answer.status, { 'content-type': 'application/octet-stream' });
+            return res.end(answer.body);
+          }
+          return reply(answer.status, answer.body);
+        }
+        const action = target.replace(/^AWSStepFunctions\./, '');
+        if (action === 'SendTaskSuccess' || action === 'SendTaskFailure' || action === 'SendTaskHeartbeat') {
+          const taskToken = String(request.taskToken);
+          if (!this.openTokens.has(taskToken)) {
+            return reply(400, { __type: 'TaskTimedOut', message: 'Task Timed Out' });
+          }
+          if (action !== 'SendTaskHeartbeat') this.openTokens.delete(taskToken);
+          this.taskReports.push({
+            action,
+            taskToken,
+            output: request.output === undefined ? undefined : JSON.parse(String(request.output)),
+            error: request.error === undefined ? undefined : String(request.error),
+            cause: request.cause === undefined ? undefined : String(request.cause),
+          });
+          return reply(200, {});
+        }
         if (target === 'secretsmanager.GetSecretValue') {
           this.secretReads.push(String(request.SecretId));
           if (request.SecretId !== this.secret.arn) {

@@ -6,6 +6,8 @@ type Json = Record<string, unknown>;
 export interface TwinServices {
   invokeLambda(functionArn: string, payload: unknown): Promise<{ ok: true; payload: unknown } | TaskError>;
   putEvents(entries: Json[]): Promise<void>;
+  /** ecs:runTask.waitForTaskToken: starts the task and resolves with what it sent back for the token. */
+  runTask?(args: Json, taskToken: string): Promise<{ ok: true; payload: unknown } | TaskError>;
 }
 
 export interface TaskError {
@@ -23,6 +25,8 @@ interface StatesVars {
   result?: unknown;
   errorOutput?: { Error: string; Cause: string };
   context: Json;
+  /** Variables set by Assign, visible as `$name` (one scope per Map iteration). */
+  variables?: Json;
 }
 
 class StateFailure extends Error {
@@ -39,7 +43,7 @@ async function evaluate(value: unknown, states: StatesVars): Promise<unknown> {
   if (typeof value === 'string') {
     const m = /^\{%([\s\S]*)%\}$/.exec(value);
     if (!m) return value;
-    const result = await jsonata(m[1] as string).evaluate({}, { states });
+    const result = await jsonata(m[1] as string).evaluate({}, { ...states.variables, states });
     // JSONata sequences are arrays with extra flags; Step Functions hands on plain JSON.
     return result === undefined ? undefined : JSON.parse(JSON.stringify(result));
   }
@@ -84,10 +88,11 @@ async function runStates(
   const states = machine.States as Record<string, Json>;
   let name = machine.StartAt as string;
   let data = input;
+  const variables: Json = {};
   for (;;) {
     const state = states[name];
     if (!state) throw new Error(`no state ${name}`);
-    const vars: StatesVars = { input: data, context };
+    const vars: StatesVars = { input: data, context, variables };
     let output: unknown;
     let next = state.Next as string | undefined;
     switch (state.Type) {
@@ -141,6 +146,8 @@ async function runStates(
       default:
         throw new Error(`the twin does not run ${String(state.Type)} states`);
     }
+    // Assign (of a state that did not fail) sees the state's input, as Step Functions evaluates it.
+    if (state.Assign !== undefined) Object.assign(variables, (await evaluate(state.Assign, vars)) as Json);
     if (state.End === true || next === undefined) return output;
     name = next;
     data = output;
@@ -150,8 +157,17 @@ async function runStates(
 type Outcome = { ok: true; result: unknown } | TaskError;
 
 async function runTask(state: Json, vars: StatesVars, services: TwinServices): Promise<Outcome> {
-  const args = (await evaluate(state.Arguments, vars)) as Json;
+  const taskToken = `twin-token-${Math.random().toString(36).slice(2)}`;
+  const args = (await evaluate(state.Arguments, {
+    ...vars,
+    context: { ...vars.context, Task: { Token: taskToken } },
+  })) as Json;
   const resource = String(state.Resource);
+  if (resource.endsWith(':states:::ecs:runTask.waitForTaskToken')) {
+    if (!services.runTask) throw new Error('the twin was given no runTask service');
+    const done = await services.runTask(args, taskToken);
+    return done.ok ? { ok: true, result: done.payload } : done;
+  }
   if (resource.endsWith(':states:::lambda:invoke')) {
     const invoked = await services.invokeLambda(String(args.FunctionName), args.Payload);
     return invoked.ok ? { ok: true, result: { Payload: invoked.payload, StatusCode: 200 } } : invoked;
