@@ -10,6 +10,7 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { buildSync } from 'esbuild';
+import { LAYER_PG_ROOT } from '../../functions/core/pg-dump';
 import { DEFAULT_FARGATE_ABOVE_GB, RUNNER_SETTINGS, type RunnerSetting } from '../../functions/core/runner';
 import { TASK_TIMEOUT_ENV } from '../../functions/dump-task/env';
 import { type BagFunction, REPO_ROOT } from './bag-function';
@@ -201,6 +202,8 @@ export class FargateDump extends Construct {
         layers.map((l) => l.layerVersionArn),
       ),
       DUMP_BAG_ENTRY: TASK_ENTRY,
+      // Where the bootstrap unpacks the pg_dump layer, as Lambda mounts it.
+      DUMP_BAG_PG_ROOT: LAYER_PG_ROOT,
       [TASK_TIMEOUT_ENV]: String(this.timeout.toSeconds()),
     };
     const dumpEnvironment = props.dumpFunction.node.defaultChild as lambda.CfnFunction;
@@ -209,10 +212,16 @@ export class FargateDump extends Construct {
       'ContainerDefinitions.0.Environment',
       Lazy.any({
         produce: () => {
+          // The L1 property as the Function renders it: `{ variables }`, camelCase until CloudFormation.
           const rendered = Stack.of(this).resolve(dumpEnvironment.environment) as
-            | { Variables?: Record<string, unknown> }
+            | { variables?: Record<string, unknown> }
             | undefined;
-          const all = { ...(rendered?.Variables ?? {}), ...Stack.of(this).resolve(own) };
+          if (!rendered?.variables?.DUMP_BAG_BUCKET) {
+            throw new Error(
+              `${this.node.path}: the dump function's environment has no DUMP_BAG_BUCKET to copy`,
+            );
+          }
+          const all = { ...rendered.variables, ...Stack.of(this).resolve(own) };
           return Object.keys(all)
             .sort()
             .map((name) => ({ Name: name, Value: all[name] }));

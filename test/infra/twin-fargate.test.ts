@@ -1,0 +1,273 @@
+/**
+ * The Fargate runner in the twin: a stack with a VPC (so `auto` uses Fargate), synthesized with
+ * its real bundles; the state machine's own JSONata routes each database; a Fargate item runs the
+ * task definition's own command (the bootstrap that unpacks the layers, then the bundled entry
+ * point) as a plain Node process with the task definition's environment, reporting through the
+ * stand-in's recorder of SendTaskSuccess/SendTaskFailure/SendTaskHeartbeat.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DumpResult } from '../../functions/core/backup';
+import type { DumpRecord } from '../../functions/core/catalog';
+import { DumpBagStack, type DumpBagStackProps } from '../../infra/dump-bag-stack';
+import {
+  createDatabase,
+  freshBucket,
+  getObjectBytes,
+  pgClient,
+  restoreInto,
+  s3Client,
+  services,
+  snapshot,
+} from '../support/env';
+import { type GpgIdentity, gpgDecrypt, gpgIdentity } from '../support/gpg';
+import { cdkJsonContext, stateMachineDefinition } from './support';
+import { AwsStandIn } from './twin/aws-stand-in';
+import { FargateTwin, taskDefinitionTwin } from './twin/fargate-twin';
+import {
+  type BundledFunction,
+  bundledFunctions,
+  invokeBundled,
+  resolveEnvironment,
+} from './twin/lambda-twin';
+import { stageStandInPgLayer } from './twin/pg-layer';
+import { runStateMachine } from './twin/state-machine';
+
+const suffix = randomBytes(3).toString('hex');
+const small = `fg_small_${suffix}`;
+const large = `fg large ${suffix} ü`;
+const SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:dump-bag-fargate-AbCdEf';
+const STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:dump-bag-fargate';
+const QUERY = 'SELECT id, note FROM t ORDER BY id';
+// An empty database is about 7.5 MB on disk, the large one about 40 MB: 16 MB sends only it to Fargate.
+const ABOVE_GB = 16 / 1024;
+
+let outdir: string;
+let template: { Resources: Record<string, Record<string, unknown>> };
+let functions: BundledFunction[];
+let pgLayerRoot: string;
+let bucket: string;
+let identity: GpgIdentity;
+let standIn: AwsStandIn;
+let fargate: FargateTwin;
+let goodSecret: Record<string, unknown>;
+
+const refs = () => ({
+  DumpsBucket: bucket,
+  DatabaseSecret: SECRET_ARN,
+  BackupStateMachine: STATE_MACHINE_ARN,
+});
+
+function lambdaEnv(f: BundledFunction): Record<string, string> {
+  return {
+    PATH: '/usr/local/bin:/usr/bin:/bin',
+    TZ: ':UTC',
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_LAMBDA_FUNCTION_NAME: f.logicalId,
+    AWS_ENDPOINT_URL_S3: services().s3Endpoint,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: standIn.endpoint,
+    ...resolveEnvironment(f, refs()),
+    ...(f.layerDirs.includes(pgLayerRoot) ? { DUMP_BAG_PG_ROOT: join(pgLayerRoot, 'pg') } : {}),
+  };
+}
+
+interface Run {
+  readonly outcome: Awaited<ReturnType<typeof runStateMachine>>;
+  readonly lambdaDumps: string[];
+  readonly fargateDumps: string[];
+  readonly events: Record<string, unknown>[];
+}
+
+async function execute(input: unknown, options: { killLambdaDumpAfterMs?: number } = {}): Promise<Run> {
+  const definition = stateMachineDefinition(Template.fromJSON(template));
+  const byArn = new Map(functions.map((f) => [`<${f.logicalId}.Arn>`, f]));
+  const run: Run = {
+    outcome: { status: 'SUCCEEDED', output: null },
+    lambdaDumps: [],
+    fargateDumps: [],
+    events: [],
+  };
+  const outcome = await runStateMachine(definition, input, {
+    async invokeLambda(arn, payload) {
+      const f = byArn.get(arn);
+      if (!f) throw new Error(`no function ${arn}`);
+      const isDump = f.logicalId.startsWith('BackupDump');
+      if (isDump) run.lambdaDumps.push(String((payload as { database: string }).database));
+      const r = await invokeBundled(f, payload, {
+        env: lambdaEnv(f),
+        killAfterMs: isDump ? options.killLambdaDumpAfterMs : undefined,
+      });
+      return r.ok
+        ? { ok: true, payload: r.result }
+        : {
+            ok: false,
+            error: r.errorType ?? 'Error',
+            cause: JSON.stringify({ errorMessage: r.errorMessage }),
+          };
+    },
+    async putEvents(entries) {
+      for (const e of entries) run.events.push(JSON.parse(String(e.Detail)) as Record<string, unknown>);
+    },
+    runTask(args, token) {
+      const overrides = args.Overrides as {
+        ContainerOverrides: { Environment: { Name: string; Value: string }[] }[];
+      };
+      const env = overrides.ContainerOverrides[0]?.Environment ?? [];
+      const input = JSON.parse(String(env.find((e) => e.Name === 'DUMP_BAG_TASK_INPUT')?.Value)) as {
+        database: string;
+      };
+      run.fargateDumps.push(input.database);
+      return fargate.runTask(args, token, {
+        AWS_ENDPOINT_URL_S3: services().s3Endpoint,
+        AWS_ENDPOINT_URL_SFN: standIn.endpoint,
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: standIn.endpoint,
+      });
+    },
+  });
+  return { ...run, outcome };
+}
+
+async function expectRestores(result: DumpResult, database: string) {
+  const stored = await getObjectBytes(s3Client(), bucket, result.key as string);
+  expect(createHash('sha256').update(stored).digest('hex')).toBe(result.sha256);
+  const record = JSON.parse(
+    (await getObjectBytes(s3Client(), bucket, `${result.key}.json`)).toString('utf8'),
+  ) as DumpRecord;
+  expect(record).toMatchObject({ database, runner: result.runner, sha256: result.sha256 });
+  const plain = await gpgDecrypt(identity.home, stored);
+  const restored = `${database}_r_${randomBytes(2).toString('hex')}`;
+  await restoreInto(restored, plain);
+  try {
+    expect(await snapshot(restored, QUERY)).toBe(await snapshot(database, QUERY));
+  } finally {
+    const admin = await pgClient();
+    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(restored)}`).finally(() => admin.end());
+  }
+}
+
+beforeAll(async () => {
+  const s = services();
+  identity = gpgIdentity('cv25519', 'fargate@example.com');
+  const keys = mkdtempSync(join(tmpdir(), 'dump-bag-fargate-keys-'));
+  writeFileSync(join(keys, 'fargate.asc'), identity.publicKey);
+  await createDatabase(
+    small,
+    `CREATE TABLE t AS SELECT i AS id, md5(i::text) AS note FROM generate_series(1, 2000) i;`,
+  );
+  await createDatabase(
+    large,
+    `CREATE TABLE t AS SELECT i AS id, md5(i::text) || md5((i * 3)::text) AS note FROM generate_series(1, 300000) i;`,
+  );
+  bucket = await freshBucket();
+  goodSecret = {
+    username: s.pgEnv.PGUSER,
+    password: s.pgEnv.PGPASSWORD,
+    host: s.pgEnv.PGHOST,
+    port: Number(s.pgEnv.PGPORT),
+    dbname: 'postgres',
+  };
+  standIn = new AwsStandIn({ arn: SECRET_ARN, value: goodSecret }, STATE_MACHINE_ARN);
+  await standIn.start();
+  const props: DumpBagStackProps = {
+    keys: { folder: keys },
+    connection: {
+      sslMode: 'disable',
+      vpcAttributes: {
+        vpcId: 'vpc-0a1b2c3d4e5f60718',
+        availabilityZones: ['us-east-1a'],
+        privateSubnetIds: ['subnet-0a1b2c3d4e5f6071a'],
+        privateSubnetRouteTableIds: ['rtb-0a1b2c3d4e5f6071a'],
+      },
+    },
+    backup: { databases: [small, large], fargateAboveGb: ABOVE_GB },
+  };
+  outdir = mkdtempSync(join(tmpdir(), 'dump-bag-fargate-cdk-'));
+  pgLayerRoot = stageStandInPgLayer(outdir, props);
+  const app = new App({ outdir, context: cdkJsonContext() });
+  new DumpBagStack(app, 'DumpBagTwin', props);
+  template = app.synth().getStackByName('DumpBagTwin').template;
+  functions = bundledFunctions(outdir, template as never);
+  fargate = new FargateTwin(standIn, taskDefinitionTwin(template as never, outdir, refs()));
+}, 600_000);
+
+afterAll(async () => {
+  await standIn?.stop();
+  if (outdir) rmSync(outdir, { recursive: true, force: true });
+  const admin = await pgClient();
+  try {
+    for (const db of [small, large]) await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(db)}`);
+  } finally {
+    await admin.end();
+  }
+});
+
+describe('the Fargate runner, from the bundles through the state machine definition', () => {
+  it('sends the large database to Fargate and the small one to Lambda; both dumps restore', async () => {
+    const run = await execute({ trigger: 'schedule' });
+    const last = fargate.runs.at(-1);
+    expect(run.outcome.status, `${JSON.stringify(run.outcome)} ${last?.stdout} ${last?.stderr}`).toBe(
+      'SUCCEEDED',
+    );
+    expect(run.lambdaDumps).toEqual([small]);
+    expect(run.fargateDumps).toEqual([large]);
+    const results = (run.outcome as { output: { results: DumpResult[] } }).output.results;
+    expect(results.map((r) => `${r.database} ${r.status} ${r.runner}`).sort()).toEqual(
+      [`${large} ok fargate`, `${small} ok lambda`].sort(),
+    );
+    for (const r of results) await expectRestores(r, r.database);
+    expect(run.events.map((e) => `${e.database} ${e.runner}`).sort()).toEqual(
+      [`${large} fargate`, `${small} lambda`].sort(),
+    );
+    // The task unpacked the three layers (entry point, pg_dump, keys), each request signed with its credentials.
+    expect(new Set(fargate.layerRequests).size).toBe(3);
+    expect(await Promise.all(fargate.signatures)).not.toContain(false);
+    // It beat its heart before reporting, and reported once.
+    const token = fargate.runs[0]?.env.DUMP_BAG_TASK_TOKEN;
+    expect(standIn.taskReports.filter((r) => r.taskToken === token).map((r) => r.action)).toEqual([
+      'SendTaskHeartbeat',
+      'SendTaskSuccess',
+    ]);
+    expect(fargate.runs[0]?.exitCode).toBe(0);
+    // The task definition's own settings: the dump function's environment plus the layers, nothing secret.
+    expect(fargate.task.environment).toMatchObject({
+      DUMP_BAG_BUCKET: bucket,
+      DUMP_BAG_DB_SECRET_ARN: SECRET_ARN,
+    });
+    expect(JSON.stringify(fargate.runs[0]?.env)).not.toContain(String(goodSecret.password));
+  });
+
+  it('retries a Lambda dump that ran out of time on Fargate, once, in the same execution', async () => {
+    const run = await execute({ databases: [small], trigger: 'manual' }, { killLambdaDumpAfterMs: 1 });
+    expect(run.lambdaDumps).toEqual([small]);
+    expect(run.fargateDumps).toEqual([small]);
+    expect(run.outcome.status).toBe('SUCCEEDED');
+    const [result] = (run.outcome as { output: { results: DumpResult[] } }).output.results;
+    expect(result).toMatchObject({ database: small, status: 'ok', runner: 'fargate' });
+    await expectRestores(result as DumpResult, small);
+  });
+
+  it('fails only the database whose Fargate task failed (a layer whose hash does not match is refused)', async () => {
+    fargate.corruptLayer = [...fargate.task.layerDirs.keys()].find((id) => id.startsWith('PgDump'));
+    try {
+      const run = await execute({ trigger: 'schedule' });
+      expect(run.outcome).toMatchObject({ status: 'FAILED', error: 'DumpsFailed' });
+      const cause = (run.outcome as { cause: string }).cause;
+      expect(cause).toContain(large);
+      expect(cause).not.toContain(small);
+      expect(fargate.runs.at(-1)?.stdout).toMatch(/SHA-256 .* is not the .* Lambda recorded; not run/);
+      expect(run.events.map((e) => `${e.database} ${e.status}`).sort()).toEqual(
+        [`${large} failed`, `${small} ok`].sort(),
+      );
+    } finally {
+      fargate.corruptLayer = undefined;
+    }
+  });
+});
