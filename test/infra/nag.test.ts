@@ -39,6 +39,8 @@ const ALLOWED_SUPPRESSIONS = new Set([
   'AwsSolutions-SMG4', // a created secret for a user the stack does not manage
   'AwsSolutions-APIG4', // GET /keys and GET /recipients are public
   'AwsSolutions-S1', // access logs off on request
+  'AwsSolutions-ECS2', // the Fargate dump's settings as environment variables, as the dump function has them
+  'AwsSolutions-ECS4', // no Container Insights for one short task per large database
 ]);
 
 interface Suppression {
