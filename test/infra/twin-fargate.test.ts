@@ -62,6 +62,7 @@ const refs = () => ({
   DumpsBucket: bucket,
   DatabaseSecret: SECRET_ARN,
   BackupStateMachine: STATE_MACHINE_ARN,
+  SigningKey: standIn.kmsKeyId,
 });
 
 function lambdaEnv(f: BundledFunction): Record<string, string> {
@@ -74,6 +75,7 @@ function lambdaEnv(f: BundledFunction): Record<string, string> {
     AWS_LAMBDA_FUNCTION_NAME: f.logicalId,
     AWS_ENDPOINT_URL_S3: services().s3Endpoint,
     AWS_ENDPOINT_URL_SECRETS_MANAGER: standIn.endpoint,
+    AWS_ENDPOINT_URL_KMS: standIn.endpoint,
     ...resolveEnvironment(f, refs()),
     ...(f.layerDirs.includes(pgLayerRoot) ? { DUMP_BAG_PG_ROOT: join(pgLayerRoot, 'pg') } : {}),
   };
@@ -129,6 +131,7 @@ async function execute(input: unknown, options: { killLambdaDumpAfterMs?: number
         AWS_ENDPOINT_URL_S3: services().s3Endpoint,
         AWS_ENDPOINT_URL_SFN: standIn.endpoint,
         AWS_ENDPOINT_URL_SECRETS_MANAGER: standIn.endpoint,
+        AWS_ENDPOINT_URL_KMS: standIn.endpoint,
       });
     },
   });
