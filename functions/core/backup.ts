@@ -24,8 +24,8 @@ import {
 } from './pg-dump';
 import { redact } from './redact';
 import { pruneDatabase } from './retention';
-import { SETTINGS } from './settings';
 import type { Runner } from './runner';
+import { SETTINGS } from './settings';
 import { type RecordSigner, signRecord } from './signing';
 import { uploadStream } from './upload';
 

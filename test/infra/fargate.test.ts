@@ -132,14 +132,14 @@ describe('dumpRunner auto with a VPC', () => {
     expect(states['Dump crashed']?.Next).toBe('Out of time on Lambda?');
     expect(states['Out of time on Lambda?']).toMatchObject({
       Choices: [{ Next: 'Dump on Fargate' }],
-      Default: 'Announce dump',
+      Default: 'Dump ok?',
     });
     const fargate = states['Dump on Fargate'] as Json;
     expect(fargate).toMatchObject({
       Resource: expect.stringMatching(/:states:::ecs:runTask\.waitForTaskToken$/),
       TimeoutSeconds: 12 * 3600,
       HeartbeatSeconds: 600,
-      Next: 'Announce dump',
+      Next: 'Dump ok?',
       Catch: [{ ErrorEquals: ['States.ALL'], Next: 'Fargate dump failed' }],
     });
     // The same subnets and security groups as the dump function.
