@@ -6,8 +6,7 @@
  * stand-in's recorder of SendTaskSuccess/SendTaskFailure/SendTaskHeartbeat.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -27,6 +26,7 @@ import {
   snapshot,
 } from '../support/env';
 import { type GpgIdentity, gpgDecrypt, gpgIdentity } from '../support/gpg';
+import { tempDir } from '../support/temp';
 import { cdkJsonContext, stateMachineDefinition } from './support';
 import { AwsStandIn } from './twin/aws-stand-in';
 import { FargateTwin, taskDefinitionTwin } from './twin/fargate-twin';
@@ -159,7 +159,7 @@ async function expectRestores(result: DumpResult, database: string) {
 beforeAll(async () => {
   const s = services();
   identity = gpgIdentity('cv25519', 'fargate@example.com');
-  const keys = mkdtempSync(join(tmpdir(), 'dump-bag-fargate-keys-'));
+  const keys = tempDir('dump-bag-fargate-keys-');
   writeFileSync(join(keys, 'fargate.asc'), identity.publicKey);
   await createDatabase(
     small,
@@ -192,7 +192,7 @@ beforeAll(async () => {
     },
     backup: { databases: [small, large], fargateAboveGb: ABOVE_GB },
   };
-  outdir = mkdtempSync(join(tmpdir(), 'dump-bag-fargate-cdk-'));
+  outdir = tempDir('dump-bag-fargate-cdk-');
   pgLayerRoot = stageStandInPgLayer(outdir, props);
   const app = new App({ outdir, context: cdkJsonContext() });
   new DumpBagStack(app, 'DumpBagTwin', props);

@@ -1,10 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { tempDir } from '../../support/temp';
 import type { AwsStandIn } from './aws-stand-in';
 import type { TaskError } from './state-machine';
 
@@ -77,7 +77,7 @@ export function taskDefinitionTwin(
 }
 
 function zipDir(dir: string): Buffer {
-  const out = join(mkdtempSync(join(tmpdir(), 'dump-bag-layer-zip-')), 'layer.zip');
+  const out = join(tempDir('dump-bag-layer-zip-'), 'layer.zip');
   // -y keeps symlinks (the stand-in pg layer links the system's pg_dump), -X leaves out extra fields.
   execFileSync('zip', ['-q', '-r', '-y', '-X', out, '.'], { cwd: dir });
   const bytes = readFileSync(out);
@@ -190,7 +190,7 @@ export class FargateTwin {
   /** The state machine's ecs:runTask.waitForTaskToken. */
   async runTask(args: Json, taskToken: string, extraEnv: Record<string, string> = {}) {
     const overrides = ((args.Overrides as Json).ContainerOverrides as Json[])[0] as Json;
-    const optDir = mkdtempSync(join(tmpdir(), 'dump-bag-task-opt-'));
+    const optDir = tempDir('dump-bag-task-opt-');
     const env: Record<string, string> = {
       PATH: '/usr/local/bin:/usr/bin:/bin',
       HOME: '/root',
