@@ -7,6 +7,7 @@ import { readConfig } from '../../functions/core/config';
 import { errorMessage } from '../../functions/core/errors';
 import { connectionFromEnv, pgClientConfig } from '../../functions/core/libpq';
 import { SETTINGS } from '../../functions/core/settings';
+import { loadLocalSigner } from '../../functions/core/signing';
 import { formatBytes } from '../context';
 import { type LocalPostgres, type LocalS3, startLocalPostgres, startLocalS3 } from '../local/services';
 import { backupFromEnv } from './backup';
@@ -89,8 +90,12 @@ export async function run(): Promise<number> {
       process.env[KEYS_ENV] = keys.publicKey;
       secretKey = keys.secretKey;
     }
-    // The demo's records are signed by a key of its own, kept with its other state.
-    process.env.DUMP_BAG_SIGNING_KEY_FILE ??= join(state, 'signing-key.pem');
+    // The demo's records are signed by a key of its own, kept with its other state (made on the first run).
+    if (!process.env.DUMP_BAG_SIGNING_KEY_FILE) {
+      const file = join(state, 'signing-key.pem');
+      loadLocalSigner(file, { create: true });
+      process.env.DUMP_BAG_SIGNING_KEY_FILE = file;
+    }
     const config = readConfig();
     console.log(`Backing up to s3://${config.bucket} …\n`);
     const started = performance.now();
