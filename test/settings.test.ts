@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { formatBytes, targetFromEnv } from '../cli/context';
+import { targetFromEnv } from '../cli/context';
 import { readConfig } from '../functions/core/config';
 import { connectionFromEnv, libpqEnv, pgClientConfig } from '../functions/core/libpq';
+import { formatSize } from '../functions/core/listing';
 import { redact } from '../functions/core/redact';
 import { SettingError, wholeNumber } from '../functions/core/setting-parsers';
 import { defaultDoc, readSetting, SETTINGS, type Setting } from '../functions/core/settings';
@@ -114,7 +115,7 @@ describe('the settings table', () => {
       concurrency: SETTINGS.uploadConcurrency.default,
     });
     expect(target.connection).toMatchObject({ host: 'db.example', port: 5433 });
-    expect(formatBytes(1500)).toBe('1.5 KB');
+    expect(formatSize(1500)).toBe('1.5 KB');
   });
 });
 

@@ -1,9 +1,10 @@
 import { type BackupRequest, type BackupSummary, runBackup } from '../../functions/core/backup';
 import { readConfig, type Trigger } from '../../functions/core/config';
+import { formatSize } from '../../functions/core/listing';
 import { notifyRunFromEnv } from '../../functions/core/notify';
 import { type Parsed, UsageError } from '../command-line';
 import type { commandSpecs } from '../command-specs';
-import { formatBytes, targetFromEnv } from '../context';
+import { targetFromEnv } from '../context';
 
 /** Runs one backup and prints it; the exit status is 0 only when every database succeeded. */
 export async function run({ values }: Parsed<typeof commandSpecs.backup.options>): Promise<number> {
@@ -17,7 +18,7 @@ export async function run({ values }: Parsed<typeof commandSpecs.backup.options>
       : (r) =>
           console.log(
             r.status === 'ok'
-              ? `ok      ${r.database}  ${r.key}  ${formatBytes(r.bytes ?? 0)}  ${r.seconds.toFixed(1)} s${r.pruned?.length ? `  (deleted ${r.pruned.length} old)` : ''}${r.retentionError ? `  retention failed: ${r.retentionError}` : ''}`
+              ? `ok      ${r.database}  ${r.key}  ${formatSize(r.bytes ?? 0)}  ${r.seconds.toFixed(1)} s${r.pruned?.length ? `  (deleted ${r.pruned.length} old)` : ''}${r.retentionError ? `  retention failed: ${r.retentionError}` : ''}`
               : `FAILED  ${r.database}: ${r.error}`,
           ),
   });
@@ -33,7 +34,7 @@ export async function run({ values }: Parsed<typeof commandSpecs.backup.options>
   if (!values.json && summary.globals) {
     const g = summary.globals;
     console.log(
-      g.status === 'ok' ? `ok      globals  ${g.key}  ${formatBytes(g.bytes ?? 0)}` : `FAILED  ${g.error}`,
+      g.status === 'ok' ? `ok      globals  ${g.key}  ${formatSize(g.bytes ?? 0)}` : `FAILED  ${g.error}`,
     );
   }
   return summary.ok && summary.results.length > 0 ? 0 : 1;

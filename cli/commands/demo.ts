@@ -6,9 +6,9 @@ import type { DumpResult } from '../../functions/core/backup';
 import { readConfig } from '../../functions/core/config';
 import { errorMessage } from '../../functions/core/errors';
 import { connectionFromEnv, pgClientConfig } from '../../functions/core/libpq';
+import { formatSize } from '../../functions/core/listing';
 import { SETTINGS } from '../../functions/core/settings';
 import { loadLocalSigner } from '../../functions/core/signing';
-import { formatBytes } from '../context';
 import { type LocalPostgres, type LocalS3, startLocalPostgres, startLocalS3 } from '../local/services';
 import { backupFromEnv } from './backup';
 
@@ -105,7 +105,7 @@ export async function run(): Promise<number> {
         results.push(r);
         console.log(
           r.status === 'ok'
-            ? `  ok      ${r.database}  ${formatBytes(r.bytes ?? 0)} in ${r.seconds.toFixed(1)} s`
+            ? `  ok      ${r.database}  ${formatSize(r.bytes ?? 0)} in ${r.seconds.toFixed(1)} s`
             : `  FAILED  ${r.database}: ${r.error}`,
         );
       },

@@ -4,6 +4,7 @@ import { readConfig } from '../../functions/core/config';
 import { ConfigError } from '../../functions/core/errors';
 import { loadEncryption } from '../../functions/core/keys';
 import { KmsSigner, SIGNING_KEY_ID_ENV } from '../../functions/core/kms-signer';
+import { formatSize } from '../../functions/core/listing';
 import { type RekeyResult, type RekeyTarget, rekeyDumps } from '../../functions/core/rekey';
 import { createS3Client } from '../../functions/core/s3';
 import { localSignerFromEnv } from '../../functions/core/signing';
@@ -11,7 +12,6 @@ import { prepareDecryption } from '../client/decryption';
 import type { Secrets } from '../client/seipd-reader';
 import type { Parsed } from '../command-line';
 import type { commandSpecs } from '../command-specs';
-import { formatBytes } from '../context';
 
 /** The secrets that open one dump's session key: the reader's secret key, or the passphrase. */
 export function secretsFrom(
@@ -65,7 +65,7 @@ function line(r: RekeyResult): string {
         (k) =>
           `\n        still readable by the old recipients: ${k.key} version ${k.versionId}${k.retainUntil ? ` until ${k.retainUntil}` : ''}: ${k.why}`,
       );
-      return `rekeyed ${r.database}  ${r.id}  ${who}  (${formatBytes(r.transferred ?? 0)} transferred)${kept.join('')}`;
+      return `rekeyed ${r.database}  ${r.id}  ${who}  (${formatSize(r.transferred ?? 0)} transferred)${kept.join('')}`;
     }
   }
 }

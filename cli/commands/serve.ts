@@ -7,12 +7,13 @@ import { readApiSettings } from '../../functions/api/settings';
 import { runBackup } from '../../functions/core/backup';
 import { readConfig } from '../../functions/core/config';
 import { errorMessage } from '../../functions/core/errors';
+import { formatSize } from '../../functions/core/listing';
 import { createS3Client } from '../../functions/core/s3';
 import { SETTINGS } from '../../functions/core/settings';
 import { createdKeyNotice, localSignerFromEnv } from '../../functions/core/signing';
 import { type Parsed, UsageError } from '../command-line';
 import type { commandSpecs } from '../command-specs';
-import { formatBytes, targetFromEnv } from '../context';
+import { targetFromEnv } from '../context';
 import { createApiServer, listenLoopback } from '../http-adapter';
 
 const consoleLogger: ApiLogger = {
@@ -45,7 +46,7 @@ export function localDumpStarter(env: NodeJS.ProcessEnv = process.env) {
       .then((summary) => {
         if (summary.error) console.error(`on-demand dump of ${database} failed: ${summary.error}`);
         for (const r of summary.results) {
-          if (r.status === 'ok') console.log(`on-demand dump ok: ${r.key} (${formatBytes(r.bytes ?? 0)})`);
+          if (r.status === 'ok') console.log(`on-demand dump ok: ${r.key} (${formatSize(r.bytes ?? 0)})`);
           else console.error(`on-demand dump of ${r.database} failed: ${r.error}`);
         }
       })
