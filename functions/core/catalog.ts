@@ -204,11 +204,27 @@ export async function presignDump(
   ) {
     throw new Error('a catalog record names a key that is not its dump');
   }
+  return presignExisting(client, bucket, record.key, downloadName(record), expirySeconds, now, 'dump');
+}
+
+/**
+ * A presigned GET of an object checked to exist, downloaded as `filename`; `what` names it when it is
+ * gone. The URL is a credential: never log it.
+ */
+export async function presignExisting(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  filename: string,
+  expirySeconds: number,
+  now: Date,
+  what: string,
+): Promise<PresignedDump> {
   try {
-    await client.send(new HeadObjectCommand({ Bucket: bucket, Key: record.key }));
+    await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
   } catch (error: unknown) {
     if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) {
-      throw new NotFoundError('this dump was deleted a moment ago');
+      throw new NotFoundError(`this ${what} was deleted a moment ago`);
     }
     throw error;
   }
@@ -216,8 +232,8 @@ export async function presignDump(
     client,
     new GetObjectCommand({
       Bucket: bucket,
-      Key: record.key,
-      ResponseContentDisposition: `attachment; filename="${downloadName(record)}"`,
+      Key: key,
+      ResponseContentDisposition: `attachment; filename="${filename}"`,
     }),
     { expiresIn: expirySeconds },
   );

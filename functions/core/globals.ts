@@ -2,9 +2,8 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { type DumpRecord, listObjects, newestFirst, writeRecord } from './catalog';
+import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { type DumpRecord, listObjects, newestFirst, presignExisting, writeRecord } from './catalog';
 import type { RetentionPolicy, Trigger } from './config';
 import type { PgConnection, ServerInfo } from './databases';
 import { encryptStream } from './encrypt';
@@ -241,26 +240,6 @@ export async function presignGlobals(
 ): Promise<{ url: string; expiresAt: string }> {
   if (!parseGlobalsKey(record.key))
     throw new Error('a globals record names a key that is not a globals dump');
-  try {
-    await client.send(new HeadObjectCommand({ Bucket: bucket, Key: record.key }));
-  } catch (error: unknown) {
-    if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) {
-      throw new NotFoundError('this globals dump was deleted a moment ago');
-    }
-    throw error;
-  }
   const name = record.key.slice(GLOBALS_PREFIX.length);
-  const url = await getSignedUrl(
-    client,
-    new GetObjectCommand({
-      Bucket: bucket,
-      Key: record.key,
-      ResponseContentDisposition: `attachment; filename="${name}"`,
-    }),
-    { expiresIn: expirySeconds },
-  );
-  let expires = now.getTime() + expirySeconds * 1000;
-  const credentials = await client.config.credentials();
-  if (credentials.expiration) expires = Math.min(expires, credentials.expiration.getTime());
-  return { url, expiresAt: new Date(expires).toISOString() };
+  return presignExisting(client, bucket, record.key, name, expirySeconds, now, 'globals dump');
 }
