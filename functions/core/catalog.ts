@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { EncryptionMode, Trigger } from './config';
-import { NotFoundError } from './errors';
+import { NotFoundError, ValidationError } from './errors';
 import { DUMPS_PREFIX, databasePrefixes, parseDumpKey, RECORD_SUFFIX, recordKey } from './naming';
 import type { Runner } from './runner';
 import type { RecordSignature } from './signing';
@@ -88,11 +88,63 @@ export async function writeRecord(
   );
 }
 
-async function readRecord(client: S3Client, bucket: string, dumpKey: string): Promise<DumpRecord> {
-  const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: recordKey(dumpKey) }));
-  return JSON.parse(
-    await (response.Body as { transformToString(): Promise<string> }).transformToString(),
-  ) as DumpRecord;
+/** The most a record may weigh when read back; a real one is about a kilobyte. */
+export const MAX_RECORD_BYTES = 64 * 1024;
+
+/** Whose record it must be: the database and id its object's key names. */
+export interface RecordOwner {
+  readonly database: string;
+  readonly id: string;
+}
+
+/** A record read back, checked before any field is used; undefined when malformed or naming another object. */
+export function checkedRecord(
+  value: unknown,
+  key: string,
+  owner: RecordOwner | undefined,
+): DumpRecord | undefined {
+  const r = value as Partial<DumpRecord> | null;
+  const ok =
+    owner !== undefined &&
+    r !== null &&
+    typeof r === 'object' &&
+    r.key === key &&
+    r.database === owner.database &&
+    r.id === owner.id &&
+    (r.encryption === 'gpg' || r.encryption === 'passphrase' || r.encryption === 'none') &&
+    Array.isArray(r.recipients) &&
+    r.recipients.every((x) => typeof x?.fingerprint === 'string' && typeof x.userId === 'string') &&
+    typeof r.sha256 === 'string' &&
+    /^[0-9a-f]{64}$/.test(r.sha256) &&
+    Number.isSafeInteger(r.bytes) &&
+    (r.bytes as number) >= 0;
+  return ok ? (r as DumpRecord) : undefined;
+}
+
+/**
+ * The record beside the object at `key`, bounded in size and checked to belong to `owner`; throws when
+ * it is missing, too large, not JSON or not the object's record.
+ */
+export async function readRecord(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  owner: RecordOwner | undefined,
+): Promise<DumpRecord> {
+  const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: recordKey(key) }));
+  if ((response.ContentLength ?? 0) > MAX_RECORD_BYTES) {
+    throw new ValidationError(`the record of ${key} is over ${MAX_RECORD_BYTES} bytes`);
+  }
+  const text = await (response.Body as { transformToString(): Promise<string> }).transformToString();
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ValidationError(`the record of ${key} is not JSON`);
+  }
+  const record = checkedRecord(value, key, owner);
+  if (!record) throw new ValidationError(`the record of ${key} is malformed or names another dump`);
+  return record;
 }
 
 /** Runs `fn` over items with at most `limit` at once, keeping order. */
@@ -145,7 +197,7 @@ export async function listDumps(client: S3Client, bucket: string, database?: str
   const { complete } = await scanDumps(client, bucket, database);
   // A record that cannot be read or parsed is skipped, never allowed to break the listing.
   const records = await mapLimit(complete, 8, (o) =>
-    readRecord(client, bucket, o.key).catch(() => undefined),
+    readRecord(client, bucket, o.key, parseDumpKey(o.key)).catch(() => undefined),
   );
   return records.filter((r): r is DumpRecord => typeof r === 'object' && r !== null).sort(newestFirst);
 }

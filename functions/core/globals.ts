@@ -2,8 +2,15 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { type DumpRecord, listObjects, newestFirst, presignExisting, writeRecord } from './catalog';
+import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  type DumpRecord,
+  listObjects,
+  newestFirst,
+  presignExisting,
+  readRecord,
+  writeRecord,
+} from './catalog';
 import type { RetentionPolicy, Trigger } from './config';
 import type { PgConnection, ServerInfo } from './databases';
 import { encryptStream } from './encrypt';
@@ -172,30 +179,16 @@ export async function dumpGlobals(
   }
 }
 
-function validRecord(value: unknown, key: string): DumpRecord | undefined {
-  const r = value as Partial<DumpRecord> | null;
-  if (!r || typeof r !== 'object') return undefined;
-  const parsed = parseGlobalsKey(key);
-  if (!parsed || r.key !== key || r.id !== parsed.id || r.database !== GLOBALS_NAME) return undefined;
-  if (typeof r.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(r.sha256)) return undefined;
-  if (typeof r.bytes !== 'number' || !Number.isSafeInteger(r.bytes) || r.bytes < 0) return undefined;
-  if (!Array.isArray(r.recipients)) return undefined;
-  return r as DumpRecord;
-}
-
 /** The recorded globals dumps, newest first; a bad or oversized record is skipped. */
 export async function listGlobals(client: S3Client, bucket: string): Promise<DumpRecord[]> {
   const objects = await listObjects(client, bucket, GLOBALS_PREFIX);
   const records = new Set(objects.filter((o) => o.key.endsWith(RECORD_SUFFIX)).map((o) => o.key));
   const out: DumpRecord[] = [];
   for (const o of objects) {
-    if (!parseGlobalsKey(o.key) || !records.has(recordKey(o.key))) continue;
+    const parsed = parseGlobalsKey(o.key);
+    if (!parsed || !records.has(recordKey(o.key))) continue;
     try {
-      const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: recordKey(o.key) }));
-      if ((response.ContentLength ?? 0) > 64 * 1024) continue;
-      const text = await (response.Body as { transformToString(): Promise<string> }).transformToString();
-      const record = validRecord(JSON.parse(text), o.key);
-      if (record) out.push(record);
+      out.push(await readRecord(client, bucket, o.key, { database: GLOBALS_NAME, id: parsed.id }));
     } catch {
       // An unreadable record is skipped, never allowed to break the listing.
     }

@@ -19,7 +19,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { Secrets } from '../../cli/client/seipd-reader';
-import { type DumpRecord, listObjects, writeRecord } from './catalog';
+import { type DumpRecord, listObjects, MAX_RECORD_BYTES, readRecord, writeRecord } from './catalog';
 import { DumpBagError, errorMessage } from './errors';
 import type { Encryption } from './keys';
 import { DUMPS_PREFIX, databasePrefix, parseDumpKey, RECORD_SUFFIX, recordKey } from './naming';
@@ -40,7 +40,6 @@ export class RekeyError extends DumpBagError {
 
 /** Where a dump's rekey intent lives: outside `dumps/`, so listing, retention and cleanup never see it. */
 export const INTENT_PREFIX = 'rekey/';
-const MAX_RECORD_BYTES = 64 * 1024;
 
 export interface RekeyTarget {
   readonly s3: S3Client;
@@ -105,26 +104,6 @@ function recipientsDiff(record: DumpRecord, today: Encryption): { removed: strin
     removed: [...before].filter(([f]) => !after.has(f)).map(([, l]) => l),
     added: [...after].filter(([f]) => !before.has(f)).map(([, l]) => l),
   };
-}
-
-/** A record read back from the bucket, checked before any field is used. */
-function validRecord(value: unknown, key: string): DumpRecord {
-  const r = value as Partial<DumpRecord> | null;
-  const parsed = parseDumpKey(key);
-  const ok =
-    r !== null &&
-    typeof r === 'object' &&
-    r.key === key &&
-    r.database === parsed?.database &&
-    r.id === parsed?.id &&
-    (r.encryption === 'gpg' || r.encryption === 'passphrase' || r.encryption === 'none') &&
-    Array.isArray(r.recipients) &&
-    r.recipients.every((x) => typeof x?.fingerprint === 'string' && typeof x.userId === 'string') &&
-    typeof r.sha256 === 'string' &&
-    /^[0-9a-f]{64}$/.test(r.sha256) &&
-    Number.isSafeInteger(r.bytes);
-  if (!ok) throw new RekeyError(`the record of ${key} is malformed or names another dump: left alone`);
-  return r as DumpRecord;
 }
 
 async function readJson(s3: S3Client, bucket: string, key: string): Promise<unknown> {
@@ -200,7 +179,9 @@ export async function rekeyDumps(
 
 async function rekeyOne(target: RekeyTarget, key: string, versioned: boolean): Promise<RekeyResult> {
   const { s3, bucket } = target;
-  const record = validRecord(await readJson(s3, bucket, recordKey(key)), key);
+  const record = await readRecord(s3, bucket, key, parseDumpKey(key)).catch((error: unknown) => {
+    throw new RekeyError(`${errorMessage(error)}: left alone`);
+  });
   const base = { database: record.database, id: record.id, key };
   const intent = await readIntent(s3, bucket, key);
   const { removed, added } = recipientsDiff(record, target.encryption);
