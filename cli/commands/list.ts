@@ -29,11 +29,12 @@ export async function run({
     throw error;
   });
   const dumps = listed.map((d) => ({ ...d, signatureState: recordSignatureState(d, pin) }));
-  const globals = positionals[0] === undefined ? await client.globals() : [];
   if (values.json) {
-    console.log(JSON.stringify(positionals[0] === undefined ? { dumps, globals } : dumps, null, 2));
+    // One shape whatever the arguments: the dumps, as GET /dumps lists them (globals: GET /globals).
+    console.log(JSON.stringify(dumps, null, 2));
     return 0;
   }
+  const globals = positionals[0] === undefined ? await client.globals() : [];
   if (globals.length > 0) {
     const latest = globals[0] as (typeof globals)[number];
     console.log(
