@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import * as openpgp from 'openpgp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { openSeipd } from '../cli/client/seipd-reader';
 import {
   createEncryptor,
   definiteLength,
@@ -14,6 +13,7 @@ import {
 } from '../functions/core/encrypt';
 import type { Encryption } from '../functions/core/keys';
 import { loadKeys } from '../functions/core/keys';
+import { openSeipd } from '../functions/core/seipd-reader';
 import { type GpgIdentity, gpgDecrypt, gpgIdentity } from './support/gpg';
 import { gnupgHome, tempDir } from './support/temp';
 
@@ -202,7 +202,7 @@ describe('OpenPGP encryption (native SEIPD writer)', () => {
     ).rejects.toBe(failure);
   });
 
-  describe('the native reader (cli/client/seipd-reader.ts)', () => {
+  describe('the native reader (functions/core/seipd-reader.ts)', () => {
     async function read(message: Buffer, secrets: Parameters<typeof openSeipd>[1], sizes?: number[]) {
       const opened = await openSeipd(piecewise(message, sizes), secrets);
       if (!opened.plaintext) throw new Error('the native reader declined the message');

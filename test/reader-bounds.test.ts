@@ -1,11 +1,11 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { clientFromEnv } from '../cli/client/bag-client';
-import { openSeipd, SeipdShapeError } from '../cli/client/seipd-reader';
 import { createWorkFile } from '../cli/client/work-file';
 import { defaultFileName } from '../cli/commands/get';
 import { printable } from '../cli/commands/list';
 import type { DumpRecord } from '../functions/core/catalog';
+import { openSeipd, SeipdShapeError } from '../functions/core/seipd-reader';
 import { tempDir } from './support/bag';
 
 /** A new-format packet header with a five-byte length (RFC 9580 §4.2.1.3). */

@@ -4,8 +4,8 @@ import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import * as openpgp from 'openpgp';
 import type { DumpRecord } from '../../functions/core/catalog';
 import { DumpBagError, errorMessage } from '../../functions/core/errors';
+import { openSeipd, SeipdShapeError } from '../../functions/core/seipd-reader';
 import type { Decryption } from './decryption';
-import { openSeipd, SeipdShapeError } from './seipd-reader';
 
 /** The downloaded bytes are not the ones recorded: the stored object changed, or the download broke. */
 export class IntegrityError extends DumpBagError {

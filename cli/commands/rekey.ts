@@ -7,9 +7,9 @@ import { KmsSigner, SIGNING_KEY_ID_ENV } from '../../functions/core/kms-signer';
 import { formatSize } from '../../functions/core/listing';
 import { type RekeyResult, type RekeyTarget, rekeyDumps } from '../../functions/core/rekey';
 import { createS3Client } from '../../functions/core/s3';
+import type { Secrets } from '../../functions/core/seipd-reader';
 import { localSignerFromEnv } from '../../functions/core/signing';
 import { prepareDecryption } from '../client/decryption';
-import type { Secrets } from '../client/seipd-reader';
 import type { Parsed } from '../command-line';
 import type { commandSpecs } from '../command-specs';
 

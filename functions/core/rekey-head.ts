@@ -1,9 +1,9 @@
 import { createDecipheriv } from 'node:crypto';
 import * as openpgp from 'openpgp';
-import { HeadReader, MAX_KEY_PACKETS_BYTES, type Secrets } from '../../cli/client/seipd-reader';
 import { BLOCK, OPENPGP_CFB } from './encrypt';
 import { DumpBagError, errorMessage } from './errors';
 import type { Encryption } from './keys';
+import { HeadReader, MAX_KEY_PACKETS_BYTES, type Secrets } from './seipd-reader';
 
 /** A dump's head cannot be re-keyed: another shape, a key that does not open it, or damaged bytes. */
 export class RekeyHeadError extends DumpBagError {

@@ -18,7 +18,6 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import type { Secrets } from '../../cli/client/seipd-reader';
 import { type DumpRecord, listObjects, MAX_RECORD_BYTES, readRecord, writeRecord } from './catalog';
 import { DumpBagError, errorMessage } from './errors';
 import type { Encryption } from './keys';
@@ -32,6 +31,7 @@ import {
   readBack,
   rebuildObject,
 } from './rekey-object';
+import type { Secrets } from './seipd-reader';
 import { type RecordSigner, signRecord } from './signing';
 
 export class RekeyError extends DumpBagError {

@@ -1,9 +1,14 @@
+/**
+ * Reads OpenPGP messages of the shape encrypt.ts writes (RFC 9580 §5.1, §5.3, §5.9, §5.13.1), with every
+ * length bounded: one file, over 300 lines, because the head parser, the session-key opener and the
+ * SEIPD decrypter share the packet framing rules and their limits.
+ */
 import { createDecipheriv, createHash, type Decipher, type Hash } from 'node:crypto';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import * as openpgp from 'openpgp';
-import { chunksOf } from '../../functions/core/chunks';
-import { BLOCK, OPENPGP_CFB, TAG_LITERAL, TAG_MDC, TAG_SEIPD } from '../../functions/core/encrypt';
-import { settle } from '../../functions/core/transform';
+import { chunksOf } from './chunks';
+import { BLOCK, OPENPGP_CFB, TAG_LITERAL, TAG_MDC, TAG_SEIPD } from './encrypt';
+import { settle } from './transform';
 
 /** The message does not decrypt: a wrong key or passphrase, or damaged bytes. The caller says which dump. */
 export class SeipdError extends Error {
