@@ -163,9 +163,13 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
     const table = await runCli(['list'], env);
     expect(table.stderr).toBe('');
     expect(table.code).toBe(0);
-    const lines = table.stdout.toString().trim().split('\n');
-    expect(lines[0]).toMatch(/^DATABASE\s+ID\s+SIZE\s+TRIGGER\s+FOR\s+SIGNATURE\s+RETENTION$/);
+    const [tableText, globalsLine, ...rest] = table.stdout.toString().trim().split('\n\n');
+    const lines = (tableText ?? '').split('\n');
+    expect(lines[0]).toMatch(/^DATABASE\s+ID\s+SIZE\s+TRIGGER\s+FOR\s+SIGNATURE\s+RETENTION\s+PG_RESTORE$/);
     expect(lines).toHaveLength(5);
+    // Each backup also stored the server's globals: one line after the table says how to fetch them.
+    expect(globalsLine).toMatch(/^globals: \d+ dump\(s\), newest \d{8}-\d{6}\S* \(.+\): dump-bag get --globals$/);
+    expect(rest).toEqual([]);
     expect(table.stdout.toString()).toContain(SOURCE);
     const json = await runCli(['list', SOURCE, '--json'], env);
     expect(JSON.parse(json.stdout.toString())).toEqual([record(SOURCE)]);

@@ -1,5 +1,5 @@
 import { NotFoundError } from '../../functions/core/errors';
-import { formatDuration, formatSize } from '../../functions/core/listing';
+import { formatDuration, formatSize, type ListedDump } from '../../functions/core/listing';
 import { clientFromEnv } from '../client/bag-client';
 import { neededMajor } from '../client/restore-compat';
 import { pinnedSigningKey, recordSignatureState } from '../client/signing-pin';
@@ -34,17 +34,23 @@ export async function run({
     console.log(JSON.stringify(dumps, null, 2));
     return 0;
   }
-  const globals = positionals[0] === undefined ? await client.globals() : [];
-  if (globals.length > 0) {
-    const latest = globals[0] as (typeof globals)[number];
-    console.log(
-      `globals: ${globals.length} dump(s), newest ${printable(latest.id)} (${formatSize(latest.bytes)}): dump-bag get --globals`,
-    );
-  }
   if (dumps.length === 0) {
     console.error(positionals[0] === undefined ? 'no dumps in the bag' : 'no dumps of this database');
-    return 0;
+  } else {
+    printTable(dumps);
   }
+  // The globals after the table, so the table's first line stays its header for whoever parses it.
+  const globals = positionals[0] === undefined ? await client.globals() : [];
+  const latest = globals[0];
+  if (latest !== undefined) {
+    console.log(
+      `${dumps.length > 0 ? '\n' : ''}globals: ${globals.length} dump(s), newest ${printable(latest.id)} (${formatSize(latest.bytes)}): dump-bag get --globals`,
+    );
+  }
+  return 0;
+}
+
+function printTable(dumps: readonly (ListedDump & { signatureState: string })[]): void {
   const now = Date.now();
   const rows = dumps.map((d) => [
     printable(d.database),
@@ -68,7 +74,6 @@ export async function run({
         .trimEnd(),
     );
   }
-  return 0;
 }
 
 /** `>= 17 (1.16.0)`: the oldest pg_restore that reads the archive, with its format; `?` for older records. */

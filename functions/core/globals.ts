@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
+import type { Transform } from 'node:stream';
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import {
   type DumpRecord,
@@ -11,6 +11,7 @@ import {
   readRecord,
   writeRecord,
 } from './catalog';
+import { checkedOutput } from './child-output';
 import type { RetentionPolicy, Trigger } from './config';
 import type { PgConnection, ServerInfo } from './databases';
 import { encryptStream } from './encrypt';
@@ -33,7 +34,6 @@ export const GLOBALS_PREFIX = 'globals/';
 /** The `database` of a globals record: no database can be called this way by the bag (it is not one). */
 export const GLOBALS_NAME = '(globals)';
 const KEY_PATTERN = /^globals\/globals-([0-9A-Za-z-]{15,64})\.sql(\.gpg)?$/;
-const STDERR_TAIL_BYTES = 4096;
 /** Roles and tablespaces of even a large server fit in this; more is not a globals dump. */
 const MAX_GLOBALS_BYTES = 256 * 1024 * 1024;
 
@@ -56,50 +56,24 @@ export function resolvePgDumpall(source: PgDumpSource, serverMajor: number): PgD
   return { path: existsSync(beside) ? beside : 'pg_dumpall', env: pgDump.env };
 }
 
-/** Starts pg_dumpall and returns its output, which errors unless it exits 0. */
+/** Starts pg_dumpall and returns its output, which errors unless it exits 0 and stays bounded. */
 function startPgDumpall(binary: PgDumpBinary, connection: PgConnection): Transform {
   const child = spawn(binary.path, ['--globals-only', '--no-role-passwords', '--no-password'], {
     env: { ...process.env, ...binary.env, ...libpqEnv(connection) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stderr = Buffer.alloc(0);
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr = Buffer.concat([stderr, chunk]).subarray(-STDERR_TAIL_BYTES);
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>(
-    (done) => {
-      child.once('error', (error) => done({ code: null, signal: null, error }));
-      child.once('close', (code, signal) => done({ code, signal }));
-    },
-  );
-  const tail = () => redact(stderr.toString('utf8').trim(), connectionSecrets(connection));
   let seen = 0;
-  const guard = new Transform({
-    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+  return checkedOutput(child, {
+    tool: 'pg_dumpall',
+    binaryPath: binary.path,
+    redact: connectionSecrets(connection),
+    inspect(chunk) {
       seen += chunk.length;
-      if (seen > MAX_GLOBALS_BYTES)
-        callback(new PgDumpError(`pg_dumpall wrote more than ${MAX_GLOBALS_BYTES} bytes of globals`));
-      else callback(null, chunk);
-    },
-    flush(callback: TransformCallback) {
-      exited.then(({ code, signal, error }) => {
-        if (error) callback(new PgDumpError(`cannot start ${binary.path}: ${error.message}`));
-        else if (signal || code !== 0)
-          callback(
-            new PgDumpError(
-              `pg_dumpall ${signal ? `was killed by ${signal}` : `exited with code ${code}`}: ${tail() || 'no message'}`,
-            ),
-          );
-        else callback();
-      }, callback);
-    },
-    destroy(error, callback) {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      callback(error);
+      return seen > MAX_GLOBALS_BYTES
+        ? new PgDumpError(`pg_dumpall wrote more than ${MAX_GLOBALS_BYTES} bytes of globals`)
+        : undefined;
     },
   });
-  child.stdout.pipe(guard);
-  return guard;
 }
 
 export interface GlobalsTarget {

@@ -1,18 +1,17 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
+import type { Transform } from 'node:stream';
 import { promisify } from 'node:util';
 import { ARCHIVE_HEAD_BYTES, parseArchiveVersion } from './archive-version';
+import { checkedOutput } from './child-output';
 import type { DumpOptions } from './dump-options';
 import { ConfigError, PgDumpError } from './errors';
-import { redact } from './redact';
 
 /** Where the Lambda layer puts `<major>/bin/pg_dump` and `<major>/lib`. */
 export const LAYER_PG_ROOT = '/opt/pg';
 /** The custom format's magic bytes: anything else on pg_dump's stdout is not a dump. */
 const MAGIC = Buffer.from('PGDMP');
-const STDERR_TAIL_BYTES = 4096;
 
 export interface PgDumpBinary {
   readonly path: string;
@@ -139,74 +138,21 @@ export function startPgDump(options: StartPgDumpOptions): PgDumpRun {
     env: { ...process.env, ...options.binary.env, ...options.connectionEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stderr = Buffer.alloc(0);
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr = Buffer.concat([stderr, chunk]);
-    if (stderr.length > STDERR_TAIL_BYTES) stderr = stderr.subarray(stderr.length - STDERR_TAIL_BYTES);
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; spawnError?: Error }>(
-    (resolve) => {
-      child.once('error', (spawnError) => resolve({ code: null, signal: null, spawnError }));
-      child.once('close', (code, signal) => resolve({ code, signal }));
-    },
-  );
-  const tail = (): string => redact(stderr.toString('utf8').trim(), options.redact ?? []);
-
   let head = Buffer.alloc(0);
   let seen = 0;
-  let exitKnown = false;
-  void exited.then(() => {
-    exitKnown = true;
-  });
-  const guard = new Transform({
-    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      if (head.length < ARCHIVE_HEAD_BYTES) {
-        head = Buffer.concat([head, chunk.subarray(0, ARCHIVE_HEAD_BYTES - head.length)]);
-        if (head.length >= MAGIC.length && !head.subarray(0, MAGIC.length).equals(MAGIC)) {
-          callback(
-            new PgDumpError('pg_dump wrote something that is not a custom-format archive (no PGDMP header)'),
-          );
-          return;
-        }
-      }
+  const guard = checkedOutput(child, {
+    tool: 'pg_dump',
+    binaryPath: options.binary.path,
+    redact: options.redact ?? [],
+    inspect(chunk) {
       seen += chunk.length;
-      callback(null, chunk);
+      if (head.length >= ARCHIVE_HEAD_BYTES) return undefined;
+      head = Buffer.concat([head, chunk.subarray(0, ARCHIVE_HEAD_BYTES - head.length)]);
+      return head.length >= MAGIC.length && !head.subarray(0, MAGIC.length).equals(MAGIC)
+        ? new PgDumpError('pg_dump wrote something that is not a custom-format archive (no PGDMP header)')
+        : undefined;
     },
-    flush(callback: TransformCallback) {
-      // The stream must not end before pg_dump's exit status is known: ending it lets the upload complete.
-      exited.then(({ code, signal, spawnError }) => {
-        if (spawnError) {
-          callback(new PgDumpError(`cannot start ${options.binary.path}: ${spawnError.message}`));
-        } else if (signal) {
-          callback(
-            new PgDumpError(`pg_dump was killed by ${signal}${tail() ? `: ${tail()}` : ''}`, {
-              signal,
-              stderrTail: tail(),
-            }),
-          );
-        } else if (code !== 0) {
-          callback(
-            new PgDumpError(`pg_dump exited with code ${code}: ${tail() || 'no message'}`, {
-              exitCode: code,
-              stderrTail: tail(),
-            }),
-          );
-        } else if (seen < MAGIC.length) {
-          callback(new PgDumpError('pg_dump exited 0 but wrote no archive'));
-        } else {
-          callback();
-        }
-      }, callback);
-    },
-    destroy(error, callback) {
-      if (!exitKnown) child.kill('SIGKILL');
-      callback(error);
-    },
+    atEnd: () => (seen < MAGIC.length ? new PgDumpError('pg_dump exited 0 but wrote no archive') : undefined),
   });
-  child.once('error', (error) =>
-    guard.destroy(new PgDumpError(`cannot start ${options.binary.path}: ${error.message}`)),
-  );
-  child.stdout.on('error', (error) => guard.destroy(error));
-  child.stdout.pipe(guard);
   return { stdout: guard, pid: child.pid, archiveVersion: () => parseArchiveVersion(head) };
 }
