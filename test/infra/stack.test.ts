@@ -296,7 +296,8 @@ describe('functions', () => {
           }),
         },
       },
-      4,
+      // The plan checks the keys, the dump encrypts to them, the API serves them; prune never reads them.
+      3,
     );
   });
 
@@ -593,6 +594,17 @@ describe('alarms', () => {
         Dimensions: [{ Name: 'Database', Value: database }],
       });
     }
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+    // A recipient's key close to expiry warns before backups start to fail closed.
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'DumpBag',
+      MetricName: 'KeyExpiresInDays',
+      Statistic: 'Minimum',
+      Period: 86400,
+      Threshold: 30,
+      ComparisonOperator: 'LessThanThreshold',
+      AlarmActions: [{ Ref: Match.stringLikeRegexp('^AlarmsTopic') }],
+    });
+    // Failed executions, the service's staleness, one per listed database, and the key expiry.
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
   });
 });
