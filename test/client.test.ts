@@ -168,7 +168,9 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
     expect(lines[0]).toMatch(/^DATABASE\s+ID\s+SIZE\s+TRIGGER\s+FOR\s+SIGNATURE\s+RETENTION\s+PG_RESTORE$/);
     expect(lines).toHaveLength(5);
     // Each backup also stored the server's globals: one line after the table says how to fetch them.
-    expect(globalsLine).toMatch(/^globals: \d+ dump\(s\), newest \d{8}-\d{6}\S* \(.+\): dump-bag get --globals$/);
+    expect(globalsLine).toMatch(
+      /^globals: \d+ dump\(s\), newest \d{8}-\d{6}\S* \(.+\): dump-bag get --globals$/,
+    );
     expect(rest).toEqual([]);
     expect(table.stdout.toString()).toContain(SOURCE);
     const json = await runCli(['list', SOURCE, '--json'], env);
