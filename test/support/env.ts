@@ -28,9 +28,8 @@ export async function freshBucket(client = s3Client()): Promise<string> {
   return bucket;
 }
 
-/** A client of the shared PostgreSQL, connected to `database`. */
-export async function pgClient(database = 'postgres'): Promise<pg.Client> {
-  const e = services().pgEnv;
+/** A client of the shared PostgreSQL (or of the server `e` names), connected to `database`. */
+export async function pgClient(database = 'postgres', e = services().pgEnv): Promise<pg.Client> {
   const client = new pg.Client({
     host: e.PGHOST,
     port: Number(e.PGPORT),
@@ -43,15 +42,19 @@ export async function pgClient(database = 'postgres'): Promise<pg.Client> {
 }
 
 /** Creates a database (any name) filled by `sql`, dropping an older one of the same name. */
-export async function createDatabase(name: string, sql: string): Promise<void> {
-  const admin = await pgClient();
+export async function createDatabase(
+  name: string,
+  sql: string,
+  pgEnv?: Record<string, string>,
+): Promise<void> {
+  const admin = await pgClient('postgres', pgEnv);
   try {
     await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
     await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
   } finally {
     await admin.end();
   }
-  const db = await pgClient(name);
+  const db = await pgClient(name, pgEnv);
   try {
     await db.query(sql);
   } finally {
@@ -60,8 +63,12 @@ export async function createDatabase(name: string, sql: string): Promise<void> {
 }
 
 /** Rows of a query as JSON text, for comparing a database with its restored copy. */
-export async function snapshot(database: string, query: string): Promise<string> {
-  const db = await pgClient(database);
+export async function snapshot(
+  database: string,
+  query: string,
+  pgEnv?: Record<string, string>,
+): Promise<string> {
+  const db = await pgClient(database, pgEnv);
   try {
     return JSON.stringify((await db.query(query)).rows);
   } finally {
