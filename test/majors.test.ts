@@ -318,3 +318,20 @@ describe.each(SERVER_MAJORS)('a PostgreSQL %i server', (major) => {
     });
   }
 });
+
+describe('the README’s support table', () => {
+  it('names for each server major above the pg_dump that dumped it and the oldest pg_restore its record named', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const rows = new Map<number, { pgDump: number; restore: number }>();
+    for (const [, servers = '', pgDump, restore] of readme.matchAll(
+      /^\| ([\d, ]+) \| (\d+) \| (\d+) or newer/gm,
+    )) {
+      for (const server of servers.split(','))
+        rows.set(Number(server), { pgDump: Number(pgDump), restore: Number(restore) });
+    }
+    for (const major of SERVER_MAJORS) {
+      const { pgDump, restore } = EXPECTED[major];
+      expect([major, rows.get(major)]).toEqual([major, { pgDump, restore }]);
+    }
+  });
+});
