@@ -3,7 +3,8 @@
  * layer's x86_64 binaries (the product picks the major), fetched through `dump-bag get`, restored
  * by the layer's pg_restore of the major it picked into a fresh server of the same major, and
  * compared; the run's globals dump recreates the role and its grants there. One server runs at a
- * time. The layer itself (both architectures, arm64 under qemu): layer.test.ts.
+ * time. The layer itself (both architectures, arm64 under qemu): layer.test.ts. Over 300 lines:
+ * one flow per major, read top to bottom, with the helpers it alone uses.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
