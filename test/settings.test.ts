@@ -7,7 +7,7 @@ import { connectionFromEnv, libpqEnv, pgClientConfig } from '../functions/core/l
 import { formatSize } from '../functions/core/listing';
 import { redact } from '../functions/core/redact';
 import { SettingError, wholeNumber } from '../functions/core/setting-parsers';
-import { defaultDoc, readSetting, SETTINGS, type Setting } from '../functions/core/settings';
+import { defaultDoc, LIBPQ_SETTINGS, readSetting, SETTINGS, type Setting } from '../functions/core/settings';
 
 const ALL = Object.values(SETTINGS) as Setting<unknown>[];
 const WHOLE_NUMBERS = ALL.filter((s) => 'min' in s.parser) as (Setting<number> & {
@@ -20,11 +20,13 @@ function asEnv(value: unknown): string {
 }
 
 describe('the settings table', () => {
-  it('names each variable once, all DUMP_BAG_*, each with a line of doc', () => {
+  it("names each variable once, all DUMP_BAG_* but libpq's own whose default Dump Bag sets, each with a line of doc", () => {
     const names = ALL.map((s) => s.env);
     expect(new Set(names).size).toBe(names.length);
+    expect(names.filter((n) => !n.startsWith('DUMP_BAG_'))).toEqual([...LIBPQ_SETTINGS]);
     for (const s of ALL) {
-      expect(s.env).toMatch(/^DUMP_BAG_[A-Z0-9_]+$/);
+      if (!(LIBPQ_SETTINGS as readonly string[]).includes(s.env))
+        expect(s.env).toMatch(/^DUMP_BAG_[A-Z0-9_]+$/);
       expect(s.doc.length).toBeGreaterThan(5);
       expect(s.doc).not.toContain('\n');
     }
@@ -134,7 +136,7 @@ describe("the README's Configuration table", () => {
   const documented = new Map(
     rows
       .map(cells)
-      .filter(([name]) => /^`DUMP_BAG_[A-Z0-9_]+`$/.test(name ?? ''))
+      .filter(([name]) => /^`(DUMP_BAG_[A-Z0-9_]+|PGSSLMODE|PGSSLROOTCERT)`$/.test(name ?? ''))
       .map(([name, def, meaning]) => [(name as string).slice(1, -1), { def, meaning }]),
   );
 
@@ -180,7 +182,12 @@ describe('one redact(), one libpq builder', () => {
       sslmode: 'verify-full',
       maintenanceDatabase: 'maint',
     });
-    expect(libpqEnv(connection)).toEqual({ ...env, PGHOST: 'db.example' });
+    // A checked certificate needs a CA file for pg_dump: the RDS bundle unless PGSSLROOTCERT names one.
+    expect(libpqEnv(connection)).toEqual({
+      ...env,
+      PGHOST: 'db.example',
+      PGSSLROOTCERT: expect.stringMatching(/rds-ca-bundle\.pem$/),
+    });
     expect(pgClientConfig(connection)).toMatchObject({
       host: 'db.example',
       port: 6543,

@@ -1,10 +1,17 @@
 import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { Transform, type TransformCallback } from 'node:stream';
+import { tlsAdvice } from './db-tls';
 import { PgDumpError } from './errors';
 import { redact } from './redact';
 
 const STDERR_TAIL_BYTES = 4096;
+
+/** libpq's TLS failures say what failed, not what to do: the fix follows the message. */
+function advise(stderrTail: string): string {
+  const advice = tlsAdvice(stderrTail);
+  return advice ? ` (${advice})` : '';
+}
 
 export interface CheckedOutputOptions {
   /** The tool's name in messages: pg_dump, pg_dumpall. */
@@ -65,10 +72,13 @@ export function checkedOutput(
         } else if (code !== 0) {
           const why = tail();
           callback(
-            new PgDumpError(`${options.tool} exited with code ${code}: ${why || 'no message'}`, {
-              exitCode: code,
-              stderrTail: why,
-            }),
+            new PgDumpError(
+              `${options.tool} exited with code ${code}: ${why || 'no message'}${advise(why)}`,
+              {
+                exitCode: code,
+                stderrTail: why,
+              },
+            ),
           );
         } else callback(options.atEnd?.());
       }, callback);

