@@ -16,7 +16,8 @@ export const CONTEXT_KEYS = [
   'architecture', // arm64 | x86_64
   'dbHost', // from the secret's "host"
   'dbPort', // from the secret, else 5432
-  'dbSslMode', // require
+  'dbSslMode', // verify-full
+  'dbSslRootCert', // the Amazon RDS CA bundle
   'dbSecretArn', // a secret created by the stack
   'dbSecretName',
   'dbUsername', // dump_bag (created secret only)
@@ -158,6 +159,7 @@ function connectionFromContext(get: Lookup): Props['connection'] {
     host: str(get, 'dbHost'),
     port: num(get, 'dbPort'),
     sslMode: str(get, 'dbSslMode'),
+    sslRootCert: str(get, 'dbSslRootCert'),
     secretArn: str(get, 'dbSecretArn'),
     secretName: str(get, 'dbSecretName'),
     username: str(get, 'dbUsername'),

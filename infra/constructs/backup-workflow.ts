@@ -231,7 +231,11 @@ export class BackupWorkflow extends Construct {
       this.fargate = new FargateDump(this, 'Fargate', {
         ...props,
         dumpFunction: this.dumpFunction,
-        layers: [props.pgDump.layer, ...(props.keys.layer ? [props.keys.layer] : [])],
+        layers: [
+          props.pgDump.layer,
+          ...(props.keys.layer ? [props.keys.layer] : []),
+          ...(connection.caLayer ? [connection.caLayer] : []),
+        ],
         architecture,
         vpc: connection.vpc,
         vpcSubnets: connection.vpcSubnets,

@@ -1,20 +1,47 @@
-import { Annotations } from 'aws-cdk-lib';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
+import { Annotations, AssetHashType, DockerImage } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct, type IConstruct } from 'constructs';
-import type { BagFunction } from './bag-function';
+import { SETTINGS, SSL_MODES } from '../../functions/core/settings';
+import { type BagFunction, REPO_ROOT } from './bag-function';
 import { checkProp, oneOf, optional, wholeNumber } from './validate';
 
-const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
+/** Where the CA layer puts the `sslRootCert` file in the function's file system. */
+export const CA_MOUNT = '/opt/dump-bag-tls';
+const CA_FILE = 'root.crt';
+/** A CA file larger than this is not a list of CA certificates (the core's own limit). */
+const MAX_CA_FILE_BYTES = 4 * 1024 * 1024;
+
+/** A path relative to the repository root, or absolute. */
+function repoPath(path: string): string {
+  return isAbsolute(path) ? path : join(REPO_ROOT, path);
+}
+
+/** Why a CA file cannot be shipped, or undefined when it can. */
+function caFileProblem(path: string): string | undefined {
+  const file = repoPath(path);
+  if (!existsSync(file) || !statSync(file).isFile()) return 'names no file';
+  if (statSync(file).size > MAX_CA_FILE_BYTES) return 'is too large for a CA file';
+  const text = readFileSync(file, 'utf8');
+  if (/PRIVATE KEY/.test(text)) return 'holds a private key, which must never go into a layer';
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) return 'holds no PEM certificate';
+  return undefined;
+}
 
 export interface DatabaseConnectionProps {
   /** The PostgreSQL server's host name. @default the secret's "host" field, read at run time (RDS secrets hold it) */
   readonly host?: string;
   /** The server's port. @default the secret's "port", else 5432 */
   readonly port?: number;
-  /** libpq's sslmode for pg_dump and the plan's connection. @default 'require' */
+  /** libpq's sslmode for pg_dump and the plan's connection; `require` encrypts without checking who answers. @default 'verify-full' */
   readonly sslMode?: string;
+  /** A PEM file of the CAs that sign the server's certificate (relative to the repository root), for a server not on RDS; shipped as a layer. @default the Amazon RDS CA bundle, inside the functions */
+  readonly sslRootCert?: string;
   /** An existing secret (`{"username","password"[,"host","port","dbname"]}`, the RDS layout) by complete ARN. @default a secret created here */
   readonly secretArn?: string;
   /** An existing secret by name (instead of secretArn). @default a secret created here */
@@ -50,9 +77,17 @@ export function validateDatabaseConnectionProps(scope: IConstruct, props: Databa
   checkProp(scope, {
     prop: 'sslMode',
     value: props.sslMode,
-    valid: optional(oneOf(SSL_MODES)),
+    valid: optional(oneOf<string>(SSL_MODES)),
     rule: `must be one of ${SSL_MODES.join(', ')}`,
     fix: "give one of libpq's sslmode values (context dbSslMode); 'require' encrypts, 'verify-full' also checks the server's certificate",
+  });
+  const caProblem = props.sslRootCert === undefined ? undefined : caFileProblem(props.sslRootCert);
+  checkProp(scope, {
+    prop: 'sslRootCert',
+    value: props.sslRootCert,
+    valid: caProblem === undefined,
+    rule: `must be a readable PEM file of CA certificates, and ${caProblem ?? 'is'}`,
+    fix: "give the file of your server's CA (context dbSslRootCert), or leave it out for an RDS server",
   });
   validatePlacement(scope, props);
   if (props.vpcAttributes) validateVpcAttributes(scope, props.vpcAttributes, props.vpcSubnets);
@@ -173,6 +208,8 @@ export class DatabaseConnection extends Construct {
   readonly vpc?: ec2.IVpc;
   readonly vpcSubnets?: ec2.SubnetSelection;
   readonly securityGroups?: ec2.ISecurityGroup[];
+  /** The layer holding `sslRootCert`, when given; the Fargate task unpacks it too. */
+  readonly caLayer?: lambda.LayerVersion;
   private readonly props: DatabaseConnectionProps;
 
   constructor(scope: Construct, id: string, props: DatabaseConnectionProps = {}) {
@@ -188,6 +225,8 @@ export class DatabaseConnection extends Construct {
         'DatabaseConnection: no `host` (context dbHost): the functions take it from the secret\'s "host" field at run time.',
       );
     }
+
+    if (props.sslRootCert) this.caLayer = this.caFileLayer(props.sslRootCert);
 
     const vpc = props.vpcAttributes ? ec2.Vpc.fromVpcAttributes(this, 'Vpc', props.vpcAttributes) : props.vpc;
     if (vpc) {
@@ -237,6 +276,30 @@ export class DatabaseConnection extends Construct {
     return { secret, created: true };
   }
 
+  /** The CA file at CA_MOUNT/root.crt, its asset hash the file's own (not its folder's). */
+  private caFileLayer(path: string): lambda.LayerVersion {
+    const file = repoPath(path);
+    return new lambda.LayerVersion(this, 'CaLayer', {
+      description: `Dump Bag: the CAs of the database server's certificate, from ${path}`,
+      code: lambda.Code.fromAsset(dirname(file), {
+        assetHashType: AssetHashType.CUSTOM,
+        assetHash: createHash('sha256').update(readFileSync(file)).digest('hex'),
+        bundling: {
+          // Never pulled: copying one file needs no container, so the local path always succeeds.
+          image: DockerImage.fromRegistry('public.ecr.aws/docker/library/busybox:stable'),
+          local: {
+            tryBundle(outputDir: string): boolean {
+              const target = join(outputDir, CA_MOUNT.replace(/^\/opt\//, ''));
+              mkdirSync(target, { recursive: true });
+              copyFileSync(file, join(target, CA_FILE));
+              return true;
+            },
+          },
+        },
+      }),
+    });
+  }
+
   private functionGroups(vpc: ec2.IVpc, props: DatabaseConnectionProps): ec2.ISecurityGroup[] {
     return (
       props.securityGroups ??
@@ -277,11 +340,15 @@ export class DatabaseConnection extends Construct {
     }
   }
 
-  /** PGHOST, PGPORT, PGSSLMODE and the secret (readable by this function only through this call). */
+  /** PGHOST, PGPORT, PGSSLMODE, PGSSLROOTCERT with its layer, and the secret (readable by this function only through this call). */
   bind(fn: BagFunction): void {
     if (this.props.host) fn.addEnvironment('PGHOST', this.props.host);
     if (this.props.port) fn.addEnvironment('PGPORT', String(this.props.port));
-    fn.addEnvironment('PGSSLMODE', this.props.sslMode ?? 'require');
+    fn.addEnvironment(SETTINGS.sslMode.env, this.props.sslMode ?? 'verify-full');
+    if (this.caLayer) {
+      fn.addEnvironment(SETTINGS.sslRootCert.env, `${CA_MOUNT}/${CA_FILE}`);
+      fn.addLayers(this.caLayer);
+    }
     fn.bindDatabaseSecret(this.secret);
   }
 }

@@ -253,7 +253,7 @@ describe('functions', () => {
           DUMP_BAG_DB_SECRET_ARN: { Ref: Match.stringLikeRegexp('^DatabaseSecret') },
           DUMP_BAG_PUBLIC_KEYS: '/opt/dump-bag-keys',
           DUMP_BAG_DATABASES: 'app,odd\\, "name"',
-          PGSSLMODE: 'require',
+          PGSSLMODE: 'verify-full',
         }),
       },
     });
