@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { dumpPath } from '../functions/api/paths';
@@ -129,6 +129,24 @@ describe('databases named . and ..', () => {
       const stored = Buffer.from(await (await fetch(url)).arrayBuffer());
       expect(createHash('sha256').update(stored).digest('hex')).toBe(dump?.sha256);
       const restored = `restored dots ${name.length} ${suffix}`;
+      await restoreInto(restored, await gpgDecrypt(gpg.home, stored));
+      expect(await snapshot(restored, ROWS)).toBe(await snapshot(name, ROWS));
+    }
+  });
+
+  it('come back through the command line: `dump-bag get .. latest` and `get . <id>`, the stored bytes, restoring to the same rows', async () => {
+    const dir = tempDir();
+    for (const name of ['..', '.']) {
+      const [dump] = (await (await fetch(`${bag.url}/dumps?database=${encodeURIComponent(name)}`)).json())
+        .dumps as DumpRecord[];
+      const out = join(dir, `dots-${name.length}.pg.gpg`);
+      const which = name === '..' ? 'latest' : (dump?.id ?? '');
+      const got = await runCli(['get', name, which, '--encrypted', '-o', out], { DUMP_BAG_URL: bag.url });
+      expect(got.stderr, got.stderr).not.toMatch(/error/i);
+      expect(got.code).toBe(0);
+      const stored = readFileSync(out);
+      expect(createHash('sha256').update(stored).digest('hex')).toBe(dump?.sha256);
+      const restored = `restored cli dots ${name.length} ${suffix}`;
       await restoreInto(restored, await gpgDecrypt(gpg.home, stored));
       expect(await snapshot(restored, ROWS)).toBe(await snapshot(name, ROWS));
     }

@@ -24,6 +24,14 @@ function rfc3986(value: string): string {
   );
 }
 
+/**
+ * A name that no URL path carries: fetch's URL parser resolves `.` and `..` segments even as `%2E%2E`,
+ * and API Gateway decodes the path before the function sees it. Such names go in the query string.
+ */
+function pathCannotCarry(name: string): boolean {
+  return /^\.{1,2}$/.test(name);
+}
+
 /** The bag answered with an error status that has no closer domain error. */
 export class BagHttpError extends DumpBagError {
   override name = 'BagHttpError';
@@ -183,13 +191,20 @@ export class BagClient {
   }
 
   /** One dump's record by id, or the newest with `latest`. */
-  dump(database: string, id: string): Promise<ListedDump> {
-    return this.json(dumpPath(database, id));
+  async dump(database: string, id: string): Promise<ListedDump> {
+    if (!pathCannotCarry(database)) return this.json(dumpPath(database, id));
+    // The listing takes the name as a query parameter and holds what /dumps/{database}/{id} would answer.
+    const dumps = await this.list(database);
+    const found = id === 'latest' ? dumps[0] : dumps.find((d) => d.id === id);
+    if (!found)
+      throw new NotFoundError(id === 'latest' ? 'this database has no dump' : 'no dump with this id');
+    return found;
   }
 
   /** A fresh presigned URL for one dump. */
   downloadUrl(database: string, id: string): Promise<{ url: string; expiresAt: string }> {
-    return this.json(dumpPath(database, id, '/url'));
+    if (!pathCannotCarry(database)) return this.json(dumpPath(database, id, '/url'));
+    return this.json(`/dumps/${encodePathSegment(id)}/url`, { database });
   }
 
   /** The globals dumps (roles, tablespaces), newest first. */

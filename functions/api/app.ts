@@ -226,6 +226,24 @@ function routes(deps: ApiDependencies, now: () => Date): Route[] {
     },
     {
       method: 'GET',
+      // The database as a query parameter, for `.` and `..`: URL parsers resolve them (even as
+      // %2E%2E) and API Gateway decodes the path, but a query string reaches the function as sent.
+      pattern: '/dumps/{id}/url',
+      query: ['database'],
+      handle: async ({ param, query }) => {
+        const database = query.get('database');
+        if (database === undefined) {
+          throw new ValidationError(
+            'name the database: /dumps/{database}/{id}/url or /dumps/{id}/url?database=…',
+          );
+        }
+        assertDatabaseName(database);
+        const dump = await find(database, param('id'));
+        return json(200, await presignDump(s3, bucket, dump, deps.urlExpirySeconds, now()));
+      },
+    },
+    {
+      method: 'GET',
       pattern: '/dumps/{database}/{id}/url',
       handle: async ({ param }) => {
         const dump = await find(param('database'), param('id'));
