@@ -62,8 +62,8 @@ describe('database TLS in the stack', () => {
         },
       });
     }
-    const [task] = Object.values(template.findResources('AWS::ECS::TaskDefinition')) as Json[];
-    const container = ((task?.Properties as Json).ContainerDefinitions as Json[])[0] as Json;
+    const [task] = Object.values(template.findResources('AWS::ECS::TaskDefinition')) as [Json];
+    const container = ((task.Properties as Json).ContainerDefinitions as Json[])[0] as Json;
     const env = Object.fromEntries(
       (container.Environment as { Name: string; Value: unknown }[]).map((e) => [e.Name, e.Value]),
     );
