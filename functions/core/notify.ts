@@ -5,8 +5,8 @@
  * the credential): they are never logged or put in a message, only numbered.
  */
 import { errorMessage } from './errors';
-import { parseList } from './setting-parsers';
-import { SETTINGS, setting } from './settings';
+import { setting } from './settings';
+import { webhooksFromEnv } from './webhooks';
 
 export type Notice =
   | {
@@ -15,12 +15,22 @@ export type Notice =
       readonly cause: string;
       readonly executionLink?: string;
     }
-  | { readonly kind: 'bag-stale'; readonly alarm: string; readonly reason: string }
+  | {
+      readonly kind: 'bag-stale';
+      readonly alarm: string;
+      readonly reason: string;
+      /** The database a per-database staleness alarm watches. */
+      readonly database?: string;
+    }
   | {
       readonly kind: 'key-expiring';
-      readonly fingerprint: string;
-      readonly userId: string;
-      readonly expiresAt: string;
+      /** From the run's own check (the command line); an alarm knows only the days left. */
+      readonly fingerprint?: string;
+      readonly userId?: string;
+      readonly expiresAt?: string;
+      readonly daysLeft?: number;
+      /** The alarm that told, when the stack's key-expiry alarm did. */
+      readonly alarm?: string;
     }
   | {
       readonly kind: 'digest';
@@ -56,18 +66,16 @@ export function formatMessage(notice: Notice, bag: string, now = new Date()): Me
         text: `:x: ${bag}: the backup of ${notice.database} failed: ${details.cause}${link}`,
       };
     }
-    case 'bag-stale':
+    case 'bag-stale': {
+      const what = notice.database === undefined ? '' : ` of ${notice.database}`;
       return {
         ...base,
         details: notice,
-        text: `:warning: ${bag}: no fresh dump (${notice.alarm}): ${oneLine(notice.reason, MAX_CAUSE)}`,
+        text: `:warning: ${bag}: no fresh dump${what} (${notice.alarm}): ${oneLine(notice.reason, MAX_CAUSE)}`,
       };
+    }
     case 'key-expiring':
-      return {
-        ...base,
-        details: notice,
-        text: `:key: ${bag}: the key of ${notice.userId} (${notice.fingerprint}) expires ${notice.expiresAt}: renew it (gpg --quick-set-expire) and re-export it`,
-      };
+      return { ...base, details: notice, text: `:key: ${bag}: ${keyExpiringText(notice)}` };
     case 'digest':
       return {
         ...base,
@@ -75,6 +83,15 @@ export function formatMessage(notice: Notice, bag: string, now = new Date()): Me
         text: `:white_check_mark: ${bag}: ${notice.databases.length} database(s) backed up: ${notice.databases.map((d) => d.database).join(', ')}`,
       };
   }
+}
+
+function keyExpiringText(notice: Extract<Notice, { kind: 'key-expiring' }>): string {
+  const renew = 'renew it (gpg --quick-set-expire) and re-export it';
+  if (notice.fingerprint !== undefined)
+    return `the key of ${notice.userId ?? 'a recipient'} (${notice.fingerprint}) expires ${notice.expiresAt ?? 'soon'}: ${renew}`;
+  const when = notice.daysLeft === undefined ? 'soon' : `in ${notice.daysLeft} day(s)`;
+  const alarm = notice.alarm === undefined ? '' : ` (${notice.alarm})`;
+  return `a recipient's key expires ${when}${alarm}; the plan step's log names it: ${renew}`;
 }
 
 export interface Delivery {
@@ -155,7 +172,17 @@ export function runNotices(
     readonly error?: string;
     readonly bytes?: number;
   }[],
-  options: { readonly digest?: boolean; readonly executionLink?: string; readonly runError?: string } = {},
+  options: {
+    readonly digest?: boolean;
+    readonly executionLink?: string;
+    readonly runError?: string;
+    readonly keyWarnings?: readonly {
+      readonly fingerprint: string;
+      readonly userId: string;
+      readonly expiresAt: Date;
+      readonly daysLeft: number;
+    }[];
+  } = {},
 ): Notice[] {
   const notices: Notice[] = results
     .filter((r) => r.status !== 'ok')
@@ -173,6 +200,15 @@ export function runNotices(
       executionLink: options.executionLink,
     });
   }
+  for (const w of options.keyWarnings ?? []) {
+    notices.push({
+      kind: 'key-expiring',
+      fingerprint: w.fingerprint,
+      userId: w.userId,
+      expiresAt: w.expiresAt.toISOString(),
+      daysLeft: w.daysLeft,
+    });
+  }
   const ok = results.filter((r) => r.status === 'ok');
   if (options.digest && ok.length > 0) {
     notices.push({ kind: 'digest', databases: ok.map((r) => ({ database: r.database, bytes: r.bytes })) });
@@ -180,42 +216,24 @@ export function runNotices(
   return notices;
 }
 
-/** The webhooks the environment names (DUMP_BAG_NOTIFY_URL); a malformed one is reported by number and skipped. */
-export function webhooksFromEnv(
-  env: Record<string, string | undefined>,
-  log: (line: string) => void,
-): string[] {
-  const urls: string[] = [];
-  for (const [index, raw] of parseList(setting('notifyUrl', env)).entries()) {
-    let url: URL | undefined;
-    try {
-      url = new URL(raw);
-    } catch {
-      url = undefined;
-    }
-    if (url?.protocol === 'https:' || (url?.protocol === 'http:' && isLoopback(url.hostname))) urls.push(raw);
-    else
-      log(
-        `notify: webhook #${index + 1} of ${SETTINGS.notifyUrl.env} is not an https URL (http only on loopback): skipped`,
-      );
-  }
-  return urls;
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
 /** After a command-line backup: the failed databases (and the digest) to DUMP_BAG_NOTIFY_URL's webhooks. */
 export async function notifyRunFromEnv(
-  run: { readonly results: Parameters<typeof runNotices>[0]; readonly error?: string },
+  run: {
+    readonly results: Parameters<typeof runNotices>[0];
+    readonly error?: string;
+    readonly keyWarnings?: NonNullable<Parameters<typeof runNotices>[1]>['keyWarnings'];
+  },
   env: Record<string, string | undefined> = process.env,
   options: PostOptions = {},
 ): Promise<Delivery[]> {
   const log = options.log ?? ((line: string) => console.error(line));
   const urls = webhooksFromEnv(env, log);
   if (urls.length === 0) return [];
-  const notices = runNotices(run.results, { digest: setting('notifyDigest', env), runError: run.error });
+  const notices = runNotices(run.results, {
+    digest: setting('notifyDigest', env),
+    runError: run.error,
+    keyWarnings: run.keyWarnings,
+  });
   const bag = env.DUMP_BAG_BUCKET ?? 'dump-bag';
   const out: Delivery[] = [];
   for (const notice of notices)

@@ -268,6 +268,14 @@ export const SETTINGS = {
     doc: 'in AWS, set by the stack: the state machine `POST /dumps/{database}` starts',
     scope: 'bag',
   }),
+  notifySecret: define({
+    env: 'DUMP_BAG_NOTIFY_SECRET',
+    parser: text('the ARN or name of a Secrets Manager secret'),
+    default: undefined,
+    defaultDoc: 'none',
+    doc: "in AWS, set by the stack's `notify`: the secret holding the webhook URLs (a JSON list, or one URL)",
+    scope: 'bag',
+  }),
   url: define({
     env: 'DUMP_BAG_URL',
     parser: httpUrl,
