@@ -3,6 +3,7 @@ import type * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { ApiAuthorization } from './constructs/dump-api';
 import type { ObjectLockSettings } from './constructs/dump-bucket';
+import type { NotifySettings } from './constructs/notifier';
 import type { DumpBagStackProps } from './dump-bag-stack';
 
 /**
@@ -57,6 +58,8 @@ export const CONTEXT_KEYS = [
   'urlExpirySeconds', // 900
   'alarmEmails', // none
   'staleAfterHours', // 26
+  'keyExpiryWarningDays', // 30
+  'notify', // none: a Secrets Manager secret's name or ARN, or {"secret": …, "digest": true}
   'pgMajors', // every pinned major
   'layerBundling', // auto | local | docker
 ] as const;
@@ -228,6 +231,28 @@ function apiFromContext(get: Lookup): Props['api'] {
   };
 }
 
+/** `notify`: the secret's name or ARN, or `{"secret": …, "digest": true}` (also as JSON text from `-c`). */
+function notifyFromContext(get: Lookup): NotifySettings | undefined {
+  let value = get('notify');
+  if (!present(value)) return undefined;
+  if (typeof value === 'string' && value.trim().startsWith('{')) {
+    try {
+      value = JSON.parse(value) as unknown;
+    } catch {
+      throw new Error('context notify must be a secret name or ARN, or {"secret": …, "digest": true}');
+    }
+  }
+  if (typeof value === 'string') return { secret: value.trim() };
+  const o = value as { secret?: unknown; digest?: unknown } | null;
+  if (typeof o !== 'object' || o === null || Array.isArray(o) || typeof o.secret !== 'string') {
+    throw new Error('context notify must be a secret name or ARN, or {"secret": …, "digest": true}');
+  }
+  if (o.digest !== undefined && typeof o.digest !== 'boolean') {
+    throw new Error(`context notify's digest must be true or false, got ${JSON.stringify(o.digest)}`);
+  }
+  return { secret: o.secret.trim(), digest: o.digest };
+}
+
 /** The stack's props from cdk.json context. The reader checks types; each construct checks its values. */
 export function settingsFromContext(get: Lookup): AppSettings {
   const account = str(get, 'account');
@@ -244,6 +269,8 @@ export function settingsFromContext(get: Lookup): AppSettings {
       backup: backupFromContext(get),
       api: apiFromContext(get),
       alarms: { emails: list(get, 'alarmEmails'), staleAfterHours: num(get, 'staleAfterHours') },
+      keyExpiryWarningDays: num(get, 'keyExpiryWarningDays'),
+      notify: notifyFromContext(get),
       pgDump: {
         majors: list(get, 'pgMajors')?.map(Number),
         bundling: passed<'auto' | 'local' | 'docker'>(get, 'layerBundling'),

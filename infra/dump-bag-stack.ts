@@ -1,11 +1,13 @@
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
+import { SETTINGS } from '../functions/core/settings';
 import { BackupAlarms, type BackupAlarmsProps } from './constructs/backup-alarms';
 import { BackupWorkflow, type BackupWorkflowProps } from './constructs/backup-workflow';
 import { DatabaseConnection, type DatabaseConnectionProps } from './constructs/database-connection';
 import { DumpApi, type DumpApiProps } from './constructs/dump-api';
 import { DumpBucket, type DumpBucketProps } from './constructs/dump-bucket';
+import { Notifier, type NotifySettings } from './constructs/notifier';
 import { PgDumpLayer, type PgDumpLayerProps } from './constructs/pg-dump-layer';
 import { PublicKeys, type PublicKeysProps } from './constructs/public-keys';
 import { RekeyPolicy } from './constructs/rekey-policy';
@@ -36,7 +38,11 @@ export interface DumpBagStackProps extends StackProps {
     | 'logRetention'
   >;
   /** E-mail addresses and staleness. @default no subscriptions, 26 hours; the listed backup databases watched each */
-  readonly alarms?: Omit<BackupAlarmsProps, 'stateMachine' | 'serviceName'>;
+  readonly alarms?: Omit<BackupAlarmsProps, 'stateMachine' | 'serviceName' | 'keyExpiryWarningDays'>;
+  /** Warn this many days before a recipient's key expires: the plan step's log and metric, the alarm, the status page. @default 30 */
+  readonly keyExpiryWarningDays?: number;
+  /** Webhooks told of failed databases, stale dumps and expiring keys, from a Secrets Manager secret. @default no notifier */
+  readonly notify?: NotifySettings;
   /** Majors and bundling of the pg_dump layer. @default every pinned major, 'auto' bundling */
   readonly pgDump?: Omit<PgDumpLayerProps, 'architecture'>;
   /** Architecture of every function and of the pg_dump binaries. @default lambda.Architecture.ARM_64 */
@@ -53,6 +59,8 @@ export class DumpBagStack extends Stack {
   readonly alarms: BackupAlarms;
   readonly connection: DatabaseConnection;
   readonly signingKey: SigningKey;
+  /** Present when `notify` is set. */
+  readonly notifier?: Notifier;
 
   constructor(scope: Construct, id: string, props: DumpBagStackProps) {
     super(scope, id, { description: 'Dump Bag: encrypted PostgreSQL backups into S3', ...props });
@@ -90,9 +98,25 @@ export class DumpBagStack extends Stack {
     this.alarms = new BackupAlarms(this, 'Alarms', {
       ...props.alarms,
       databases: props.alarms?.databases ?? props.backup?.databases,
+      keyExpiryWarningDays: props.keyExpiryWarningDays,
       stateMachine: this.backup.stateMachine,
       serviceName,
     });
+    // One setting for the plan's warning, the status page's banner and the alarm (checked by BackupAlarms).
+    const warningDays = String(props.keyExpiryWarningDays ?? SETTINGS.keyExpiryWarningDays.default);
+    for (const fn of [this.backup.planFunction, this.api.function])
+      fn.addEnvironment(SETTINGS.keyExpiryWarningDays.env, warningDays);
+    if (props.notify) {
+      this.notifier = new Notifier(this, 'Notify', {
+        ...props.notify,
+        bucket: this.bucket,
+        stateMachine: this.backup.stateMachine,
+        alarmTopic: this.alarms.topic,
+        architecture,
+        logRetention: props.backup?.logRetention,
+        serviceName,
+      });
+    }
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.url, description: 'The API (IAM-signed unless JWT)' });
     new CfnOutput(this, 'BucketName', { value: this.bucket.bucket.bucketName });

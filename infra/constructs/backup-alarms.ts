@@ -46,7 +46,7 @@ export function validateBackupAlarmsProps(scope: IConstruct, props: BackupAlarms
       wholeNumber(SETTINGS.keyExpiryWarningDays.parser.min, SETTINGS.keyExpiryWarningDays.parser.max),
     ),
     rule: `must be ${SETTINGS.keyExpiryWarningDays.parser.accepts}`,
-    fix: 'give the days of warning the team needs to renew a key (the plan step reads DUMP_BAG_KEY_EXPIRY_WARNING_DAYS)',
+    fix: 'give the days of warning the team needs to renew a key; the plan step and the status page read the same (context keyExpiryWarningDays)',
   });
   (props.emails ?? []).forEach((email, index) => {
     checkProp(scope, {
