@@ -4,8 +4,6 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
-import * as scheduler from 'aws-cdk-lib/aws-scheduler';
-import * as schedulerTargets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -94,7 +92,8 @@ export class Notifier extends Construct {
   /** The one secret the role may read: its ARN, or `…:secret:<name>-??????` for a name. */
   readonly secretArnForPolicy: string;
   readonly rules: events.Rule[];
-  readonly digestSchedule?: scheduler.Schedule;
+  /** The daily digest's schedule, with digest on. */
+  readonly digestRule?: events.Rule;
 
   constructor(scope: Construct, id: string, props: NotifierProps) {
     super(scope, id);
@@ -171,13 +170,16 @@ export class Notifier extends Construct {
         resourceArns: [props.bucket.bucket.bucketArn],
         conditions: { StringLike: { 's3:prefix': [`${DUMPS_PREFIX}*`] } },
       });
-      this.digestSchedule = new scheduler.Schedule(this, 'Digest', {
+      // A rule's schedule invokes through the function's resource policy: no role to hold `<function>:*`.
+      this.digestRule = new events.Rule(this, 'Digest', {
         description: 'Dump Bag: the daily digest of the databases backed up',
-        schedule: scheduler.ScheduleExpression.expression(DIGEST_SCHEDULE),
-        target: new schedulerTargets.LambdaInvoke(this.function, {
-          input: scheduler.ScheduleTargetInput.fromObject({ action: DIGEST_ACTION }),
-          retryAttempts: 2,
-        }),
+        schedule: events.Schedule.expression(DIGEST_SCHEDULE),
+        targets: [
+          new targets.LambdaFunction(this.function, {
+            event: events.RuleTargetInput.fromObject({ action: DIGEST_ACTION }),
+            retryAttempts: 2,
+          }),
+        ],
       });
     }
   }

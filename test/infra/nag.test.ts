@@ -10,7 +10,7 @@ beforeAll(async () => {
   keys = await keyFolder();
 });
 
-/** Every option that adds resources: KMS, Object Lock, no access logs, VPC, JWT, e-mails, listed databases. */
+/** Every option that adds resources: KMS, Object Lock, no access logs, VPC, JWT, e-mails, listed databases, the notifier with its digest. */
 const everything = (k: TestKey): DumpBagStackProps =>
   baseProps(k, {
     connection: {
@@ -30,6 +30,7 @@ const everything = (k: TestKey): DumpBagStackProps =>
       urlExpiry: Duration.hours(1),
     },
     alarms: { emails: ['ops@example.com'] },
+    notify: { secret: 'dump-bag/webhooks', digest: true },
   });
 
 /** What a suppression may be for; a new one must be added here, with the reason read by a reviewer. */

@@ -89,7 +89,9 @@ async function notify(event: unknown): Promise<Invocation<NotifyResult>> {
 
 /** An event to the notifier through every rule of the template whose pattern matches it, as EventBridge would. */
 async function publish(event: Json): Promise<Invocation<NotifyResult>[]> {
-  const rules = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Events::Rule');
+  const rules = Object.values(template.Resources).filter(
+    (r) => r.Type === 'AWS::Events::Rule' && (r.Properties as Json).EventPattern,
+  );
   const out: Invocation<NotifyResult>[] = [];
   for (const rule of rules) {
     const p = rule.Properties as { EventPattern: Json };
@@ -278,9 +280,10 @@ describe('a backup run with a failed database, through the rules to the notifier
 
   it('with the digest on, the daily schedule posts one message naming the database backed up', async () => {
     const schedule = Object.values(template.Resources).find(
-      (r) => r.Type === 'AWS::Scheduler::Schedule' && JSON.stringify(r).includes('NotifyHandler'),
-    ) as { Properties: { Target: { Input: string } } };
-    const run = await notify(JSON.parse(schedule.Properties.Target.Input));
+      (r) => r.Type === 'AWS::Events::Rule' && (r.Properties as Json).ScheduleExpression,
+    ) as { Properties: { Targets: { Input: string }[] } };
+    // The rule's own input, as EventBridge sends it.
+    const run = await notify(JSON.parse(String(schedule.Properties.Targets[0]?.Input)));
     expect(run).toMatchObject({ ok: true, result: { notices: ['digest'] } });
     expect(bodies).toHaveLength(1);
     expect(bodies[0]).toMatchObject({ kind: 'digest', bag: bucket });
