@@ -273,6 +273,8 @@ describe('functions', () => {
           DUMP_BAG_MANUAL_RETENTION_DAYS: '7',
           DUMP_BAG_KEEP_MIN: '3',
           DUMP_BAG_URL_EXPIRY_SECONDS: '900',
+          // The status page's banner: the same days as the plan step and the alarm.
+          DUMP_BAG_KEY_EXPIRY_WARNING_DAYS: '30',
           POWERTOOLS_SERVICE_NAME: 'dump-bag',
           POWERTOOLS_LOG_LEVEL: 'INFO',
           NODE_OPTIONS: '--enable-source-maps',
