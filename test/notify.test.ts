@@ -1,7 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatMessage, postMessage } from '../functions/core/notify';
+import { formatMessage, postMessage, runNotices } from '../functions/core/notify';
+import { NotifyConfigError, webhooksFromSecret } from '../functions/core/webhooks';
+import { executionLink } from '../functions/notify/events';
 import { bagEnv, runCli, uniqueSuffix } from './support/bag';
 import { createDatabase, freshBucket } from './support/env';
 
@@ -117,5 +119,76 @@ describe('notify', () => {
     expect(lines[0]).toMatch(/webhook #1 .*HTTP 500/);
     expect(lines[1]).toMatch(/webhook #2 .*could not connect/);
     expect(lines.join('\n')).not.toContain(SECRET);
+  });
+});
+
+describe("the notifier's webhook secret and messages", () => {
+  const hook = `https://hooks.example.com/services/${SECRET}`;
+
+  it('takes a JSON list or one URL, skips a bad entry by number, and never repeats the value', () => {
+    const lines: string[] = [];
+    const log = (l: string) => lines.push(l);
+    expect(
+      webhooksFromSecret(JSON.stringify([hook, 'http://evil.example.com/x', 42]), 'the secret S', log),
+    ).toEqual([hook]);
+    expect(lines).toEqual([
+      'notify: webhook #2 of the secret S is not an https URL (http only on loopback): skipped',
+      'notify: webhook #3 of the secret S is not an https URL (http only on loopback): skipped',
+    ]);
+    expect(webhooksFromSecret(` ${hook}\n`, 'the secret S', log)).toEqual([hook]);
+    for (const bad of [`{"url": "${hook}"}`, `["http://example.com/${SECRET}"]`, '[', '']) {
+      let error: unknown;
+      try {
+        webhooksFromSecret(bad, 'the secret S', () => undefined);
+      } catch (caught: unknown) {
+        error = caught;
+      }
+      expect(error, bad).toBeInstanceOf(NotifyConfigError);
+      expect((error as Error).message).toMatch(/^the secret S holds .*put-secret-value/);
+      expect((error as Error).message).not.toContain(SECRET);
+    }
+  });
+
+  it('links an execution ARN to its console page and nothing else', () => {
+    const arn = 'arn:aws:states:eu-west-1:123456789012:execution:dump-bag:run-1';
+    expect(executionLink(arn)).toBe(
+      `https://eu-west-1.console.aws.amazon.com/states/home?region=eu-west-1#/v2/executions/details/${encodeURIComponent(arn)}`,
+    );
+    expect(executionLink(arn.replace('arn:aws:', 'arn:aws-cn:').replace('eu-west-1', 'cn-north-1'))).toMatch(
+      /^https:\/\/cn-north-1\.console\.amazonaws\.cn\//,
+    );
+    for (const hostile of [
+      'https://evil.example.com/',
+      `${arn} javascript:alert(1)`,
+      'arn:aws:states:eu-west-1:123456789012:execution:a/b:c',
+      42,
+      'x'.repeat(5000),
+    ])
+      expect(executionLink(hostile)).toBeUndefined();
+  });
+
+  it("turns the run's key warnings into key-expiring messages that say how to renew", () => {
+    const notices = runNotices([{ database: 'a', status: 'ok' }], {
+      keyWarnings: [
+        {
+          fingerprint: 'ABCD',
+          userId: 'Ann <ann@example.com>',
+          expiresAt: new Date('2026-12-12T00:00:00Z'),
+          daysLeft: 10,
+        },
+      ],
+    });
+    expect(notices).toEqual([
+      {
+        kind: 'key-expiring',
+        fingerprint: 'ABCD',
+        userId: 'Ann <ann@example.com>',
+        expiresAt: '2026-12-12T00:00:00.000Z',
+        daysLeft: 10,
+      },
+    ]);
+    expect(formatMessage(notices[0] as (typeof notices)[0], 'bag').text).toBe(
+      ':key: bag: the key of Ann <ann@example.com> (ABCD) expires 2026-12-12T00:00:00.000Z: renew it (gpg --quick-set-expire) and re-export it',
+    );
   });
 });
