@@ -268,7 +268,7 @@ describe('a backup run with a failed database, through the rules to the notifier
       bag: bucket,
       details: { kind: 'database-failed', database: MISSING, cause: expect.stringMatching(/\S/) },
     });
-    const link = (message?.details as Json).executionLink as string;
+    const link = (message as { details: Json }).details.executionLink as string;
     expect(link).toBe(
       `https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/v2/executions/details/${encodeURIComponent(EXECUTION_ARN)}`,
     );
@@ -287,7 +287,8 @@ describe('a backup run with a failed database, through the rules to the notifier
     expect(run).toMatchObject({ ok: true, result: { notices: ['digest'] } });
     expect(bodies).toHaveLength(1);
     expect(bodies[0]).toMatchObject({ kind: 'digest', bag: bucket });
-    const listed = (bodies[0]?.details as { databases: { database: string; bytes: number }[] }).databases;
+    const digest = bodies[0] as { details: { databases: { database: string; bytes: number }[] } };
+    const listed = digest.details.databases;
     expect(listed.map((d) => d.database)).toEqual([GOOD]);
     expect(listed[0]?.bytes).toBeGreaterThan(0);
   });
