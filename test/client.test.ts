@@ -165,8 +165,13 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
     expect(table.code).toBe(0);
     const [tableText, globalsLine, ...rest] = table.stdout.toString().trim().split('\n\n');
     const lines = (tableText ?? '').split('\n');
-    expect(lines[0]).toMatch(/^DATABASE\s+ID\s+SIZE\s+TRIGGER\s+FOR\s+SIGNATURE\s+RETENTION\s+PG_RESTORE$/);
+    expect(lines[0]).toMatch(
+      /^DATABASE\s+ID\s+SIZE\s+TRIGGER\s+RUNNER\s+FOR\s+SIGNATURE\s+RETENTION\s+PG_RESTORE$/,
+    );
     expect(lines).toHaveLength(5);
+    // The command made these dumps: each row says so, with the time the dump took.
+    const runnerAt = (lines[0] ?? '').indexOf('RUNNER');
+    for (const line of lines.slice(1)) expect(line.slice(runnerAt)).toMatch(/^local \d+(\.\d)?s\s/);
     // Each backup also stored the server's globals: one line after the table says how to fetch them.
     expect(globalsLine).toMatch(
       /^globals: \d+ dump\(s\), newest \d{8}-\d{6}\S* \(.+\): dump-bag get --globals$/,

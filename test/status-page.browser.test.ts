@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { type BrowserContext, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ListedDump } from '../functions/core/listing';
@@ -21,6 +22,18 @@ const suffix = uniqueSuffix();
 const SCRIPT_NAME = `<script>window.__pwned=1</script>${suffix}`;
 const ODD_NAME = `page ü "q" & <b>x</b> ${suffix}`;
 const PLAIN_NAME = `page plain ${suffix}`;
+
+/** Replaces a dump's record by what `change` makes of it (the signed fields kept, so its signature still holds). */
+async function rewriteRecord(
+  bucket: string,
+  key: string,
+  change: (record: Record<string, unknown>) => Record<string, unknown>,
+): Promise<void> {
+  const record = JSON.parse((await getObjectBytes(s3Client(), bucket, `${key}.json`)).toString('utf8'));
+  await s3Client().send(
+    new PutObjectCommand({ Bucket: bucket, Key: `${key}.json`, Body: JSON.stringify(change(record)) }),
+  );
+}
 
 const CHROMIUM_ARGS = [
   '--headless',
@@ -45,9 +58,15 @@ describe('status page in headless Chromium', () => {
     const sql = 'CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);';
     await Promise.all([SCRIPT_NAME, ODD_NAME, PLAIN_NAME].map((n) => createDatabase(n, sql)));
     bucket = await freshBucket();
-    await makeDumps(bucket, [SCRIPT_NAME, ODD_NAME, PLAIN_NAME], { publicKeys: keyFolder([owner, reader]) });
+    const first = await makeDumps(bucket, [SCRIPT_NAME, ODD_NAME, PLAIN_NAME], {
+      publicKeys: keyFolder([owner, reader]),
+    });
     await new Promise((r) => setTimeout(r, 1100));
     await makeDumps(bucket, [PLAIN_NAME], { encryption: 'none' }, { trigger: 'manual' });
+    // Where a dump ran and how long it took are not signed: an older record lacks them, a hostile one lies.
+    const keyOf = (name: string) => first.results.find((r) => r.database === name)?.key as string;
+    await rewriteRecord(bucket, keyOf(PLAIN_NAME), ({ runner: _r, seconds: _s, ...older }) => older);
+    await rewriteRecord(bucket, keyOf(SCRIPT_NAME), (r) => ({ ...r, runner: '<b>x</b>', seconds: -1 }));
     // keepMin 1, so the older dump of PLAIN_NAME shows when retention will delete it.
     bag = await startBag(bagEnv(bucket, { DUMP_BAG_KEEP_MIN: '1' }));
     dumps = ((await (await fetch(`${bag.url}/dumps`)).json()) as { dumps: ListedDump[] }).dumps;
@@ -96,6 +115,24 @@ describe('status page in headless Chromium', () => {
     const plainRows = page.locator(`section.database[data-database="${PLAIN_NAME}"] tr.dump`);
     const manual = plainRows.nth(0);
     expect(await manual.locator('td.trigger').textContent()).toBe('manual');
+    expect(await manual.locator('td.runner').textContent()).toMatch(/^local \d+(\.\d)?s$/);
+    expect(await plainRows.nth(1).locator('td.runner').textContent()).toBe('?');
+    expect(await plainRows.nth(1).locator('td.signature').textContent()).toBe('signed');
+    const scriptRow = page.locator(`section.database[data-database="${SCRIPT_NAME}"] tr.dump`);
+    expect(await scriptRow.locator('td.runner').textContent()).toBe('?');
+    expect(await page.locator('section.database').nth(0).locator('th').allTextContents()).toEqual([
+      'Date',
+      'Age',
+      'Size',
+      'Trigger',
+      'Ran on',
+      'Who can decrypt',
+      'Signature',
+      'Deleted',
+      'Restore with',
+      '',
+    ]);
+    expect(await scriptRow.locator('td').count()).toBe(10);
     expect(await manual.locator('td.who').textContent()).toBe('anyone: not encrypted');
     expect(await manual.locator('td.age').textContent()).toMatch(/^\d+ s$/);
     expect(await plainRows.nth(1).locator('td.who li').allTextContents()).toEqual([

@@ -1,5 +1,5 @@
 import { NotFoundError } from '../../functions/core/errors';
-import { formatDuration, formatSize, type ListedDump } from '../../functions/core/listing';
+import { formatDuration, formatSize, type ListedDump, ranOn } from '../../functions/core/listing';
 import { clientFromEnv } from '../client/bag-client';
 import { neededMajor } from '../client/restore-compat';
 import { pinnedSigningKey, recordSignatureState } from '../client/signing-pin';
@@ -56,7 +56,8 @@ function printTable(dumps: readonly (ListedDump & { signatureState: string })[])
     printable(d.database),
     printable(d.id),
     formatSize(d.bytes),
-    d.trigger,
+    printable(d.trigger),
+    ranOn(d),
     d.encryption === 'gpg'
       ? d.recipients.map((r) => printable(r.userId || r.fingerprint)).join('; ')
       : d.encryption,
@@ -64,7 +65,17 @@ function printTable(dumps: readonly (ListedDump & { signatureState: string })[])
     d.expiresAt === null ? 'kept' : `deleted in ${formatDuration(new Date(d.expiresAt).getTime() - now)}`,
     restoreColumn(d),
   ]);
-  const header = ['DATABASE', 'ID', 'SIZE', 'TRIGGER', 'FOR', 'SIGNATURE', 'RETENTION', 'PG_RESTORE'];
+  const header = [
+    'DATABASE',
+    'ID',
+    'SIZE',
+    'TRIGGER',
+    'RUNNER',
+    'FOR',
+    'SIGNATURE',
+    'RETENTION',
+    'PG_RESTORE',
+  ];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   for (const r of [header, ...rows]) {
     console.log(

@@ -1,5 +1,5 @@
 import type { RetentionPolicy } from '../core/config';
-import { formatDuration, formatSize, type ListedDump } from '../core/listing';
+import { formatDuration, formatSize, type ListedDump, ranOn } from '../core/listing';
 import { dumpPath } from './paths';
 
 /** One line of the key banner: a key about to expire, or keys that cannot be used at all. */
@@ -76,6 +76,7 @@ function row(dump: ListedDump, input: StatusPageInput): string {
 <td class="age">${formatDuration(age)}</td>
 <td class="size" data-bytes="${dump.bytes}">${formatSize(dump.bytes)}</td>
 <td class="trigger">${escapeHtml(dump.trigger)}</td>
+<td class="runner">${escapeHtml(ranOn(dump))}</td>
 <td class="who">${whoCanDecrypt(dump)}</td>
 <td class="signature">${SIGNATURE_LABELS[dump.signatureState ?? 'unchecked']}</td>
 <td class="expires">${deletion(dump, input)}</td>
@@ -91,7 +92,7 @@ h2 { margin: 2rem 0 .5rem; font-size: 1.15rem; overflow-wrap: anywhere; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid #ddd; vertical-align: top; }
 th { font-weight: 600; background: #f4f4f4; }
-td.size, td.age { white-space: nowrap; }
+td.size, td.age, td.runner { white-space: nowrap; }
 ul.recipients { margin: 0; padding: 0; list-style: none; }
 .summary, .sub { color: #555; margin: .25rem 0; }
 .warn { color: #a40; }
@@ -126,7 +127,7 @@ for (const button of document.querySelectorAll('button.download')) {
 }
 `;
 
-/** The status page: per database its dumps (date, age, size, trigger, readers, deletion), and the totals. */
+/** The status page: per database its dumps (date, age, size, trigger, where it ran, readers, deletion), and the totals. */
 export function renderStatusPage(input: StatusPageInput): string {
   const byDatabase = new Map<string, ListedDump[]>();
   for (const dump of input.dumps) {
@@ -143,8 +144,7 @@ export function renderStatusPage(input: StatusPageInput): string {
 <h2>${escapeHtml(name)}</h2>
 <p class="sub">${dumps.length} dump${dumps.length === 1 ? '' : 's'}, ${formatSize(size)}</p>
 <table>
-<thead><tr><th>Date</th><th>Age</th><th>Size</th><th>Trigger</th><th>Who can decrypt</th><th>Signature</th><th>Deleted</th><th></th></tr></thead>
-<thead><tr><th>Date</th><th>Age</th><th>Size</th><th>Trigger</th><th>Who can decrypt</th><th>Deleted</th><th>Restore with</th><th></th></tr></thead>
+<thead><tr><th>Date</th><th>Age</th><th>Size</th><th>Trigger</th><th>Ran on</th><th>Who can decrypt</th><th>Signature</th><th>Deleted</th><th>Restore with</th><th></th></tr></thead>
 <tbody>
 ${dumps.map((d) => row(d, input)).join('\n')}
 </tbody>

@@ -24,7 +24,7 @@ import {
 } from './pg-dump';
 import { redact } from './redact';
 import { pruneDatabase } from './retention';
-import type { Runner } from './runner';
+import type { RecordedRunner } from './runner';
 import { SETTINGS } from './settings';
 import { type RecordSigner, signRecord } from './signing';
 import { uploadStream } from './upload';
@@ -55,8 +55,8 @@ export interface DumpRequest {
   readonly expectedBytes?: number;
   /** Epoch milliseconds by which the dump must have finished or been aborted. */
   readonly deadline?: number;
-  /** Where the dump runs (Lambda, Fargate), for the record; absent on the command line. */
-  readonly runner?: Runner;
+  /** Where the dump runs (Lambda, Fargate, the command line), for the record. */
+  readonly runner?: RecordedRunner;
 }
 
 export interface DumpResult {
@@ -73,7 +73,7 @@ export interface DumpResult {
   /** Retention could not run; the new dump itself is fine. */
   readonly retentionError?: string;
   /** Where it ran; the state machine retries a Lambda dump that ran out of time on Fargate. */
-  readonly runner?: Runner;
+  readonly runner?: RecordedRunner;
   /** It failed because its deadline came (not because of the database or S3). */
   readonly outOfTime?: boolean;
 }
@@ -312,6 +312,7 @@ export async function runBackup(target: BackupTarget, request: BackupRequest): P
       encryption,
       trigger: request.trigger,
       expectedBytes: db.sizeBytes,
+      runner: 'local',
     });
     results.push(result);
     request.onResult?.(result);

@@ -10,7 +10,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { EncryptionMode, Trigger } from './config';
 import { NotFoundError, ValidationError } from './errors';
 import { DUMPS_PREFIX, databasePrefixes, parseDumpKey, RECORD_SUFFIX, recordKey } from './naming';
-import type { Runner } from './runner';
+import type { RecordedRunner } from './runner';
 import type { RecordSignature } from './signing';
 
 /** What Dump Bag records of every dump, next to it, so it can be listed and verified without downloading it. */
@@ -32,6 +32,7 @@ export interface DumpRecord {
   /** SHA-256 (hex) and size of the stored bytes. */
   readonly sha256: string;
   readonly bytes: number;
+  /** How long the dump took, from pg_dump's start to the stored object (the record is written after). */
   readonly seconds: number;
   /** The bag's signature over the canonical fields (functions/core/signing.ts); absent on older dumps. */
   readonly signature?: RecordSignature;
@@ -41,8 +42,8 @@ export interface DumpRecord {
   readonly restoreMajor?: number;
   /** The allow-listed pg_dump flags it was made with. */
   readonly dumpOptions?: readonly string[];
-  /** Where the dump ran: `lambda` or `fargate` in AWS; absent from the command line and older records. */
-  readonly runner?: Runner;
+  /** Where the dump ran: `lambda` or `fargate` in AWS, `local` from the command line; absent in older records. */
+  readonly runner?: RecordedRunner;
 }
 
 export interface StoredObject {

@@ -4,6 +4,7 @@ import { type DumpRecord, listDumps } from './catalog';
 import type { RetentionPolicy } from './config';
 import { NotFoundError } from './errors';
 import { withExpiry } from './retention';
+import { RECORDED_RUNNERS, type RecordedRunner } from './runner';
 import { checkRecordSignature } from './signing';
 
 /** The record's signature as the lister saw it against its own public key; `unchecked` when it has none at hand. */
@@ -66,4 +67,30 @@ export function formatDuration(ms: number): string {
   if (s < 3600) return `${Math.floor(s / 60)} min`;
   if (s < 48 * 3600) return `${Math.floor(s / 3600)} h`;
   return `${Math.floor(s / 86400)} d`;
+}
+
+/** A dump's run time, short: 0.4s, 45s, 3m12s, 2h05m. */
+export function formatRunTime(seconds: number): string {
+  if (seconds < 10) return `${(Math.round(seconds * 10) / 10).toString()}s`;
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** The longest run a record may claim: a Fargate dump stops within 7 days (infra/constructs/fargate-dump.ts). */
+const MAX_RUN_SECONDS = 7 * 86400;
+
+/**
+ * Where a dump ran and how long it took, from its record read back (hostile: both fields are
+ * unsigned and absent in older records): `lambda 3m12s`, `local 4.2s`; `?` for what is missing or invalid.
+ */
+export function ranOn(record: { readonly runner?: unknown; readonly seconds?: unknown }): string {
+  const runner = RECORDED_RUNNERS.includes(record.runner as RecordedRunner) ? String(record.runner) : '?';
+  const seconds = record.seconds;
+  const time =
+    typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0 && seconds <= MAX_RUN_SECONDS
+      ? formatRunTime(seconds)
+      : '?';
+  return runner === '?' && time === '?' ? '?' : `${runner} ${time}`;
 }

@@ -8,6 +8,10 @@ export type RunnerSetting = Runner | 'auto';
 
 export const RUNNER_SETTINGS: readonly RunnerSetting[] = ['lambda', 'fargate', 'auto'];
 
+/** Where a dump ran, as its record says: one of the runners in AWS, or `local` for the command line. */
+export type RecordedRunner = Runner | 'local';
+export const RECORDED_RUNNERS: readonly RecordedRunner[] = ['lambda', 'fargate', 'local'];
+
 /**
  * PROVISIONAL, the one place for it: databases larger than this many GB (on disk) go to Fargate
  * under `auto`. It awaits the bench measurement of how many GB a 1-vCPU Lambda dumps in 14.5
