@@ -1,11 +1,13 @@
-import { Duration } from 'aws-cdk-lib';
+import { App, Aws, Duration } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_FARGATE_ABOVE_GB } from '../../functions/core/runner';
-import type { DumpBagStackProps } from '../../infra/dump-bag-stack';
+import { type ContextKey, settingsFromContext } from '../../infra/context';
+import { DumpBagStack, type DumpBagStackProps } from '../../infra/dump-bag-stack';
 import {
   baseProps,
   buildStack,
+  cdkJsonContext,
   keyFolder,
   permissionsOf,
   roleOfFunction,
@@ -205,5 +207,31 @@ describe('runner settings that cannot work', () => {
   it('a timeout outside 15 minutes to 7 days, and a negative threshold', () => {
     expect(() => buildStack(withVpc({ fargateTimeout: Duration.minutes(5) }))).toThrow(/`fargateTimeout`/);
     expect(() => buildStack(withVpc({ fargateAboveGb: -1 }))).toThrow(/`fargateAboveGb`/);
+  });
+});
+
+describe('the README deploy command with a VPC, as `cdk synth` runs it (infra/app.ts)', () => {
+  it('synthesizes offline from -c values: Fargate on the given subnets, no VPC lookup, no account', () => {
+    // -c values reach the app as strings, comma lists included; no account or region is set.
+    const given: Record<string, string> = {
+      dumpRunner: 'auto',
+      vpcId: 'vpc-0123456789abcdef0',
+      subnetIds: 'subnet-aaa,subnet-bbb',
+      availabilityZones: 'us-east-1a,us-east-1b',
+      routeTableIds: 'rtb-aaa,rtb-bbb',
+    };
+    const app = new App({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], ...given } });
+    const { stackName, props } = settingsFromContext((key: ContextKey) => app.node.tryGetContext(key));
+    const stack = new DumpBagStack(app, stackName, { ...props, keys: { folder: keys.folder } });
+    const assembly = app.synth();
+    // A lookup (Vpc.fromLookup) would leave missing context for the CLI to fetch with credentials.
+    expect(assembly.manifest.missing ?? []).toEqual([]);
+    expect(stack.account).toBe(Aws.ACCOUNT_ID);
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::ECS::TaskDefinition', 1);
+    // The Map item's RunTask runs in the given subnets.
+    const definition = JSON.stringify(stateMachineDefinition(template));
+    expect(definition).toContain('ecs:runTask.waitForTaskToken');
+    for (const id of ['subnet-aaa', 'subnet-bbb']) expect(definition).toContain(id);
   });
 });
