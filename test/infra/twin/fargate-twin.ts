@@ -188,7 +188,12 @@ export class FargateTwin {
   }
 
   /** The state machine's ecs:runTask.waitForTaskToken. */
-  async runTask(args: Json, taskToken: string, extraEnv: Record<string, string> = {}) {
+  async runTask(
+    args: Json,
+    taskToken: string,
+    /** Added last; a function gets the folder that stands for the task's /opt. */
+    extraEnv: Record<string, string> | ((optDir: string) => Record<string, string>) = {},
+  ) {
     const overrides = ((args.Overrides as Json).ContainerOverrides as Json[])[0] as Json;
     const optDir = tempDir('dump-bag-task-opt-');
     const env: Record<string, string> = {
@@ -207,7 +212,7 @@ export class FargateTwin {
         (overrides.Environment as { Name: string; Value: string }[]).map((e) => [e.Name, e.Value]),
       ),
       DUMP_BAG_OPT_DIR: optDir,
-      ...extraEnv,
+      ...(typeof extraEnv === 'function' ? extraEnv(optDir) : extraEnv),
     };
     this.standIn.openTokens.add(taskToken);
     const command = this.task.command;

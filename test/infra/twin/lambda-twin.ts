@@ -107,6 +107,8 @@ export interface InvokeOptions {
   readonly remainingMs?: number;
   /** Kill the process this long after the handler started. @default the function's timeout */
   readonly killAfterMs?: number;
+  /** argv that starts Node, e.g. arm64 Node under qemu (twin/arm64.ts). @default this machine's node */
+  readonly node?: readonly string[];
 }
 
 const RUNNER = fileURLToPath(new URL('./invoke-bundle.cjs', import.meta.url));
@@ -122,7 +124,7 @@ export function invokeBundled<T = unknown>(
     const child = fork(RUNNER, [join(fn.codeDir, 'index.js')], {
       env: { ...options.env, TWIN_REMAINING_MS: String(options.remainingMs ?? timeoutMs) },
       stdio: ['pipe', 'pipe', 'pipe', 'ipc'],
-      execArgv: [],
+      ...(options.node ? { execPath: options.node[0], execArgv: options.node.slice(1) } : { execArgv: [] }),
     });
     let stdout = '';
     let stderr = '';
