@@ -154,6 +154,9 @@ export class AwsStandIn {
         });
       });
     });
+    // AWS endpoints keep an idle connection about a minute; Node's 5 s default closes it under a client
+    // slowed by emulation, which then reuses the closed socket ("fetch failed").
+    this.server.keepAliveTimeout = 65_000;
     await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
     const address = this.server.address() as { port: number };
     this.endpoint = `http://127.0.0.1:${address.port}`;
