@@ -7,7 +7,7 @@ import { type BackupPlan, type PgConnection, planBackup, type ServerInfo } from 
 import { type DumpOptionsByDatabase, optionsFor } from './dump-options';
 import { encryptStream } from './encrypt';
 import { DeadlineError, DumpBagError, errorMessage, UploadError } from './errors';
-import { dumpGlobals, type GlobalsResult } from './globals';
+import { dumpGlobals, type GlobalsResult, pruneAfterGlobals } from './globals';
 import { checkKeyExpiry, type KeyExpiryWarning } from './key-expiry';
 import { type Encryption, loadEncryption } from './keys';
 import { connectionSecrets, libpqEnv } from './libpq';
@@ -318,7 +318,10 @@ export async function runBackup(target: BackupTarget, request: BackupRequest): P
     request.onResult?.(result);
   }
   // After the databases: a failing pg_dumpall must never hold their dumps back.
-  const globals = await dumpGlobals(target, { server: plan.server, encryption, trigger: request.trigger });
+  const globals = await pruneAfterGlobals(
+    target,
+    await dumpGlobals(target, { server: plan.server, encryption, trigger: request.trigger }),
+  );
   return {
     ok: results.every((r) => r.status === 'ok') && globals.status === 'ok',
     server: plan.server,

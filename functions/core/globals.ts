@@ -18,10 +18,10 @@ import { encryptStream } from './encrypt';
 import { DumpBagError, errorMessage, NotFoundError, PgDumpError } from './errors';
 import type { Encryption } from './keys';
 import { connectionSecrets, libpqEnv } from './libpq';
-import { dumpId, isDumpId, RECORD_SUFFIX, recordKey } from './naming';
+import { isDumpId, RECORD_SUFFIX, recordKey, uniqueDumpId } from './naming';
 import { type PgDumpBinary, type PgDumpSource, pgDumpVersion, resolvePgDump } from './pg-dump';
 import { redact } from './redact';
-import { planRetention } from './retention';
+import { planRetention, RetentionError } from './retention';
 import { type RecordSigner, signRecord } from './signing';
 import { uploadStream } from './upload';
 
@@ -90,17 +90,25 @@ export interface GlobalsResult {
   readonly status: 'ok' | 'failed';
   readonly key?: string;
   readonly bytes?: number;
+  readonly sha256?: string;
+  readonly seconds?: number;
   readonly error?: string;
   readonly pruned?: readonly string[];
+  /** Retention could not run; the new globals dump itself is fine. */
+  readonly retentionError?: string;
 }
 
-/** Dumps the globals, stores and records them, then applies retention to older globals. Never throws. */
+/**
+ * Dumps the globals, stores and records them. Never throws. It deletes nothing: retention is
+ * `pruneAfterGlobals`, which in AWS runs in the prune step's role (the dump role cannot delete).
+ */
 export async function dumpGlobals(
-  target: GlobalsTarget,
+  target: Omit<GlobalsTarget, 'retention'>,
   request: { server: ServerInfo; encryption: Encryption; trigger: Trigger },
 ): Promise<GlobalsResult> {
   const started = new Date();
-  const id = dumpId(started);
+  // Unique like a dump's id: two runs in one second (a schedule and the command) both survive.
+  const id = uniqueDumpId(started);
   const key = globalsKey(id, request.encryption.mode !== 'none');
   const scrub = (text: string) => redact(text, connectionSecrets(target.connection));
   try {
@@ -141,15 +149,30 @@ export async function dumpGlobals(
       await target.s3.send(new DeleteObjectCommand({ Bucket: target.bucket, Key: key })).catch(() => {});
       throw new DumpBagError(`cannot record the globals dump: ${errorMessage(error)}`);
     }
-    let pruned: string[] = [];
-    try {
-      pruned = await pruneGlobals(target.s3, target.bucket, target.retention);
-    } catch {
-      // Retention runs again next time; the new globals dump itself is fine.
-    }
-    return { status: 'ok', key, bytes: stored.bytes, pruned };
+    return { status: 'ok', key, bytes: stored.bytes, sha256: stored.sha256, seconds: unsigned.seconds };
   } catch (error: unknown) {
-    return { status: 'failed', error: scrub(`globals: ${errorMessage(error)}`) };
+    return {
+      status: 'failed',
+      error: scrub(`globals: ${errorMessage(error)}`),
+      seconds: (Date.now() - started.getTime()) / 1000,
+    };
+  }
+}
+
+/** Retention of the globals after a good globals dump, its outcome added to the result; a failed result is returned as it is. */
+export async function pruneAfterGlobals(
+  target: Pick<GlobalsTarget, 's3' | 'bucket' | 'retention'>,
+  result: GlobalsResult,
+  now = new Date(),
+): Promise<GlobalsResult> {
+  if (result.status !== 'ok' || result.key === undefined) return result;
+  try {
+    return {
+      ...result,
+      pruned: await pruneGlobals(target.s3, target.bucket, target.retention, now, result.key),
+    };
+  } catch (error: unknown) {
+    return { ...result, pruned: [], retentionError: errorMessage(error) };
   }
 }
 
@@ -181,14 +204,25 @@ export async function findGlobals(client: S3Client, bucket: string, id: string):
   return found;
 }
 
-/** Retention of globals dumps: the same policy as a database's (keep-min newest always). */
+/**
+ * Retention of globals dumps: the same policy as a database's (keep-min newest always). With
+ * `newKey` (the globals dump that just succeeded) it runs only when that one is listed with its
+ * record, as a database's retention does: a failed or forged "ok" never costs an older dump.
+ */
 export async function pruneGlobals(
   client: S3Client,
   bucket: string,
   policy: RetentionPolicy,
   now = new Date(),
+  newKey?: string,
 ): Promise<string[]> {
-  const { remove } = planRetention(await listGlobals(client, bucket), policy, now);
+  const all = await listGlobals(client, bucket);
+  if (newKey !== undefined && !all.some((g) => g.key === newKey)) {
+    throw new RetentionError(
+      `retention of the globals skipped: the new globals dump ${newKey} is not listed with its record; nothing was deleted (retention runs again after the next good one)`,
+    );
+  }
+  const { remove } = planRetention(all, policy, now);
   for (const g of remove) {
     if (!parseGlobalsKey(g.key)) continue;
     await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: g.key }));

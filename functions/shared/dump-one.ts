@@ -22,13 +22,19 @@ export function parseDumpEvent(event: unknown): DumpEvent {
   const e = (event ?? {}) as Partial<DumpEvent>;
   if (typeof e.database !== 'string') throw new ValidationError('the event has no database name');
   assertDatabaseName(e.database);
-  const server = e.server as Partial<ServerInfo> | undefined;
-  if (typeof server?.version !== 'string' || !Number.isInteger(server.major)) {
-    throw new ValidationError('the event has no server version: it comes from the plan step');
-  }
+  const server = parseServer(e.server);
   const trigger: Trigger = e.trigger === 'manual' ? 'manual' : 'schedule';
   const sizeBytes = typeof e.sizeBytes === 'number' ? e.sizeBytes : undefined;
-  return { database: e.database, server: server as ServerInfo, trigger, sizeBytes };
+  return { database: e.database, server, trigger, sizeBytes };
+}
+
+/** The plan's server version as an event carries it. */
+export function parseServer(value: unknown): ServerInfo {
+  const server = value as Partial<ServerInfo> | undefined;
+  if (typeof server?.version !== 'string' || server.version.length > 200 || !Number.isInteger(server.major)) {
+    throw new ValidationError('the event has no server version: it comes from the plan step');
+  }
+  return server as ServerInfo;
 }
 
 /**

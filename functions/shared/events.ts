@@ -29,8 +29,21 @@ export interface DumpEvent {
   readonly runner?: Runner;
 }
 
+/** The dump function's event for the run's one globals dump (roles, tablespaces), after the Map. */
+export interface GlobalsEvent {
+  readonly globals: true;
+  readonly server: ServerInfo;
+  readonly trigger: Trigger;
+}
+
 /** The prune step's event: a database whose dump just succeeded, and that dump's key. */
 export interface PruneEvent {
   readonly database: string;
+  readonly key: string;
+}
+
+/** The prune step's event after a good globals dump: that dump's key. */
+export interface PruneGlobalsEvent {
+  readonly globals: true;
   readonly key: string;
 }

@@ -1,5 +1,6 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { DumpResult } from '../core/backup';
+import { GLOBALS_NAME } from '../core/globals';
 
 /** CloudWatch namespace of Dump Bag's own metrics; the alarms in infra/ read the same constants. */
 export const METRIC_NAMESPACE = 'DumpBag';
@@ -28,6 +29,16 @@ export function emitDumpMetrics(
   metrics.addDimensions({ [DATABASE_DIMENSION]: result.database });
   metrics.addDimensions({ [SERVICE_DIMENSION]: service });
   metrics.addMetric(DUMP_SUCCEEDED_METRIC, MetricUnit.Count, result.status === 'ok' ? 1 : 0);
+  metrics.publishStoredMetrics();
+}
+
+/**
+ * Publishes DumpSucceeded for the run's globals dump under Database "(globals)" (GLOBALS_NAME) only: kept out of
+ * the service's sum, so a run whose globals alone succeeded never looks like a fresh database dump.
+ */
+export function emitGlobalsMetric(ok: boolean): void {
+  metrics.addDimensions({ [DATABASE_DIMENSION]: GLOBALS_NAME });
+  metrics.addMetric(DUMP_SUCCEEDED_METRIC, MetricUnit.Count, ok ? 1 : 0);
   metrics.publishStoredMetrics();
 }
 

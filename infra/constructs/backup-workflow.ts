@@ -144,7 +144,8 @@ function validateDump(scope: IConstruct, props: BackupWorkflowProps): void {
  * The backup: EventBridge schedules start a Step Functions state machine that plans (lists the
  * databases), dumps each database in its own Lambda invocation with bounded concurrency, prunes
  * that database's old dumps after a good dump (in a role of its own), sends an
- * EventBridge event per finished dump, and fails the execution naming the databases that failed.
+ * EventBridge event per finished dump, dumps the globals once, and fails the execution naming
+ * the databases (and the globals) that failed.
  */
 export class BackupWorkflow extends Construct {
   readonly planFunction: BagFunction;
@@ -248,7 +249,7 @@ export class BackupWorkflow extends Construct {
       (this.fargate ? this.fargate.timeout.plus(Duration.hours(1)) : Duration.hours(6));
 
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      comment: 'Dump Bag backup: plan, dump and prune each database, report',
+      comment: 'Dump Bag backup: plan, dump and prune each database, dump the globals, report',
       queryLanguage: sfn.QueryLanguage.JSONATA,
       definitionBody: sfn.DefinitionBody.fromChainable(this.definition(props.concurrency ?? 2)),
       timeout: executionTimeout,
@@ -334,7 +335,9 @@ export class BackupWorkflow extends Construct {
       jsonataItemSelector:
         '{% {"database": $states.context.Map.Item.Value.name, "sizeBytes": $states.context.Map.Item.Value.sizeBytes, "runner": $states.context.Map.Item.Value.runner, "server": $states.input.server, "trigger": $states.input.trigger} %}',
       maxConcurrency: concurrency,
-      outputs: '{% {"results": $states.result} %}',
+      // The plan's server and trigger go on to the globals dump after the Map.
+      outputs:
+        '{% {"results": $states.result, "server": $states.input.server, "trigger": $states.input.trigger} %}',
     });
     if (this.fargate) {
       eachDatabase.itemProcessor(this.runnerChoice(this.fargate, dump, crashed, afterDump));
@@ -346,13 +349,67 @@ export class BackupWorkflow extends Construct {
     const failed = sfn.Fail.jsonata(this, 'Some dumps failed', {
       error: 'DumpsFailed',
       cause:
-        '{% "failed: " & $join($states.input.results[status != "ok"].(database & " (" & error & ")"), "; ") %}',
+        '{% "failed: " & $join($append($states.input.results[status != "ok"].(database & " (" & error & ")"), $states.input.globals.status != "ok" ? ["globals (" & $states.input.globals.error & ")"] : []), "; ") %}',
     });
     const report = sfn.Choice.jsonata(this, 'Report')
-      .when(sfn.Condition.jsonata('{% $count($states.input.results[status != "ok"]) > 0 %}'), failed)
+      .when(
+        sfn.Condition.jsonata(
+          '{% $count($states.input.results[status != "ok"]) > 0 or $states.input.globals.status != "ok" %}',
+        ),
+        failed,
+      )
       .otherwise(sfn.Succeed.jsonata(this, 'All dumped', { outputs: '{% $states.input %}' }));
 
-    return plan.next(eachDatabase).next(report);
+    return plan.next(eachDatabase).next(this.globalsStep(report));
+  }
+
+  /**
+   * The run's one globals dump (pg_dumpall by the dump function, which has the layer, the database
+   * and the signer), after the Map so it never holds a database back; then, if good, retention of
+   * the globals in the prune role. A failure or crash becomes `globals.status = "failed"`, which
+   * the report turns into a failed execution; the databases' results stay as they are.
+   */
+  private globalsStep(report: sfn.IChainable): sfn.IChainable {
+    const dumpGlobals = tasks.LambdaInvoke.jsonata(this, 'Dump globals', {
+      lambdaFunction: this.dumpFunction,
+      payload: sfn.TaskInput.fromText(
+        '{% {"globals": true, "server": $states.input.server, "trigger": $states.input.trigger} %}',
+      ),
+      outputs: '{% {"results": $states.input.results, "globals": $states.result.Payload} %}',
+      retryOnServiceExceptions: true,
+    });
+    const globalsCrashed = sfn.Pass.jsonata(this, 'Globals dump crashed', {
+      outputs:
+        '{% {"results": $states.input.results, "globals": {"status": "failed", "error": "globals: " & $states.input.error.Error & ": " & $states.input.error.Cause}} %}',
+    });
+    dumpGlobals.addCatch(globalsCrashed, {
+      errors: [sfn.Errors.ALL],
+      outputs: '{% {"results": $states.input.results, "error": $states.errorOutput} %}',
+    });
+    const pruneGlobals = tasks.LambdaInvoke.jsonata(this, 'Prune globals', {
+      lambdaFunction: this.pruneFunction,
+      payload: sfn.TaskInput.fromText('{% {"globals": true, "key": $states.input.globals.key} %}'),
+      outputs:
+        '{% {"results": $states.input.results, "globals": $merge([$states.input.globals, $states.result.Payload])} %}',
+      retryOnServiceExceptions: true,
+    });
+    const pruneCrashed = sfn.Pass.jsonata(this, 'Globals prune crashed', {
+      outputs:
+        '{% {"results": $states.input.result.results, "globals": $merge([$states.input.result.globals, {"pruned": [], "retentionError": $states.input.error.Error & ": " & $states.input.error.Cause}])} %}',
+    });
+    pruneGlobals.addCatch(pruneCrashed, {
+      errors: [sfn.Errors.ALL],
+      outputs: '{% {"result": $states.input, "error": $states.errorOutput} %}',
+    });
+    pruneGlobals.next(report);
+    pruneCrashed.next(report);
+    globalsCrashed.next(report);
+    dumpGlobals.next(
+      sfn.Choice.jsonata(this, 'Globals ok?')
+        .when(sfn.Condition.jsonata('{% $states.input.globals.status = "ok" %}'), pruneGlobals)
+        .otherwise(report),
+    );
+    return dumpGlobals;
   }
 
   /**

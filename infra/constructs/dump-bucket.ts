@@ -4,6 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct, type IConstruct } from 'constructs';
+import { GLOBALS_PREFIX } from '../../functions/core/globals';
 import { SETTINGS } from '../../functions/core/settings';
 import { checkProp, oneOf, optional, wholeNumber } from './validate';
 
@@ -174,7 +175,12 @@ export class DumpBucket extends Construct {
     return this.bucket.arnForObjects(`${DUMPS_PREFIX}${suffix}`);
   }
 
-  /** The `dumps/*` wildcards are the point: every dump of every database lives under that prefix. */
+  /** `arn:…:bucket/globals/<suffix>`: the run's globals dumps (pg_dumpall) and their records. */
+  globalsArn(suffix = '*'): string {
+    return this.bucket.arnForObjects(`${GLOBALS_PREFIX}${suffix}`);
+  }
+
+  /** The `dumps/*` and `globals/*` wildcards are the point: every dump lives under one of those prefixes. */
   private explainWildcards(grantee: iam.IGrantable, what: string): void {
     const principal = grantee.grantPrincipal as unknown as IConstruct;
     if (!principal.node) return;
@@ -183,54 +189,33 @@ export class DumpBucket extends Construct {
       [
         {
           id: 'AwsSolutions-IAM5',
-          reason: `The role may ${what}: the wildcard is the dumps/ prefix of this one bucket, whose keys are dumps/<database>/<database>-<time>.pg.gpg and their .json records; nothing else in the bucket is reachable.`,
-          appliesTo: [{ regex: '/^Resource::<.+\\.Arn>\\/dumps\\/\\*(\\.json)?$/g' }],
+          reason: `The role may ${what}: the wildcard is the dumps/ (or globals/) prefix of this one bucket, whose keys are dumps/<database>/<database>-<time>.pg.gpg, globals/globals-<time>.sql.gpg and their .json records; nothing else in the bucket is reachable.`,
+          appliesTo: [{ regex: '/^Resource::<.+\\.Arn>\\/(dumps|globals)\\/\\*(\\.json)?$/g' }],
         },
       ],
       true,
     );
   }
 
-  private grantList(grantee: iam.IGrantable): void {
+  private grantList(grantee: iam.IGrantable, prefixes: readonly string[] = [DUMPS_PREFIX]): void {
     iam.Grant.addToPrincipal({
       grantee,
       actions: ['s3:ListBucket'],
       resourceArns: [this.bucket.bucketArn],
-      conditions: { StringLike: { 's3:prefix': [`${DUMPS_PREFIX}*`] } },
+      conditions: { StringLike: { 's3:prefix': prefixes.map((p) => `${p}*`) } },
     });
   }
 
   /**
-   * The dump function's rights: write dumps and abort their uploads, list under dumps/ and read
-   * the JSON records (`dumps/*.json`). It cannot read a dump (no dump key ends in `.json`) and
-   * cannot delete one: retention is the prune role's (grantPrune).
+   * The dump function's rights: write dumps and the run's globals dump and abort their uploads,
+   * list under dumps/ and read the JSON records (`dumps/*.json`). It cannot read a dump (no dump
+   * key ends in `.json`) and cannot delete one: retention is the prune role's (grantPrune).
    */
   grantDumpWrite(grantee: iam.IGrantable): void {
     iam.Grant.addToPrincipal({
       grantee,
       actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
-      resourceArns: [this.dumpsArn()],
-    });
-    iam.Grant.addToPrincipal({
-      grantee,
-      actions: ['s3:GetObject'],
-      resourceArns: [this.dumpsArn('*.json')],
-    });
-    this.grantList(grantee);
-    this.explainWildcards(grantee, 'write dumps, abort their uploads and read their records, under dumps/');
-    // Multipart uploads with SSE-KMS need Decrypt as well as GenerateDataKey; still no GetObject on dumps.
-    this.key?.grant(grantee, 'kms:GenerateDataKey', 'kms:Decrypt');
-  }
-
-  /**
-   * The prune function's rights: list under dumps/, read the records retention decides by, and
-   * delete dumps and records under dumps/. It cannot read a dump or write anything.
-   */
-  grantPrune(grantee: iam.IGrantable): void {
-    iam.Grant.addToPrincipal({
-      grantee,
-      actions: ['s3:DeleteObject'],
-      resourceArns: [this.dumpsArn()],
+      resourceArns: [this.dumpsArn(), this.globalsArn()],
     });
     iam.Grant.addToPrincipal({
       grantee,
@@ -240,20 +225,47 @@ export class DumpBucket extends Construct {
     this.grantList(grantee);
     this.explainWildcards(
       grantee,
-      'read the records and delete expired dumps with their records, under dumps/',
+      "write dumps and globals dumps, abort their uploads, and read the dumps' records under dumps/",
+    );
+    // Multipart uploads with SSE-KMS need Decrypt as well as GenerateDataKey; still no GetObject on dumps.
+    this.key?.grant(grantee, 'kms:GenerateDataKey', 'kms:Decrypt');
+  }
+
+  /**
+   * The prune function's rights: list under dumps/ and globals/, read the records retention decides
+   * by, and delete dumps, globals dumps and their records. It cannot read a dump or write anything.
+   */
+  grantPrune(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:DeleteObject'],
+      resourceArns: [this.dumpsArn(), this.globalsArn()],
+    });
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:GetObject'],
+      resourceArns: [this.dumpsArn('*.json'), this.globalsArn('*.json')],
+    });
+    this.grantList(grantee, [DUMPS_PREFIX, GLOBALS_PREFIX]);
+    this.explainWildcards(
+      grantee,
+      'read the records and delete expired dumps with their records, under dumps/ and globals/',
     );
     this.key?.grantDecrypt(grantee);
   }
 
-  /** The API's rights: read and list under dumps/; never write or delete. */
+  /** The API's rights: read and list under dumps/ and globals/ (GET /globals); never write or delete. */
   grantDumpRead(grantee: iam.IGrantable): void {
     iam.Grant.addToPrincipal({
       grantee,
       actions: ['s3:GetObject'],
-      resourceArns: [this.dumpsArn()],
+      resourceArns: [this.dumpsArn(), this.globalsArn()],
     });
-    this.grantList(grantee);
-    this.explainWildcards(grantee, 'read any dump under dumps/ (the API lists and presigns them)');
+    this.grantList(grantee, [DUMPS_PREFIX, GLOBALS_PREFIX]);
+    this.explainWildcards(
+      grantee,
+      'read any dump under dumps/ and globals/ (the API lists and presigns them)',
+    );
     this.key?.grantDecrypt(grantee);
   }
 }

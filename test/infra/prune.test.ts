@@ -44,7 +44,7 @@ describe('the prune function', () => {
       expect(name).not.toMatch(/^PG|SECRET|PUBLIC_KEYS|RECIPIENTS|SIGNING/);
   });
 
-  it('its role lists, reads the records and deletes under dumps/ only: no database secret, no signing, no writes', () => {
+  it('its role lists, reads the records and deletes under dumps/ and globals/ only: no database secret, no signing, no writes', () => {
     const perms = permissionsOf(template, roleOfFunction(template, 'BackupPrune'));
     expect(perms.every((p) => p.effect === 'Allow')).toBe(true);
     expect(actions(perms)).toEqual([
@@ -54,14 +54,20 @@ describe('the prune function', () => {
       's3:GetObject',
       's3:ListBucket',
     ]);
-    expect(on(perms, 's3:DeleteObject')).toEqual(['<DumpsBucketA92B12EA.Arn>/dumps/*']);
-    expect(on(perms, 's3:GetObject')).toEqual(['<DumpsBucketA92B12EA.Arn>/dumps/*.json']);
+    expect(on(perms, 's3:DeleteObject')).toEqual([
+      '<DumpsBucketA92B12EA.Arn>/dumps/*',
+      '<DumpsBucketA92B12EA.Arn>/globals/*',
+    ]);
+    expect(on(perms, 's3:GetObject')).toEqual([
+      '<DumpsBucketA92B12EA.Arn>/dumps/*.json',
+      '<DumpsBucketA92B12EA.Arn>/globals/*.json',
+    ]);
     expect(perms.filter((p) => p.action === 's3:ListBucket')).toEqual([
       {
         action: 's3:ListBucket',
         resource: '<DumpsBucketA92B12EA.Arn>',
         effect: 'Allow',
-        condition: { StringLike: { 's3:prefix': ['dumps/*'] } },
+        condition: { StringLike: { 's3:prefix': ['dumps/*', 'globals/*'] } },
       },
     ]);
   });

@@ -141,12 +141,18 @@ describe('dump bucket', () => {
 });
 
 describe('roles', () => {
-  it('the dump role writes and aborts under dumps/, reads only the .json records, and can neither read nor delete a dump', () => {
+  it('the dump role writes and aborts under dumps/ (and globals/), reads only the .json records, and can neither read nor delete a dump', () => {
     const perms = permissionsOf(template, roleOfFunction(template, 'BackupDump'));
     const s3 = perms.filter((p) => p.action.startsWith('s3:'));
     expect(actions(s3)).toEqual(['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
-    expect(on(s3, 's3:PutObject')).toEqual(['<DumpsBucketA92B12EA.Arn>/dumps/*']);
-    expect(on(s3, 's3:AbortMultipartUpload')).toEqual(['<DumpsBucketA92B12EA.Arn>/dumps/*']);
+    expect(on(s3, 's3:PutObject')).toEqual([
+      '<DumpsBucketA92B12EA.Arn>/dumps/*',
+      '<DumpsBucketA92B12EA.Arn>/globals/*',
+    ]);
+    expect(on(s3, 's3:AbortMultipartUpload')).toEqual([
+      '<DumpsBucketA92B12EA.Arn>/dumps/*',
+      '<DumpsBucketA92B12EA.Arn>/globals/*',
+    ]);
     expect(on(s3, 's3:DeleteObject')).toEqual([]);
     expect(on(s3, 's3:GetObject')).toEqual(['<DumpsBucketA92B12EA.Arn>/dumps/*.json']);
     const list = s3.filter((p) => p.action === 's3:ListBucket');
@@ -180,7 +186,10 @@ describe('roles', () => {
       'states:ListExecutions',
       'states:StartExecution',
     ]);
-    expect(on(perms, 's3:GetObject')).toEqual(['<DumpsBucketA92B12EA.Arn>/dumps/*']);
+    expect(on(perms, 's3:GetObject')).toEqual([
+      '<DumpsBucketA92B12EA.Arn>/dumps/*',
+      '<DumpsBucketA92B12EA.Arn>/globals/*',
+    ]);
     expect(on(perms, 'states:StartExecution')).toEqual(['<BackupStateMachine79E7534B>']);
     // To refuse a second on-demand dump of a database (409): list this state machine's executions, no more.
     expect(on(perms, 'states:ListExecutions')).toEqual(['<BackupStateMachine79E7534B>']);
@@ -383,7 +392,8 @@ describe('backup state machine', () => {
       Type: 'Map',
       MaxConcurrency: 3,
       Items: '{% $states.input.databases %}',
-      Next: 'Report',
+      // The run's globals dump comes after every database (test/infra/globals.test.ts), then the report.
+      Next: 'Dump globals',
     });
     expect(map.ItemSelector).toContain('$states.context.Map.Item.Value.name');
     expect(map.ItemProcessor.StartAt).toBe('Dump database');
@@ -419,7 +429,11 @@ describe('backup state machine', () => {
     expect(states.Report).toMatchObject({
       Type: 'Choice',
       Choices: [
-        { Condition: '{% $count($states.input.results[status != "ok"]) > 0 %}', Next: 'Some dumps failed' },
+        {
+          Condition:
+            '{% $count($states.input.results[status != "ok"]) > 0 or $states.input.globals.status != "ok" %}',
+          Next: 'Some dumps failed',
+        },
       ],
       Default: 'All dumped',
     });

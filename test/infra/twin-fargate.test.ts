@@ -102,7 +102,9 @@ async function execute(input: unknown, options: { killLambdaDumpAfterMs?: number
       const f = byArn.get(arn);
       if (!f) throw new Error(`no function ${arn}`);
       const isDump = f.logicalId.startsWith('BackupDump');
-      if (isDump) run.lambdaDumps.push(String((payload as { database: string }).database));
+      // The run's globals dump (after the Map) is the dump function's too; lambdaDumps counts databases.
+      const isGlobals = (payload as { globals?: boolean }).globals === true;
+      if (isDump && !isGlobals) run.lambdaDumps.push(String((payload as { database: string }).database));
       const r = await invokeBundled(f, payload, {
         env: lambdaEnv(f),
         killAfterMs: isDump ? options.killLambdaDumpAfterMs : undefined,

@@ -16,6 +16,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DumpResult } from '../../functions/core/backup';
 import type { DumpRecord } from '../../functions/core/catalog';
+import type { GlobalsResult } from '../../functions/core/globals';
 import { checkRecordSignature } from '../../functions/core/signing';
 import { DEADLINE_MARGIN_MS } from '../../functions/dump/handler';
 import type { PlanOutput } from '../../functions/shared/events';
@@ -44,7 +45,7 @@ import {
   invokeBundled,
   resolveEnvironment,
 } from './twin/lambda-twin';
-import { stageStandInPgLayer } from './twin/pg-layer';
+import { breakStandInPgDumpall, stageStandInPgLayer } from './twin/pg-layer';
 import { runStateMachine, type TwinServices } from './twin/state-machine';
 
 const suffix = randomBytes(3).toString('hex');
@@ -52,6 +53,8 @@ const dbA = `twin_a_${suffix}`;
 // Any character PostgreSQL allows: a space, quotes, a slash, non-ASCII.
 const dbB = `twin b ${suffix} "q"/ü`;
 const dbBig = `twin_big_${suffix}`;
+/** A role of the test server that the globals dump must recreate, attributes and all. */
+const role = `twin_role_${suffix}`;
 const SECRET_ARN = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:dump-bag-twin-AbCdEf';
 const STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:dump-bag-twin';
 const QUERY_A = 'SELECT id, note, amount::text FROM items ORDER BY id';
@@ -119,8 +122,13 @@ async function invoke<T>(
 interface Run {
   readonly outcome: Awaited<ReturnType<typeof runStateMachine>>;
   readonly events: { Source: string; DetailType: string; Detail: Record<string, unknown> }[];
+  /** The dump function's invocations for databases. */
   readonly dumps: Invocation<DumpResult>[];
+  /** The dump function's invocations for the globals (one per run). */
+  readonly globals: Invocation<GlobalsResult>[];
 }
+
+type RunOutput = { results: DumpResult[]; globals: GlobalsResult };
 
 /** One execution of the backup state machine as the template defines it. */
 async function execute(
@@ -130,6 +138,7 @@ async function execute(
   const definition = stateMachineDefinition(Template.fromJSON(template));
   const events: Run['events'] = [];
   const dumps: Invocation<DumpResult>[] = [];
+  const globals: Invocation<GlobalsResult>[] = [];
   const byArn = new Map([...functions.values()].map((f) => [`<${f.logicalId}.Arn>`, f]));
   const twin: TwinServices = {
     async invokeLambda(arn, payload) {
@@ -138,7 +147,9 @@ async function execute(
       const isDump = f.logicalId.startsWith('BackupDump');
       standIn.secret.value = isDump && options.dumpSecret ? options.dumpSecret : goodSecret;
       const run = await invoke(f, payload, { killAfterMs: isDump ? options.dumpKillAfterMs : undefined });
-      if (isDump) dumps.push(run as Invocation<DumpResult>);
+      if (isDump && (payload as { globals?: boolean }).globals === true) {
+        globals.push(run as Invocation<GlobalsResult>);
+      } else if (isDump) dumps.push(run as Invocation<DumpResult>);
       return run.ok
         ? { ok: true, payload: run.result }
         : {
@@ -159,7 +170,7 @@ async function execute(
   };
   const outcome = await runStateMachine(definition, input, twin);
   standIn.secret.value = goodSecret;
-  return { outcome, events, dumps };
+  return { outcome, events, dumps, globals };
 }
 
 beforeAll(async () => {
@@ -183,6 +194,13 @@ beforeAll(async () => {
     dbBig,
     `CREATE TABLE big AS SELECT i AS id, md5(i::text) || md5((i * 7)::text) AS note FROM generate_series(1, 1000000) i;`,
   );
+
+  const admin = await pgClient();
+  try {
+    await admin.query(`CREATE ROLE ${role} WITH CREATEDB NOLOGIN CONNECTION LIMIT 7`);
+  } finally {
+    await admin.end();
+  }
 
   bucket = await freshBucket();
   goodSecret = {
@@ -219,6 +237,7 @@ afterAll(async () => {
     for (const db of [dbA, dbB, dbBig, `${dbA}_restored`, `${dbB}_restored`]) {
       await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(db)}`);
     }
+    await admin.query(`DROP ROLE IF EXISTS ${role}`);
   } finally {
     await admin.end();
   }
@@ -254,7 +273,7 @@ describe('plan → dump → report, run from the bundles through the state machi
 
   it('succeeds with one ok result per selected database', () => {
     expect(first.outcome.status).toBe('SUCCEEDED');
-    const output = (first.outcome as { output: { results: DumpResult[] } }).output;
+    const output = (first.outcome as { output: RunOutput }).output;
     expect(output.results.map((r) => `${r.status} ${r.database}`).sort()).toEqual(
       [`ok ${dbA}`, `ok ${dbB}`].sort(),
     );
@@ -266,7 +285,7 @@ describe('plan → dump → report, run from the bundles through the state machi
   });
 
   it('stores dumps that GnuPG decrypts and pg_restore restores to the same rows', async () => {
-    const output = (first.outcome as { output: { results: DumpResult[] } }).output;
+    const output = (first.outcome as { output: RunOutput }).output;
     const client = s3Client();
     for (const [database, query] of [
       [dbA, QUERY_A],
@@ -299,7 +318,7 @@ describe('plan → dump → report, run from the bundles through the state machi
   });
 
   it('sends one EventBridge event per finished dump with database, key, size and status', () => {
-    const output = (first.outcome as { output: { results: DumpResult[] } }).output;
+    const output = (first.outcome as { output: RunOutput }).output;
     expect(first.events).toHaveLength(2);
     for (const event of first.events) {
       expect(event.Source).toBe('dump-bag');
@@ -317,6 +336,84 @@ describe('plan → dump → report, run from the bundles through the state machi
         CloudWatchMetrics: [{ Namespace: 'DumpBag', Dimensions: [['Database'], ['Service']] }],
       });
     }
+    // The globals' own, under Database "(globals)" alone: never counted as a database's fresh dump.
+    expect(first.globals).toHaveLength(1);
+    const globalsLines = emfLines(first.globals[0]?.stdout ?? '');
+    expect(globalsLines).toEqual([expect.objectContaining({ DumpSucceeded: 1, Database: '(globals)' })]);
+    expect(globalsLines[0]?._aws).toMatchObject({
+      CloudWatchMetrics: [{ Namespace: 'DumpBag', Dimensions: [['Database']] }],
+    });
+  });
+
+  it('stores one globals dump, signed, whose decrypted SQL recreates a role of the server', async () => {
+    const { globals } = (first.outcome as { output: RunOutput }).output;
+    expect(globals).toMatchObject({ status: 'ok', pruned: [] });
+    expect(globals.retentionError).toBeUndefined();
+    expect(globals.key).toMatch(/^globals\/globals-\d{8}-\d{6}-\d{3}-[0-9a-f]{8}\.sql\.gpg$/);
+    const client = s3Client();
+    expect((await allKeys(client, bucket)).filter((k) => k.startsWith('globals/'))).toEqual([
+      globals.key,
+      `${globals.key}.json`,
+    ]);
+    const stored = await getObjectBytes(client, bucket, globals.key as string);
+    const record = JSON.parse(
+      (await getObjectBytes(client, bucket, `${globals.key}.json`)).toString('utf8'),
+    ) as DumpRecord;
+    expect(record).toMatchObject({
+      database: '(globals)',
+      key: globals.key,
+      trigger: 'schedule',
+      encryption: 'gpg',
+      sha256: createHash('sha256').update(stored).digest('hex'),
+      bytes: stored.length,
+      recipients: [{ fingerprint: identity.fingerprint }],
+    });
+    expect(checkRecordSignature(record, standIn.kmsKey.publicKey)).toEqual({ state: 'valid' });
+    const sql = (await gpgDecrypt(identity.home, stored)).toString('utf8');
+    // --no-role-passwords: no hash ever reaches the bucket.
+    expect(sql).not.toMatch(/PASSWORD '/);
+    const statements = sql
+      .split('\n')
+      .filter((line) => line.startsWith(`CREATE ROLE ${role};`) || line.startsWith(`ALTER ROLE ${role} `));
+    expect(statements).toHaveLength(2);
+    const attributes = `SELECT rolcreatedb, rolcanlogin, rolconnlimit FROM pg_roles WHERE rolname = '${role}'`;
+    const admin = await pgClient();
+    try {
+      const before = (await admin.query(attributes)).rows;
+      expect(before).toEqual([{ rolcreatedb: true, rolcanlogin: false, rolconnlimit: 7 }]);
+      await admin.query(`DROP ROLE ${role}`);
+      expect((await admin.query(attributes)).rows).toEqual([]);
+      for (const statement of statements) await admin.query(statement);
+      expect((await admin.query(attributes)).rows).toEqual(before);
+    } finally {
+      await admin.end();
+    }
+  });
+
+  it('a failing globals dump fails the run but leaves the database dumps stored and recorded', async () => {
+    const client = s3Client();
+    const before = await allKeys(client, bucket);
+    const repair = breakStandInPgDumpall(pgLayerRoot);
+    const run = await execute({ databases: [dbA], trigger: 'manual' }).finally(repair);
+    expect(run.outcome).toMatchObject({ status: 'FAILED', error: 'DumpsFailed' });
+    const cause = (run.outcome as { cause: string }).cause;
+    expect(cause).toMatch(/^failed: globals \(globals: .*permission denied for table pg_authid/);
+    expect(cause).not.toContain(dbA);
+    // The database's dump ran, is stored with its record, and was announced as ok.
+    const [dump] = run.dumps;
+    expect(dump?.result).toMatchObject({ database: dbA, status: 'ok' });
+    const after = await allKeys(client, bucket);
+    expect(after).toContain(dump?.result?.key);
+    expect(after).toContain(`${dump?.result?.key}.json`);
+    expect(run.events.map((e) => `${e.Detail.status} ${e.Detail.database}`)).toEqual([`ok ${dbA}`]);
+    // No globals object of this run, and its metric says it failed.
+    expect(after.filter((k) => k.startsWith('globals/'))).toEqual(
+      before.filter((k) => k.startsWith('globals/')),
+    );
+    expect(run.globals).toHaveLength(1);
+    expect(emfLines(run.globals[0]?.stdout ?? '')).toEqual([
+      expect.objectContaining({ DumpSucceeded: 0, Database: '(globals)' }),
+    ]);
   });
 
   it('fails the execution naming every database whose dump failed, and stores nothing for them', async () => {
@@ -331,6 +428,8 @@ describe('plan → dump → report, run from the bundles through the state machi
     expect(cause).toContain(dbB);
     expect(cause).toMatch(/password authentication failed/);
     expect(cause).not.toContain('not-the-password-4711');
+    // The globals dump failed with them, and says so too.
+    expect(cause).toMatch(/globals \(globals: .*password authentication failed/);
     expect(run.events.map((e) => e.Detail.status)).toEqual(['failed', 'failed']);
     for (const dump of run.dumps) {
       expect(emfLines(dump.stdout)).toEqual([expect.objectContaining({ DumpSucceeded: 0 })]);

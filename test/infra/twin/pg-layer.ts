@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
@@ -26,6 +26,29 @@ export function stageStandInPgLayer(into: string, props: DumpBagStackProps): str
   // The layer's layout, /opt/pg/<major>/{bin,lib}, holding the system's Debian pg_dump.
   mkdirSync(join(dir, 'pg', system, 'bin'), { recursive: true });
   mkdirSync(join(dir, 'pg', system, 'lib'), { recursive: true });
-  symlinkSync(`/usr/lib/postgresql/${system}/bin/pg_dump`, join(dir, 'pg', system, 'bin', 'pg_dump'));
+  for (const tool of ['pg_dump', 'pg_dumpall']) {
+    symlinkSync(`/usr/lib/postgresql/${system}/bin/${tool}`, join(dir, 'pg', system, 'bin', tool));
+  }
   return dir;
+}
+
+/**
+ * Swaps the stand-in layer's pg_dumpall for one that fails as a real one does when the server
+ * refuses it (a fault PostgreSQL cannot be made to produce for pg_dumpall alone); returns the undo.
+ */
+export function breakStandInPgDumpall(layerRoot: string): () => void {
+  const [major] = readdirSync(join(layerRoot, 'pg'));
+  if (!major) throw new Error(`no major under ${layerRoot}/pg`);
+  const tool = join(layerRoot, 'pg', major, 'bin', 'pg_dumpall');
+  const real = readlinkSync(tool);
+  rmSync(tool);
+  writeFileSync(
+    tool,
+    '#!/bin/sh\ncase "$1" in --version) echo "pg_dumpall (PostgreSQL) 0.0"; exit 0;; esac\necho "pg_dumpall: error: query failed: ERROR:  permission denied for table pg_authid (twin fault)" >&2\nexit 1\n',
+    { mode: 0o755 },
+  );
+  return () => {
+    rmSync(tool);
+    symlinkSync(real, tool);
+  };
 }
