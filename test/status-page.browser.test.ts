@@ -170,6 +170,33 @@ describe('status page in headless Chromium', () => {
     expect(errors).toEqual([]);
   });
 
+  it('shows the newest globals dump of the runs, and its button fetches the stored bytes', async () => {
+    const globals = ((await (await fetch(`${bag.url}/globals`)).json()) as { globals: ListedDump[] }).globals;
+    // One per run: the two makeDumps runs above.
+    expect(globals).toHaveLength(2);
+    const newest = globals[0] as ListedDump;
+    const page = await context.newPage();
+    await page.goto(`${bag.url}/`);
+    const section = page.locator('section#globals');
+    expect(await section.locator('p.sub').textContent()).toContain('The newest of 2 globals dumps');
+    const rows = section.locator('tr.dump');
+    expect(await rows.evaluateAll((r) => r.map((e) => e.getAttribute('data-id')))).toEqual([newest.id]);
+    expect(await rows.locator('td.size').getAttribute('data-bytes')).toBe(String(newest.bytes));
+    expect(await rows.locator('td.trigger').textContent()).toBe('manual');
+    expect(await rows.locator('td.who').textContent()).toBe('anyone: not encrypted');
+    // The databases' sections are still the only ones of their class.
+    expect(await page.locator('section.database').count()).toBe(3);
+    const [urlResponse, download] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/url')),
+      page.waitForEvent('download'),
+      section.locator('button.download').click(),
+    ]);
+    expect(urlResponse.url()).toBe(`${bag.url}/globals/${newest.id}/url`);
+    const saved = readFileSync((await download.path()) as string);
+    expect(saved.equals(await getObjectBytes(s3Client(), bucket, newest.key))).toBe(true);
+    expect(saved.toString('utf8')).toContain('CREATE ROLE');
+  });
+
   it('shows a banner naming a recipient key that expires within 30 days, and how to renew it', async () => {
     const page = await context.newPage();
     await page.goto(`${bag.url}/`);

@@ -186,11 +186,19 @@ function routes(deps: ApiDependencies, now: () => Date): Route[] {
       pattern: '/',
       handle: async ({ basePath }) => {
         const nonce = randomBytes(16).toString('base64');
-        const [dumps, keyBanner] = await Promise.all([
+        const [dumps, keyBanner, globals] = await Promise.all([
           listWithExpiry(s3, bucket, retention, undefined, await verifier()),
           deps.keyBanner?.() ?? [],
+          // The globals are a line of the page: if they cannot be listed, the dumps still show.
+          listGlobals(s3, bucket).then(
+            (all) => withExpiry(all, retention),
+            () => [],
+          ),
         ]);
-        return html(renderStatusPage({ dumps, now: now(), retention, basePath, nonce, keyBanner }), nonce);
+        return html(
+          renderStatusPage({ dumps, now: now(), retention, basePath, nonce, keyBanner, globals }),
+          nonce,
+        );
       },
     },
     {

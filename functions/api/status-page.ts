@@ -19,6 +19,8 @@ export interface StatusPageInput {
   readonly nonce: string;
   /** Warnings about the recipients' keys, shown above everything. @default none */
   readonly keyBanner?: readonly KeyBanner[];
+  /** The globals dumps (roles, tablespaces), newest first, with their expiry; the page shows the newest. @default none */
+  readonly globals?: readonly ListedDump[];
 }
 
 /** The banner naming keys about to expire (and how to renew them): a backup fails closed once one has. */
@@ -83,6 +85,33 @@ function row(dump: ListedDump, input: StatusPageInput): string {
 <td class="restore">${typeof dump.restoreMajor === 'number' && Number.isSafeInteger(dump.restoreMajor) ? `pg_restore ${dump.restoreMajor}+` : ''}</td>
 <td><button type="button" class="download" data-url="${escapeHtml(urlPath)}">Download</button></td>
 </tr>`;
+}
+
+/** The newest globals dump (what a restore into a fresh server needs first), with its download button. */
+function globalsSection(input: StatusPageInput): string {
+  const latest = input.globals?.[0];
+  if (!latest) return '';
+  const urlPath = `${input.basePath}/globals/${encodeURIComponent(latest.id)}/url`;
+  const count = input.globals?.length ?? 0;
+  return `<section class="globals" id="globals">
+<h2>Globals: roles and tablespaces</h2>
+<p class="sub">The newest of ${count} globals dump${count === 1 ? '' : 's'} (pg_dumpall --globals-only, without passwords): restore it before the databases into a fresh server.</p>
+<table>
+<thead><tr><th>Date</th><th>Age</th><th>Size</th><th>Trigger</th><th>Who can decrypt</th><th>Deleted</th><th></th></tr></thead>
+<tbody>
+<tr class="dump" data-id="${escapeHtml(latest.id)}">
+<td class="date"><time datetime="${escapeHtml(latest.createdAt)}">${escapeHtml(utc(latest.createdAt, true))}</time></td>
+<td class="age">${formatDuration(input.now.getTime() - new Date(latest.createdAt).getTime())}</td>
+<td class="size" data-bytes="${latest.bytes}">${formatSize(latest.bytes)}</td>
+<td class="trigger">${escapeHtml(latest.trigger)}</td>
+<td class="who">${whoCanDecrypt(latest)}</td>
+<td class="expires">${deletion(latest, input)}</td>
+<td><button type="button" class="download" data-url="${escapeHtml(urlPath)}">Download</button></td>
+</tr>
+</tbody>
+</table>
+</section>
+`;
 }
 
 const STYLE = `
@@ -166,7 +195,7 @@ ${dumps.map((d) => row(d, input)).join('\n')}
 <p class="summary" id="total" data-bytes="${total}">${input.dumps.length} dump${input.dumps.length === 1 ? '' : 's'} of ${names.length} database${names.length === 1 ? '' : 's'}, ${formatSize(total)} in total. Scheduled dumps are kept ${input.retention.retentionDays} days, manual ones ${input.retention.manualRetentionDays}, and never fewer than ${input.retention.keepMin} per database. As of <time datetime="${input.now.toISOString()}">${utc(input.now.toISOString())}</time>.</p>
 </header>
 ${keyBanner(input.keyBanner)}<p id="message" role="status"></p>
-${sections.length > 0 ? sections.join('\n') : '<p>No dumps yet.</p>'}
+${globalsSection(input)}${sections.length > 0 ? sections.join('\n') : '<p>No dumps yet.</p>'}
 <script nonce="${escapeHtml(input.nonce)}">${SCRIPT}</script>
 </body>
 </html>
