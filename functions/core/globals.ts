@@ -111,10 +111,15 @@ export async function dumpGlobals(
   const id = uniqueDumpId(started);
   const key = globalsKey(id, request.encryption.mode !== 'none');
   const scrub = (text: string) => redact(text, connectionSecrets(target.connection));
+  let firstError: unknown;
   try {
     const binary = resolvePgDumpall(target.pgDump, request.server.major);
     const version = await pgDumpVersion(binary);
     const output = startPgDumpall(binary, target.connection);
+    // pg_dumpall may fail before encryption is set up and listening: an unheard 'error' would crash the process.
+    output.on('error', (error) => {
+      firstError ??= error;
+    });
     const body = await encryptStream(output, request.encryption);
     const stored = await uploadStream({
       client: target.s3,
@@ -153,7 +158,7 @@ export async function dumpGlobals(
   } catch (error: unknown) {
     return {
       status: 'failed',
-      error: scrub(`globals: ${errorMessage(error)}`),
+      error: scrub(`globals: ${errorMessage(firstError ?? error)}`),
       seconds: (Date.now() - started.getTime()) / 1000,
     };
   }

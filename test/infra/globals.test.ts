@@ -3,6 +3,9 @@
  * globals/, where the state machine runs it, what a failure of it does to the report, and the
  * retention of globals dumps (the core's one pruneGlobals, run by the prune step).
  */
+import { execFileSync } from 'node:child_process';
+import { symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -11,8 +14,9 @@ import { dumpGlobals, globalsKey, pruneAfterGlobals } from '../../functions/core
 import { dumpId } from '../../functions/core/naming';
 import { parseGlobalsEvent } from '../../functions/dump/globals';
 import { handler as pruneHandler } from '../../functions/prune/handler';
-import { allKeys, freshBucket, getObjectBytes, s3Client, services } from '../support/env';
+import { allKeys, freshBucket, getObjectBytes, openUploads, s3Client, services } from '../support/env';
 import { testSigner } from '../support/signing';
+import { tempDir } from '../support/temp';
 import {
   baseProps,
   keyFolder,
@@ -227,6 +231,45 @@ describe('hostile events', () => {
       expect(result.pruned).toEqual([]);
       expect(result.retentionError).toMatch(/globals/);
     }
+  });
+});
+
+describe('a pg_dumpall that fails', () => {
+  it('is a failed result with its stderr, not an exception; nothing is stored and no upload is left open', async () => {
+    const s3 = s3Client();
+    const bucket = await freshBucket(s3);
+    // A fault PostgreSQL cannot be made to produce for pg_dumpall alone: it exits 1 at once.
+    const bin = tempDir('dump-bag-failing-pg-dumpall-');
+    symlinkSync(execFileSync('which', ['pg_dump'], { encoding: 'utf8' }).trim(), join(bin, 'pg_dump'));
+    writeFileSync(
+      join(bin, 'pg_dumpall'),
+      '#!/bin/sh\ncase "$1" in --version) echo "pg_dumpall (PostgreSQL) 17.2"; exit 0;; esac\necho "pg_dumpall: error: query failed: ERROR:  permission denied for table pg_authid" >&2\nexit 1\n',
+      { mode: 0o755 },
+    );
+    const env = services().pgEnv;
+    const result = await dumpGlobals(
+      {
+        s3,
+        bucket,
+        connection: {
+          host: env.PGHOST,
+          port: Number(env.PGPORT),
+          user: env.PGUSER,
+          password: env.PGPASSWORD,
+        },
+        pgDump: { pgDumpPath: join(bin, 'pg_dump') },
+        signer: testSigner(),
+      },
+      {
+        server: { version: '17.2', major: 17 },
+        encryption: { mode: 'passphrase', passphrase: 'twin-passphrase-4711' },
+        trigger: 'schedule',
+      },
+    );
+    expect(result).toMatchObject({ status: 'failed' });
+    expect(result.error).toMatch(/^globals: pg_dumpall .*permission denied for table pg_authid/);
+    expect(await allKeys(s3, bucket)).toEqual([]);
+    expect(await openUploads(s3, bucket)).toEqual([]);
   });
 });
 

@@ -411,6 +411,12 @@ describe('plan → dump → report, run from the bundles through the state machi
       before.filter((k) => k.startsWith('globals/')),
     );
     expect(run.globals).toHaveLength(1);
+    // A result saying why, not a crashed Lambda.
+    expect(run.globals[0]?.ok, run.globals[0]?.stderr.slice(-2000)).toBe(true);
+    expect(run.globals[0]?.result).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/pg_authid/),
+    });
     expect(emfLines(run.globals[0]?.stdout ?? '')).toEqual([
       expect.objectContaining({ DumpSucceeded: 0, Database: '(globals)' }),
     ]);
