@@ -179,7 +179,7 @@ describe('status page in headless Chromium', () => {
     await page.goto(`${bag.url}/`);
     const section = page.locator('section#globals');
     expect(await section.locator('p.sub').textContent()).toContain('The newest of 2 globals dumps');
-    const rows = section.locator('tr.dump');
+    const rows = section.locator('tr.globals');
     expect(await rows.evaluateAll((r) => r.map((e) => e.getAttribute('data-id')))).toEqual([newest.id]);
     expect(await rows.locator('td.size').getAttribute('data-bytes')).toBe(String(newest.bytes));
     expect(await rows.locator('td.trigger').textContent()).toBe('manual');

@@ -99,7 +99,7 @@ function globalsSection(input: StatusPageInput): string {
 <table>
 <thead><tr><th>Date</th><th>Age</th><th>Size</th><th>Trigger</th><th>Who can decrypt</th><th>Deleted</th><th></th></tr></thead>
 <tbody>
-<tr class="dump" data-id="${escapeHtml(latest.id)}">
+<tr class="globals" data-id="${escapeHtml(latest.id)}">
 <td class="date"><time datetime="${escapeHtml(latest.createdAt)}">${escapeHtml(utc(latest.createdAt, true))}</time></td>
 <td class="age">${formatDuration(input.now.getTime() - new Date(latest.createdAt).getTime())}</td>
 <td class="size" data-bytes="${latest.bytes}">${formatSize(latest.bytes)}</td>

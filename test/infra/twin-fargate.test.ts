@@ -107,7 +107,8 @@ async function execute(input: unknown, options: { killLambdaDumpAfterMs?: number
       if (isDump && !isGlobals) run.lambdaDumps.push(String((payload as { database: string }).database));
       const r = await invokeBundled(f, payload, {
         env: lambdaEnv(f),
-        killAfterMs: isDump ? options.killLambdaDumpAfterMs : undefined,
+        // Only a database's dump is killed; the globals dump after the Map runs as it is.
+        killAfterMs: isDump && !isGlobals ? options.killLambdaDumpAfterMs : undefined,
       });
       return r.ok
         ? { ok: true, payload: r.result }
