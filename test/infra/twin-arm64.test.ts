@@ -104,11 +104,14 @@ async function execute(input: unknown, options: { killLambdaDumpAfterMs?: number
       const f = byArn.get(arn);
       if (!f) throw new Error(`no function ${arn}`);
       const isDump = f.logicalId.startsWith('BackupDump');
-      if (isDump) lambdaDumps.push(String((payload as { database: string }).database));
+      // The run's globals dump (after the Map) is the dump function's too; lambdaDumps counts databases.
+      const isGlobals = (payload as { globals?: boolean }).globals === true;
+      if (isDump && !isGlobals) lambdaDumps.push(String((payload as { database: string }).database));
       const r = await invokeBundled(f, payload, {
         env: lambdaEnv(f),
         node,
-        killAfterMs: isDump ? options.killLambdaDumpAfterMs : undefined,
+        // Only a database's dump is killed; the globals dump after the Map runs as it is.
+        killAfterMs: isDump && !isGlobals ? options.killLambdaDumpAfterMs : undefined,
       });
       invocations.push(r);
       return r.ok
