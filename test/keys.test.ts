@@ -14,7 +14,7 @@ import {
 import { tempDir } from './support/temp';
 
 async function pair(email: string, options: { date?: Date; keyExpirationTime?: number } = {}) {
-  return openpgp.generateKey({
+  return await openpgp.generateKey({
     type: 'ecc',
     curve: 'curve25519Legacy',
     userIDs: [{ name: email.split('@')[0], email }],

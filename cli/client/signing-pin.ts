@@ -3,6 +3,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DumpRecord } from '../../functions/core/catalog';
 import { DumpBagError, errorMessage, NotFoundError } from '../../functions/core/errors';
+import { readSetting, SETTINGS } from '../../functions/core/settings';
 import {
   checkRecordSignature,
   configDir,
@@ -86,7 +87,7 @@ export async function pinnedSigningKey(
   env: Env = process.env,
   notice: (message: string) => void = (m) => console.error(m),
 ): Promise<PinnedKey> {
-  const explicit = env.DUMP_BAG_SIGNING_KEY?.trim();
+  const explicit = readSetting(SETTINGS.signingKey, env);
   if (explicit) {
     let pem: string;
     try {

@@ -51,7 +51,7 @@ async function download(options: VerifiedDumpOptions, path: string): Promise<voi
 }
 
 /** The plaintext of the checked work file, errors worded for the user. */
-async function plaintextOf(path: string, options: VerifiedDumpOptions): Promise<Readable> {
+function plaintextOf(path: string, options: VerifiedDumpOptions): Promise<Readable> {
   return decryptStream(createReadStream(path), options);
 }
 

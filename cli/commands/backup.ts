@@ -45,7 +45,7 @@ export async function backupFromEnv(
   options: { trigger?: Trigger; onResult?: BackupRequest['onResult'] } = {},
 ): Promise<BackupSummary> {
   const config = readConfig();
-  return runBackup(targetFromEnv(config), {
+  return await runBackup(targetFromEnv(config), {
     config,
     trigger: options.trigger ?? 'schedule',
     onResult: options.onResult,

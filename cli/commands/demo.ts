@@ -63,39 +63,81 @@ async function demoKeys(dir: string): Promise<{ publicKey: string; secretKey: st
   return { publicKey, secretKey };
 }
 
+/** What the demo started for itself (stopped at the end) and the secret key it made. */
+interface DemoParts {
+  postgres?: LocalPostgres;
+  s3?: LocalS3;
+  secretKey?: string;
+}
+
+/** Starts what the environment does not name (server, bucket, keys, signing key), into `parts` as each starts. */
+async function startParts(state: string, parts: DemoParts): Promise<void> {
+  if (process.env.PGHOST) {
+    console.log(`Using the PostgreSQL server at ${process.env.PGHOST} (PGHOST is set).`);
+  } else {
+    console.log('Starting an embedded PostgreSQL 15 in .dump-bag/postgres …');
+    parts.postgres = await startLocalPostgres(join(state, 'postgres'));
+    Object.assign(process.env, parts.postgres.env);
+    await seed(parts.postgres.env);
+  }
+  if (process.env[BUCKET_ENV]) {
+    console.log(`Using the bucket ${process.env[BUCKET_ENV]} (${BUCKET_ENV} is set).`);
+  } else {
+    console.log('Starting an S3 API server on 127.0.0.1, data in .dump-bag/s3 …');
+    parts.s3 = await startLocalS3(join(state, 's3'), BUCKET);
+    Object.assign(process.env, parts.s3.env);
+  }
+  if (!process.env[KEYS_ENV] && !process.env[SETTINGS.encryption.env]) {
+    const keys = await demoKeys(join(state, 'keys'));
+    process.env[KEYS_ENV] = keys.publicKey;
+    parts.secretKey = keys.secretKey;
+  }
+  // The demo's records are signed by a key of its own, kept with its other state (made on the first run).
+  if (!process.env[SETTINGS.signingKeyFile.env]) {
+    const file = join(state, 'signing-key.pem');
+    loadLocalSigner(file, { create: true });
+    process.env[SETTINGS.signingKeyFile.env] = file;
+  }
+}
+
+/** Where the dumps are, and the commands that decrypt and restore one of them. */
+function printRestoreHints(
+  state: string,
+  results: readonly DumpResult[],
+  bucket: string,
+  encryption: string,
+  parts: DemoParts,
+): void {
+  const rel = (p: string) => relative(process.cwd(), p) || '.';
+  const { s3, secretKey } = parts;
+  const done = results.filter((r) => r.status === 'ok' && r.key);
+  const first = done.find((r) => r.database === 'shop') ?? done[0];
+  if (!first?.key) return;
+  console.log('\nThe dumps:');
+  for (const r of results.filter((x) => x.key)) {
+    console.log(`  s3://${bucket}/${r.key}`);
+    if (s3) console.log(`    on disk: ${rel(s3.objectPath(r.key as string))}`);
+  }
+  const file = s3 ? rel(s3.objectPath(first.key)) : `${first.database}.pg.gpg`;
+  const out = `${first.database.replace(/[^\w-]+/g, '_')}.pgdump`;
+  console.log('\nTo decrypt and restore one:');
+  if (!s3) console.log(`  aws s3 cp ${sh(`s3://${bucket}/${first.key}`)} ${sh(file)}`);
+  if (secretKey) {
+    mkdirSync(join(state, 'gnupg'), { recursive: true, mode: 0o700 });
+    console.log(`  gpg --homedir .dump-bag/gnupg --batch --import ${sh(rel(secretKey))}`);
+    console.log(`  gpg --homedir .dump-bag/gnupg --batch --output ${out} --decrypt ${sh(file)}`);
+  } else if (encryption !== 'none') {
+    console.log(`  gpg --output ${out} --decrypt ${sh(file)}`);
+  }
+  console.log(`  pg_restore --list ${out} | head                 # what the dump holds`);
+  console.log(`  createdb restored && pg_restore --no-owner -d restored ${out}   # into a server of yours`);
+}
+
 export async function run(): Promise<number> {
   const state = resolve('.dump-bag');
-  const rel = (p: string) => relative(process.cwd(), p) || '.';
-  let postgres: LocalPostgres | undefined;
-  let s3: LocalS3 | undefined;
-  let secretKey: string | undefined;
+  const parts: DemoParts = {};
   try {
-    if (!process.env.PGHOST) {
-      console.log('Starting an embedded PostgreSQL 15 in .dump-bag/postgres …');
-      postgres = await startLocalPostgres(join(state, 'postgres'));
-      Object.assign(process.env, postgres.env);
-      await seed(postgres.env);
-    } else {
-      console.log(`Using the PostgreSQL server at ${process.env.PGHOST} (PGHOST is set).`);
-    }
-    if (!process.env[BUCKET_ENV]) {
-      console.log('Starting an S3 API server on 127.0.0.1, data in .dump-bag/s3 …');
-      s3 = await startLocalS3(join(state, 's3'), BUCKET);
-      Object.assign(process.env, s3.env);
-    } else {
-      console.log(`Using the bucket ${process.env[BUCKET_ENV]} (${BUCKET_ENV} is set).`);
-    }
-    if (!process.env[KEYS_ENV] && !process.env[SETTINGS.encryption.env]) {
-      const keys = await demoKeys(join(state, 'keys'));
-      process.env[KEYS_ENV] = keys.publicKey;
-      secretKey = keys.secretKey;
-    }
-    // The demo's records are signed by a key of its own, kept with its other state (made on the first run).
-    if (!process.env.DUMP_BAG_SIGNING_KEY_FILE) {
-      const file = join(state, 'signing-key.pem');
-      loadLocalSigner(file, { create: true });
-      process.env.DUMP_BAG_SIGNING_KEY_FILE = file;
-    }
+    await startParts(state, parts);
     const config = readConfig();
     console.log(`Backing up to s3://${config.bucket} …\n`);
     const started = performance.now();
@@ -119,38 +161,13 @@ export async function run(): Promise<number> {
     console.log(
       `\nBackup of ${results.length} database(s) took ${seconds.toFixed(1)} s; peak RSS of this process ${peakMiB.toFixed(0)} MiB.`,
     );
-    const done = results.filter((r) => r.status === 'ok' && r.key);
-    const first = done.find((r) => r.database === 'shop') ?? done[0];
-    if (first?.key) {
-      console.log('\nThe dumps:');
-      for (const r of results.filter((x) => x.key)) {
-        console.log(`  s3://${config.bucket}/${r.key}`);
-        if (s3) console.log(`    on disk: ${rel(s3.objectPath(r.key as string))}`);
-      }
-      const file = s3 ? rel(s3.objectPath(first.key)) : `${first.database}.pg.gpg`;
-      const out = `${first.database.replace(/[^\w-]+/g, '_')}.pgdump`;
-      console.log('\nTo decrypt and restore one:');
-      if (!s3) {
-        console.log(`  aws s3 cp ${sh(`s3://${config.bucket}/${first.key}`)} ${sh(file)}`);
-      }
-      if (secretKey) {
-        mkdirSync(join(state, 'gnupg'), { recursive: true, mode: 0o700 });
-        console.log(`  gpg --homedir .dump-bag/gnupg --batch --import ${sh(rel(secretKey))}`);
-        console.log(`  gpg --homedir .dump-bag/gnupg --batch --output ${out} --decrypt ${sh(file)}`);
-      } else if (config.encryption !== 'none') {
-        console.log(`  gpg --output ${out} --decrypt ${sh(file)}`);
-      }
-      console.log(`  pg_restore --list ${out} | head                 # what the dump holds`);
-      console.log(
-        `  createdb restored && pg_restore --no-owner -d restored ${out}   # into a server of yours`,
-      );
-    }
+    printRestoreHints(state, results, config.bucket, config.encryption, parts);
     return summary.ok ? 0 : 1;
   } catch (error) {
     console.error(`dump-bag demo: ${errorMessage(error)}`);
     return 1;
   } finally {
-    await s3?.stop();
-    await postgres?.stop();
+    await parts.s3?.stop();
+    await parts.postgres?.stop();
   }
 }

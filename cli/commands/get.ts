@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { DumpRecord } from '../../functions/core/catalog';
 import { ValidationError } from '../../functions/core/errors';
 import { formatSize } from '../../functions/core/listing';
+import { readSetting, SETTINGS } from '../../functions/core/settings';
 import { clientFromEnv } from '../client/bag-client';
 import { type Decryption, prepareDecryption } from '../client/decryption';
 import { openDump } from '../client/dump-stream';
@@ -12,6 +13,7 @@ import { createProgress } from '../client/progress';
 import { assertRestorable } from '../client/restore-compat';
 import {
   anyRestoreOption,
+  type RestoreOptions,
   readRestoreOptions,
   restoreArgs,
   withArchiveFile,
@@ -38,40 +40,82 @@ export function defaultFileName(record: DumpRecord, encrypted: boolean): string 
   return encrypted ? `${base}.pg${record.encryption === 'none' ? '' : '.gpg'}` : `${base}.pgdump`;
 }
 
-export async function run({ values, positionals }: Parsed<typeof commandSpecs.get.options>): Promise<number> {
-  let restoreOptions: ReturnType<typeof readRestoreOptions>;
+type GetValues = Parsed<typeof commandSpecs.get.options>['values'];
+
+/** The argument rules `parseArgs` cannot say; a malformed pass-through option is a usage error (exit 2). */
+function checkedRestoreOptions(values: GetValues, positionals: readonly string[]): RestoreOptions {
+  let restoreOptions: RestoreOptions;
   try {
     restoreOptions = readRestoreOptions(values);
   } catch (error: unknown) {
-    // A malformed pass-through option is a usage error (exit 2), not a failed download.
     throw error instanceof ValidationError ? new UsageError(error.message) : error;
   }
-  if (anyRestoreOption(restoreOptions) && values.restore === undefined) {
+  const restoring = values.restore !== undefined;
+  if (anyRestoreOption(restoreOptions) && !restoring) {
     throw new UsageError('--table, --schema, --data-only, --clean, --if-exists and --jobs go with --restore');
   }
+  if (values.globals && (restoring || positionals.length > 1)) {
+    throw new UsageError(
+      '--globals takes at most an <id>|latest and writes SQL for psql: give -o FILE or -, not --restore',
+    );
+  }
+  if (values.output !== undefined && restoring) {
+    throw new UsageError('-o and --restore exclude each other: write a file or restore, not both');
+  }
+  if (values.encrypted && restoring) {
+    throw new UsageError('--restore needs the decrypted archive; drop --encrypted');
+  }
+  return restoreOptions;
+}
+
+/** Where checked bytes wait: DUMP_BAG_WORK_DIR, else beside the output file, else the temporary folder. */
+function workDirFor(file: string | undefined): string {
+  return readSetting(SETTINGS.workDir) ?? (file === undefined ? tmpdir() : dirname(resolve(file)));
+}
+
+/** Writes checked plaintext to a file (atomically) or, with no file, to standard output. */
+async function writeOut(archive: Readable, file: string | undefined): Promise<string> {
+  if (file === undefined) {
+    await pipeline(archive, process.stdout);
+    return 'written to standard output';
+  }
+  await writeFileAtomically(archive, file);
+  return `wrote ${file}`;
+}
+
+/** Feeds checked plaintext to pg_restore; `--jobs` seeks in its input, so it gets a file written from checked bytes. */
+async function restoreTo(
+  archive: Readable,
+  conninfo: string,
+  options: RestoreOptions,
+  bytes: number,
+): Promise<string> {
+  const args = restoreArgs(options);
+  if (options.jobs === undefined) {
+    await restoreArchive(archive, conninfo, { args });
+  } else {
+    await withArchiveFile(archive, workDirFor(undefined), bytes, (path) =>
+      restoreArchive(undefined, conninfo, { args, file: path }),
+    );
+  }
+  return 'restored into the given database';
+}
+
+export async function run({ values, positionals }: Parsed<typeof commandSpecs.get.options>): Promise<number> {
+  const restoreOptions = checkedRestoreOptions(values, positionals);
   if (values.globals) {
-    if (values.restore !== undefined || positionals.length > 1) {
-      throw new UsageError(
-        '--globals takes at most an <id>|latest and writes SQL for psql: give -o FILE or -, not --restore',
-      );
-    }
     return getGlobals(positionals[0] ?? 'latest', { ...values, allowUnsigned: values['allow-unsigned'] });
   }
   const [database, id = 'latest'] = positionals;
   if (database === undefined) throw new UsageError('missing <database>');
-  if (values.output !== undefined && values.restore !== undefined) {
-    throw new UsageError('-o and --restore exclude each other: write a file or restore, not both');
-  }
-  if (values.encrypted && values.restore !== undefined) {
-    throw new UsageError('--restore needs the decrypted archive; drop --encrypted');
-  }
   const client = clientFromEnv(values.url);
   const record = await client.dump(database, id);
   // Who wrote it, before anything is downloaded: the record must be signed by the pinned bag key.
   const allowUnsigned = values['allow-unsigned'];
   assertRecordSigned(record, await pinForReading(client, allowUnsigned), { allowUnsigned });
+  const conninfo = values.restore;
   // Said before anything is downloaded or decrypted: an older pg_restore would fail at the end.
-  if (values.restore !== undefined) await assertRestorable(record);
+  if (conninfo !== undefined) await assertRestorable(record);
   const decryption: Decryption = values.encrypted
     ? { mode: 'none' }
     : await prepareDecryption(record, { keyFile: values.key });
@@ -79,31 +123,13 @@ export async function run({ values, positionals }: Parsed<typeof commandSpecs.ge
   const { url } = await client.downloadUrl(record.database, record.id);
   const progress = createProgress(`${record.database} ${record.id}`, record.bytes);
   const file =
-    values.restore !== undefined || values.output === '-'
+    conninfo !== undefined || values.output === '-'
       ? undefined
       : (values.output ?? defaultFileName(record, values.encrypted));
-  const sink = async (archive: Readable): Promise<string> => {
-    if (values.restore !== undefined) {
-      const conninfo = values.restore;
-      const args = restoreArgs(restoreOptions);
-      if (restoreOptions.jobs !== undefined) {
-        // pg_restore --jobs seeks in its input: it needs a file, written only from checked bytes.
-        const dir = process.env.DUMP_BAG_WORK_DIR?.trim() || tmpdir();
-        await withArchiveFile(archive, dir, record.bytes, (path) =>
-          restoreArchive(undefined, conninfo, { args, file: path }),
-        );
-      } else {
-        await restoreArchive(archive, conninfo, { args });
-      }
-      return 'restored into the given database';
-    }
-    if (file === undefined) {
-      await pipeline(archive, process.stdout);
-      return 'written to standard output';
-    }
-    await writeFileAtomically(archive, file);
-    return `wrote ${file}`;
-  };
+  const sink = (archive: Readable): Promise<string> =>
+    conninfo === undefined
+      ? writeOut(archive, file)
+      : restoreTo(archive, conninfo, restoreOptions, record.bytes);
   const options = {
     record,
     url,
@@ -119,8 +145,7 @@ export async function run({ values, positionals }: Parsed<typeof commandSpecs.ge
       );
       where = await sink(await openDump(options));
     } else {
-      const workDir =
-        process.env.DUMP_BAG_WORK_DIR?.trim() || (file === undefined ? tmpdir() : dirname(resolve(file)));
+      const workDir = workDirFor(file);
       const sameFolder = file !== undefined && resolve(workDir) === dirname(resolve(file));
       where = await withVerifiedDump(
         { ...options, workDir, alsoNeeded: sameFolder ? record.bytes : 0 },
@@ -170,8 +195,7 @@ async function getGlobals(
       ? undefined
       : (values.output ??
         `globals-${record.id}.sql${values.encrypted && record.encryption !== 'none' ? '.gpg' : ''}`);
-  const workDir =
-    process.env.DUMP_BAG_WORK_DIR?.trim() || (file === undefined ? tmpdir() : dirname(resolve(file)));
+  const workDir = workDirFor(file);
   const where = await withVerifiedDump(
     {
       record,
@@ -181,14 +205,7 @@ async function getGlobals(
       workDir,
       alsoNeeded: file === undefined ? 0 : record.bytes,
     },
-    async (archive) => {
-      if (file === undefined) {
-        await pipeline(archive, process.stdout);
-        return 'written to standard output';
-      }
-      await writeFileAtomically(archive, file);
-      return `wrote ${file}`;
-    },
+    (archive) => writeOut(archive, file),
   );
   console.error(
     `${where}: globals ${record.id}, SHA-256 verified${decryption.mode === 'none' ? '' : ', decrypted'} (apply with psql -f)`,

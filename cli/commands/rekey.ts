@@ -3,11 +3,12 @@ import type { DumpRecord } from '../../functions/core/catalog';
 import { readConfig } from '../../functions/core/config';
 import { ConfigError } from '../../functions/core/errors';
 import { loadEncryption } from '../../functions/core/keys';
-import { KmsSigner, SIGNING_KEY_ID_ENV } from '../../functions/core/kms-signer';
+import { KmsSigner } from '../../functions/core/kms-signer';
 import { formatSize } from '../../functions/core/listing';
 import { type RekeyResult, type RekeyTarget, rekeyDumps } from '../../functions/core/rekey';
 import { createS3Client } from '../../functions/core/s3';
 import type { Secrets } from '../../functions/core/seipd-reader';
+import { readSetting, SETTINGS } from '../../functions/core/settings';
 import { localSignerFromEnv } from '../../functions/core/signing';
 import { prepareDecryption } from '../client/decryption';
 import type { Parsed } from '../command-line';
@@ -38,15 +39,14 @@ export async function rekeyTargetFromEnv(
       'DUMP_BAG_ENCRYPTION=none: rekey re-encrypts for recipients or a passphrase, set one',
     );
   }
+  const kmsKeyId = readSetting(SETTINGS.signingKeyId, env);
   return {
     s3: createS3Client(env),
     bucket: config.bucket,
     encryption,
     secretsFor: secretsFrom(options.keyFile, env),
     // The bag's own key signs the new records: its KMS key in AWS, else the local one (never made here).
-    signer: env[SIGNING_KEY_ID_ENV]?.trim()
-      ? new KmsSigner(new KMSClient({}), env[SIGNING_KEY_ID_ENV].trim())
-      : localSignerFromEnv(env),
+    signer: kmsKeyId ? new KmsSigner(new KMSClient({}), kmsKeyId) : localSignerFromEnv(env),
     dryRun: options.dryRun,
   };
 }

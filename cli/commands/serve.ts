@@ -36,7 +36,8 @@ const consoleLogger: ApiLogger = {
  */
 export function localDumpStarter(env: NodeJS.ProcessEnv = process.env) {
   const running = new Map<string, Promise<void>>();
-  const startDump = async (database: string): Promise<void> => {
+  // Not async: the conflict and a missing setting throw to the caller (the API's try), the job runs on.
+  const startDump = (database: string): Promise<void> => {
     if (running.has(database)) throw new ConflictError('a dump of this database is already running');
     // Read now, so a setting that is missing fails the request instead of the background job.
     const config = { ...readConfig(env), databases: [database], exclude: [] };
@@ -55,6 +56,7 @@ export function localDumpStarter(env: NodeJS.ProcessEnv = process.env) {
       )
       .finally(() => running.delete(database));
     running.set(database, job);
+    return Promise.resolve();
   };
   return { startDump, idle: () => Promise.all(running.values()).then(() => undefined) };
 }

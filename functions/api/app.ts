@@ -69,7 +69,7 @@ export function keySources(
 ): Pick<ApiDependencies, 'loadKeys' | 'loadRecipients' | 'keyBanner'> {
   const read = async () => {
     if (!settings.publicKeys) throw new NotFoundError('this bag has no public keys (DUMP_BAG_PUBLIC_KEYS)');
-    return loadKeys(settings.publicKeys);
+    return await loadKeys(settings.publicKeys);
   };
   const ttlMs = PUBLIC_MAX_AGE_SECONDS * 1000;
   // Its own read of the keys, so recipients are never older than one max-age either.

@@ -43,7 +43,7 @@ export function appFromEnv(
     ...keySources(settings),
     signingKey: async () => {
       if (!signingKey) throw new NotFoundError(`this bag has no signing key (${SIGNING_KEY_ID_ENV})`);
-      return signingKey.publicKeyPem();
+      return await signingKey.publicKeyPem();
     },
     startDump: async (database) => {
       if (!stateMachineArn) throw new ConfigError(`${SETTINGS.stateMachineArn.env} is not set`);
@@ -66,5 +66,5 @@ export async function handler(event: APIGatewayProxyEventV2, context?: Context):
     // A bad setting is the operator's to fix: logged in full, answered with a bare 500.
     return errorResult(error, apiLogger, context?.awsRequestId);
   }
-  return app(event);
+  return await app(event);
 }

@@ -257,7 +257,7 @@ export async function presignDump(
   ) {
     throw new Error('a catalog record names a key that is not its dump');
   }
-  return presignExisting(client, bucket, record.key, downloadName(record), expirySeconds, now, 'dump');
+  return await presignExisting(client, bucket, record.key, downloadName(record), expirySeconds, now, 'dump');
 }
 
 /**

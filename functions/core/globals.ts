@@ -247,5 +247,5 @@ export async function presignGlobals(
   if (!parseGlobalsKey(record.key))
     throw new Error('a globals record names a key that is not a globals dump');
   const name = record.key.slice(GLOBALS_PREFIX.length);
-  return presignExisting(client, bucket, record.key, name, expirySeconds, now, 'globals dump');
+  return await presignExisting(client, bucket, record.key, name, expirySeconds, now, 'globals dump');
 }

@@ -1,10 +1,11 @@
 import { createHash, createPublicKey } from 'node:crypto';
 import { GetPublicKeyCommand, type KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import { ConfigError } from './errors';
+import { SETTINGS } from './settings';
 import { parsePublicKey, type RecordSigner } from './signing';
 
 /** The environment variable that names the KMS signing key (set by the construct's bind helper). */
-export const SIGNING_KEY_ID_ENV = 'DUMP_BAG_SIGNING_KEY_ID';
+export const SIGNING_KEY_ID_ENV = SETTINGS.signingKeyId.env;
 
 /** The key id from the environment; a writer without one must not write unsigned records. */
 export function readSigningKeyId(env: Record<string, string | undefined> = process.env): string {

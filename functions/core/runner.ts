@@ -1,27 +1,27 @@
 import type { DatabaseInfo } from './databases';
-import { ConfigError } from './errors';
+import { readSetting, SETTINGS } from './settings';
 
 /** Where one database's dump runs. */
 export type Runner = 'lambda' | 'fargate';
 /** The setting: one runner for every database, or `auto` (by size, and Fargate after a Lambda timeout). */
 export type RunnerSetting = Runner | 'auto';
 
-export const RUNNER_SETTINGS: readonly RunnerSetting[] = ['lambda', 'fargate', 'auto'];
+export const RUNNER_SETTINGS: readonly RunnerSetting[] = SETTINGS.dumpRunner.parser.values;
 
 /** Where a dump ran, as its record says: one of the runners in AWS, or `local` for the command line. */
 export type RecordedRunner = Runner | 'local';
 export const RECORDED_RUNNERS: readonly RecordedRunner[] = ['lambda', 'fargate', 'local'];
 
 /**
- * PROVISIONAL, the one place for it: databases larger than this many GB (on disk) go to Fargate
- * under `auto`. It awaits the bench measurement of how many GB a 1-vCPU Lambda dumps in 14.5
- * minutes (issue 14); 5 GB is a conservative guess, well under the ~10 GB peers hit.
+ * PROVISIONAL: databases larger than this many GB (on disk) go to Fargate under `auto`. It awaits the
+ * bench measurement of how many GB a 1-vCPU Lambda dumps in 14.5 minutes (issue 14); 5 GB is a
+ * conservative guess, well under the ~10 GB peers hit.
  */
-export const DEFAULT_FARGATE_ABOVE_GB = 5;
+export const DEFAULT_FARGATE_ABOVE_GB = SETTINGS.fargateAboveGb.default;
 
 /** The environment the plan reads its runner choice from (set by infra/constructs/backup-workflow.ts). */
-export const DUMP_RUNNER_ENV = 'DUMP_BAG_DUMP_RUNNER';
-export const FARGATE_ABOVE_GB_ENV = 'DUMP_BAG_FARGATE_ABOVE_GB';
+export const DUMP_RUNNER_ENV = SETTINGS.dumpRunner.env;
+export const FARGATE_ABOVE_GB_ENV = SETTINGS.fargateAboveGb.env;
 
 export interface RunnerChoice {
   readonly runner: RunnerSetting;
@@ -33,16 +33,10 @@ const GB = 1024 ** 3;
 
 /** The runner choice from the environment; absent means Lambda only (a stack without Fargate). */
 export function readRunnerChoice(env: Record<string, string | undefined> = process.env): RunnerChoice {
-  const raw = env[DUMP_RUNNER_ENV]?.trim() || 'lambda';
-  if (!RUNNER_SETTINGS.includes(raw as RunnerSetting)) {
-    throw new ConfigError(`${DUMP_RUNNER_ENV} must be one of ${RUNNER_SETTINGS.join(', ')}, got "${raw}"`);
-  }
-  const gbText = env[FARGATE_ABOVE_GB_ENV]?.trim();
-  const gb = gbText ? Number(gbText) : DEFAULT_FARGATE_ABOVE_GB;
-  if (!Number.isFinite(gb) || gb < 0 || gb > 100_000) {
-    throw new ConfigError(`${FARGATE_ABOVE_GB_ENV} must be a number of GB from 0 to 100000, got "${gbText}"`);
-  }
-  return { runner: raw as RunnerSetting, fargateAboveBytes: gb * GB };
+  return {
+    runner: readSetting(SETTINGS.dumpRunner, env),
+    fargateAboveBytes: readSetting(SETTINGS.fargateAboveGb, env) * GB,
+  };
 }
 
 /** The runner of one database: a fixed setting wins; `auto` sends what is larger than the threshold to Fargate. */

@@ -48,9 +48,23 @@ export function wholeNumber(min: number, max: number, unit: string): Parser<numb
   };
 }
 
-/** One of a fixed list of words. */
-export function oneOf<const V extends string>(values: readonly V[]): Parser<V> {
+/** A number within limits that may have a fraction, e.g. a size in GB. */
+export function decimal(min: number, max: number, unit: string): Parser<number> {
   return {
+    accepts: `a number of ${unit} from ${min} to ${max}`,
+    parse(raw) {
+      const text = raw.trim();
+      if (!/^\d{1,15}(\.\d{1,15})?$/.test(text)) return undefined;
+      const value = Number(text);
+      return value >= min && value <= max ? value : undefined;
+    },
+  };
+}
+
+/** One of a fixed list of words. */
+export function oneOf<const V extends string>(values: readonly V[]): Parser<V> & { readonly values: readonly V[] } {
+  return {
+    values,
     accepts: `one of ${values.join(', ')}`,
     parse: (raw) => values.find((v) => v === raw.trim()),
   };

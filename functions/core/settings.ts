@@ -7,6 +7,7 @@ import { type DumpOptionsByDatabase, parseDumpOptionsText } from './dump-options
 import { errorMessage } from './errors';
 import {
   commaList,
+  decimal,
   flag,
   httpUrl,
   oneOf,
@@ -55,6 +56,10 @@ export type SslMode = (typeof SSL_MODES)[number];
 
 /** libpq's own variables whose default Dump Bag sets itself (the rest keep libpq's). */
 export const LIBPQ_SETTINGS = ['PGSSLMODE', 'PGSSLROOTCERT'] as const;
+
+/** What DUMP_BAG_DUMP_RUNNER accepts: one runner for every database, or `auto` (by size). */
+export const DUMP_RUNNERS = ['lambda', 'fargate', 'auto'] as const;
+export type DumpRunnerSetting = (typeof DUMP_RUNNERS)[number];
 
 /** Twelve hours: longer-lived links are a standing risk, and role credentials rarely last longer. */
 const MAX_URL_EXPIRY_SECONDS = 43_200;
@@ -276,6 +281,36 @@ export const SETTINGS = {
     doc: "in AWS, set by the stack's `notify`: the secret holding the webhook URLs (a JSON list, or one URL)",
     scope: 'bag',
   }),
+  signingKeyFile: define({
+    env: 'DUMP_BAG_SIGNING_KEY_FILE',
+    parser: text('the path of an Ed25519 PEM private key'),
+    default: undefined,
+    defaultDoc: '`signing-key.pem` in the config directory (made on first use)',
+    doc: "the command's key that signs each dump's record; readers pin its public key",
+    scope: 'bag',
+  }),
+  signingKeyId: define({
+    env: 'DUMP_BAG_SIGNING_KEY_ID',
+    parser: text('the id or ARN of a KMS ECC_NIST_P256 signing key'),
+    default: undefined,
+    defaultDoc: 'none',
+    doc: 'in AWS, set by the stack: the KMS key that signs records (wins over the file)',
+    scope: 'bag',
+  }),
+  dumpRunner: define({
+    env: 'DUMP_BAG_DUMP_RUNNER',
+    parser: oneOf(DUMP_RUNNERS),
+    default: 'lambda' as DumpRunnerSetting,
+    doc: 'in AWS, set by the stack (`dumpRunner`): where each database is dumped',
+    scope: 'bag',
+  }),
+  fargateAboveGb: define({
+    env: 'DUMP_BAG_FARGATE_ABOVE_GB',
+    parser: decimal(0, 100_000, 'GB'),
+    default: 5,
+    doc: 'in AWS, set by the stack (`fargateAboveGb`): under `auto`, larger databases go to Fargate',
+    scope: 'bag',
+  }),
   url: define({
     env: 'DUMP_BAG_URL',
     parser: httpUrl,
@@ -324,6 +359,22 @@ export const SETTINGS = {
     defaultDoc: 'asked on a terminal',
     doc: "a `passphrase`-mode dump's passphrase (or `DUMP_BAG_PASSPHRASE_FILE`)",
     secret: true,
+    scope: 'client',
+  }),
+  signingKey: define({
+    env: 'DUMP_BAG_SIGNING_KEY',
+    parser: text('the path of the bag signing key (PEM public key)'),
+    default: undefined,
+    defaultDoc: 'pinned on first use',
+    doc: "the bag's record-signing public key to trust, instead of pinning `GET /signing-key` on first use",
+    scope: 'client',
+  }),
+  workDir: define({
+    env: 'DUMP_BAG_WORK_DIR',
+    parser: text('the path of a folder'),
+    default: undefined,
+    defaultDoc: 'beside `-o FILE`, else the temporary folder',
+    doc: '`get` and `verify` keep the downloaded ciphertext here until it is checked (needs the dump\'s size free)',
     scope: 'client',
   }),
   debug: define({

@@ -12,6 +12,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { DumpRecord } from './catalog';
 import { ConfigError, DumpBagError, errorMessage } from './errors';
+import { readSetting, SETTINGS } from './settings';
 
 /** Prefixed to every signed form, so a record signature can never be replayed as anything else. */
 export const RECORD_DOMAIN = 'dump-bag record v1';
@@ -233,7 +234,7 @@ export function localSignerFromEnv(
   env: Env = process.env,
   options: { create?: boolean; onCreated?: (file: string) => void } = {},
 ): LocalSigner {
-  const file = env.DUMP_BAG_SIGNING_KEY_FILE?.trim();
+  const file = readSetting(SETTINGS.signingKeyFile, env);
   if (file) return loadLocalSigner(file);
   return loadLocalSigner(defaultSigningKeyFile(env), options);
 }

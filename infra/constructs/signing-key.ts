@@ -3,9 +3,10 @@ import type * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
+import { SETTINGS } from '../../functions/core/settings';
 
-/** functions/core/kms-signer.ts SIGNING_KEY_ID_ENV: the variable the dump and API functions read. */
-const SIGNING_KEY_ID_ENV = 'DUMP_BAG_SIGNING_KEY_ID';
+/** The variable the dump and API functions read. */
+const SIGNING_KEY_ID_ENV = SETTINGS.signingKeyId.env;
 
 export interface SigningKeyProps {
   /** What happens to the key when the stack is deleted; readers need its public half as long as dumps exist. @default RemovalPolicy.RETAIN */

@@ -118,8 +118,9 @@ async function execute(input: unknown, options: { killLambdaDumpAfterMs?: number
             cause: JSON.stringify({ errorMessage: r.errorMessage }),
           };
     },
-    async putEvents(entries) {
+    putEvents(entries) {
       for (const e of entries) run.events.push(JSON.parse(String(e.Detail)) as Record<string, unknown>);
+      return Promise.resolve();
     },
     runTask(args, token) {
       const overrides = args.Overrides as {

@@ -158,7 +158,7 @@ async function execute(
             cause: JSON.stringify({ errorType: run.errorType, errorMessage: run.errorMessage }),
           };
     },
-    async putEvents(entries) {
+    putEvents(entries) {
       for (const e of entries) {
         events.push({
           Source: String(e.Source),
@@ -166,6 +166,7 @@ async function execute(
           Detail: JSON.parse(String(e.Detail)) as Record<string, unknown>,
         });
       }
+      return Promise.resolve();
     },
   };
   const outcome = await runStateMachine(definition, input, twin);
