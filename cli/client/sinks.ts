@@ -66,16 +66,7 @@ export async function restoreArchive(
   /** Pass-through options (restore-options.ts) and, for --jobs, the archive's file instead of the stream. */
   extra: { readonly args?: readonly string[]; readonly file?: string } = {},
 ): Promise<void> {
-  // --jobs cannot run in one transaction; it restores from a file that passed every check already.
-  const args = extra.file
-    ? ['--no-owner', '--exit-on-error', ...(extra.args ?? []), `--dbname=${conninfo}`, extra.file]
-    : [
-        '--no-owner',
-        '--single-transaction',
-        '--exit-on-error',
-        ...(extra.args ?? []),
-        `--dbname=${conninfo}`,
-      ];
+  const args = restoreCommand(conninfo, extra);
   const child = spawn('pg_restore', args, { stdio: [extra.file ? 'ignore' : 'pipe', 'inherit', 'pipe'] });
   const stderr = tailCollector();
   child.stderr?.on('data', (chunk: Buffer) => stderr.add(chunk));
@@ -95,15 +86,34 @@ export async function restoreArchive(
   }
   const exit = await exited;
   if (streamError !== undefined && !isPipeError(streamError)) throw streamError;
-  if (exit.error) throw new RestoreError(`cannot run pg_restore: ${errorMessage(exit.error)}`);
-  if (exit.code !== 0) {
-    throw new RestoreError(
-      `pg_restore ${exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`}; nothing was restored${
-        stderr.text() ? `:\n${stderr.text()}` : ''
-      }`,
-    );
-  }
+  const failure = restoreFailure(exit, stderr.text(), extra.file === undefined);
+  if (failure) throw failure;
   if (streamError !== undefined) throw streamError;
+}
+
+/** pg_restore's arguments: one transaction from a stream; --jobs cannot, so it reads a file that passed every check. */
+function restoreCommand(
+  conninfo: string,
+  extra: { readonly args?: readonly string[]; readonly file?: string },
+) {
+  const passed = [...(extra.args ?? []), `--dbname=${conninfo}`];
+  return extra.file
+    ? ['--no-owner', '--exit-on-error', ...passed, extra.file]
+    : ['--no-owner', '--single-transaction', '--exit-on-error', ...passed];
+}
+
+/** The error of a pg_restore that could not run or did not exit 0, with the tail of what it said. */
+function restoreFailure(
+  exit: { code: number | null; signal: NodeJS.Signals | null; error?: Error },
+  said: string,
+  oneTransaction: boolean,
+): RestoreError | undefined {
+  if (exit.error) return new RestoreError(`cannot run pg_restore: ${errorMessage(exit.error)}`);
+  if (exit.code === 0) return undefined;
+  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+  // Only one transaction is all or nothing; --jobs commits what it restored before the error.
+  const left = oneTransaction ? 'nothing was restored' : 'the database may hold part of the dump';
+  return new RestoreError(`pg_restore ${how}; ${left}${said ? `:\n${said}` : ''}`);
 }
 
 export interface ArchiveListing {

@@ -248,18 +248,11 @@ interface FilesystemStore {
 const MIN_PART = 5 * 1024 * 1024;
 const COPY_BUFFER = 8 * 1024 * 1024;
 
-async function completeUpload(
-  store: FilesystemStore,
-  bucketName: string,
-  uploadId: string,
-  parts: ListedPart[],
-): Promise<{ md5: string; size: number }> {
-  const dir = join(store.getResourcePath(bucketName, undefined, 'uploads'), uploadId);
-  const key = await readFile(join(dir, 'key'), 'utf8').catch(() => {
-    throw new S3Error('NoSuchUpload', 'The specified upload does not exist.');
-  });
-  const metadata: unknown = JSON.parse(await readFile(join(dir, 'metadata'), 'utf8'));
-  const files: { path: string; size: number; md5: string }[] = [];
+type PartFile = { path: string; size: number; md5: string };
+
+/** The stored parts a completion names, in ascending order, each matching its ETag, all but the last ≥ 5 MiB. */
+async function checkedParts(dir: string, parts: ListedPart[]): Promise<PartFile[]> {
+  const files: PartFile[] = [];
   for (const [index, part] of parts.entries()) {
     if (index > 0 && part.number <= (parts[index - 1] as ListedPart).number) {
       throw new S3Error('InvalidPartOrder', 'The list of parts was not in ascending order.');
@@ -274,9 +267,11 @@ async function completeUpload(
   if (files.slice(0, -1).some((file) => file.size < MIN_PART)) {
     throw new S3Error('EntityTooSmall', 'A part but the last is smaller than the minimum allowed size.');
   }
-  const objectPath = store.getResourcePath(bucketName, key, 'object');
-  await mkdir(dirname(objectPath), { recursive: true });
-  const partial = `${objectPath}.${uploadId}`;
+  return files;
+}
+
+/** Writes the parts one after the other into `partial` (removed if anything fails); returns its size. */
+async function concatenate(files: readonly PartFile[], partial: string): Promise<number> {
   const out = await open(partial, 'w');
   const buffer = Buffer.allocUnsafe(COPY_BUFFER);
   let size = 0;
@@ -300,6 +295,25 @@ async function completeUpload(
     throw error;
   }
   await out.close();
+  return size;
+}
+
+async function completeUpload(
+  store: FilesystemStore,
+  bucketName: string,
+  uploadId: string,
+  parts: ListedPart[],
+): Promise<{ md5: string; size: number }> {
+  const dir = join(store.getResourcePath(bucketName, undefined, 'uploads'), uploadId);
+  const key = await readFile(join(dir, 'key'), 'utf8').catch(() => {
+    throw new S3Error('NoSuchUpload', 'The specified upload does not exist.');
+  });
+  const metadata: unknown = JSON.parse(await readFile(join(dir, 'metadata'), 'utf8'));
+  const files = await checkedParts(dir, parts);
+  const objectPath = store.getResourcePath(bucketName, key, 'object');
+  await mkdir(dirname(objectPath), { recursive: true });
+  const partial = `${objectPath}.${uploadId}`;
+  const size = await concatenate(files, partial);
   const md5s = Buffer.concat(files.map((file) => Buffer.from(file.md5, 'hex')));
   const md5 = `${createHash('md5').update(md5s).digest('hex')}-${files.length}`;
   await store.putMetadata(bucketName, key, metadata, md5);

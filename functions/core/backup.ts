@@ -110,6 +110,19 @@ function cachedVersion(binary: PgDumpBinary): Promise<string> {
   return version;
 }
 
+/** Calls `stop` with a DeadlineError when the deadline (epoch ms) passes; none without a deadline. */
+function deadlineTimer(
+  deadline: number | undefined,
+  database: string,
+  stop: (error: DeadlineError) => void,
+): NodeJS.Timeout | undefined {
+  if (deadline === undefined) return undefined;
+  return setTimeout(
+    () => stop(new DeadlineError(`time ran out before the dump of ${database} finished`)),
+    Math.max(0, deadline - Date.now()),
+  );
+}
+
 /**
  * Dumps one database: pg_dump → OpenPGP → S3, then its record. Any failure aborts the upload and
  * is returned as a failed result. It deletes nothing old: retention is `pruneAfterDump`, which in
@@ -143,17 +156,11 @@ export async function dumpDatabase(target: BackupTarget, request: DumpRequest): 
       if (error instanceof DumpBagError) firstError ??= error;
     });
     const body = await encryptStream(run.stdout, encryption);
-    if (request.deadline !== undefined) {
-      timer = setTimeout(
-        () => {
-          const error = new DeadlineError(`time ran out before the dump of ${database} finished`);
-          firstError ??= error;
-          body.destroy(error);
-          run.stdout.destroy(error);
-        },
-        Math.max(0, request.deadline - Date.now()),
-      );
-    }
+    timer = deadlineTimer(request.deadline, database, (error) => {
+      firstError ??= error;
+      body.destroy(error);
+      run.stdout.destroy(error);
+    });
     let stored: Awaited<ReturnType<typeof uploadStream>>;
     try {
       stored = await uploadStream({

@@ -33,20 +33,13 @@ export interface CleanupResult {
   readonly deletedOrphans: string[];
 }
 
-/**
- * Removes what runs killed part-way left behind: open multipart uploads and dumps without a record,
- * only under `dumps/` and only when older than `olderThanMs` (24 hours unless given), measured from
- * the upload's `Initiated` and the object's `LastModified`, never from the time in its key: a backup
- * still running, however early its id, is spared. What carries no time is left alone.
- */
-export async function cleanupIncomplete(
+/** Aborts the open multipart uploads under `dumps/` that `old` finds old enough, by their `Initiated`. */
+async function abortOldUploads(
   client: S3Client,
   bucket: string,
-  options: { olderThanMs?: number; now?: Date } = {},
-): Promise<CleanupResult> {
-  const cutoff = (options.now ?? new Date()).getTime() - (options.olderThanMs ?? DEFAULT_CLEANUP_AGE_MS);
-  const old = (time: Date | undefined) => time !== undefined && time.getTime() <= cutoff;
-  const abortedUploads: CleanupResult['abortedUploads'] = [];
+  old: (time: Date | undefined) => boolean,
+): Promise<CleanupResult['abortedUploads']> {
+  const aborted: { key: string; uploadId: string }[] = [];
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
   let pages = 0;
@@ -64,11 +57,28 @@ export async function cleanupIncomplete(
       await client.send(
         new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }),
       );
-      abortedUploads.push({ key: upload.Key, uploadId: upload.UploadId });
+      aborted.push({ key: upload.Key, uploadId: upload.UploadId });
     }
     keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
     uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
   } while (keyMarker && ++pages < MAX_UPLOAD_PAGES);
+  return aborted;
+}
+
+/**
+ * Removes what runs killed part-way left behind: open multipart uploads and dumps without a record,
+ * only under `dumps/` and only when older than `olderThanMs` (24 hours unless given), measured from
+ * the upload's `Initiated` and the object's `LastModified`, never from the time in its key: a backup
+ * still running, however early its id, is spared. What carries no time is left alone.
+ */
+export async function cleanupIncomplete(
+  client: S3Client,
+  bucket: string,
+  options: { olderThanMs?: number; now?: Date } = {},
+): Promise<CleanupResult> {
+  const cutoff = (options.now ?? new Date()).getTime() - (options.olderThanMs ?? DEFAULT_CLEANUP_AGE_MS);
+  const old = (time: Date | undefined) => time !== undefined && time.getTime() <= cutoff;
+  const abortedUploads = await abortOldUploads(client, bucket, old);
 
   const deletedOrphans: string[] = [];
   for (const orphan of (await scanDumps(client, bucket)).orphans) {

@@ -58,31 +58,44 @@ export function validateDumpOptions(args: readonly unknown[]): DumpOptions {
   if (args.length > MAX_OPTIONS) throw new DumpOptionError(`more than ${MAX_OPTIONS} pg_dump options`);
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (typeof arg !== 'string') throw new DumpOptionError('each pg_dump option must be a string');
-    const eq = arg.indexOf('=');
-    const flag = eq === -1 ? arg : arg.slice(0, eq);
-    if (SWITCHES.has(flag)) {
-      if (eq !== -1) refuse(arg, 'takes no value');
-      out.push(flag);
-    } else if (WITH_VALUE.has(flag)) {
-      let value: unknown = eq === -1 ? args[++i] : arg.slice(eq + 1);
-      if (typeof value !== 'string') refuse(flag, 'needs a pattern');
-      // `--schema --file=x` must not slip a flag in as the pattern.
-      if (eq === -1 && value.startsWith('-'))
-        refuse(flag, `is followed by ${JSON.stringify(value.slice(0, 40))}, not a pattern`);
-      value = checkValue(flag, value);
-      out.push(`${flag}=${value as string}`);
-    } else if (!arg.startsWith('-')) {
-      refuse(arg, 'is not an option (a value must follow the flag that takes it)');
-    } else {
-      refuse(
-        arg,
-        "changes the archive's format, its output or the connection, runs commands, or is unknown: it is refused",
-      );
-    }
+    const { option, tookNext } = readOption(args, i);
+    out.push(option);
+    if (tookNext) i++;
   }
   return out;
+}
+
+/** The option at `args[i]` as `--flag` or `--flag=value`; `tookNext` when its value was the next element. */
+function readOption(args: readonly unknown[], i: number): { option: string; tookNext: boolean } {
+  const arg = args[i];
+  if (typeof arg !== 'string') throw new DumpOptionError('each pg_dump option must be a string');
+  const eq = arg.indexOf('=');
+  const flag = eq === -1 ? arg : arg.slice(0, eq);
+  if (SWITCHES.has(flag)) {
+    if (eq !== -1) refuse(arg, 'takes no value');
+    return { option: flag, tookNext: false };
+  }
+  if (WITH_VALUE.has(flag)) {
+    // `--flag value` takes the next element; `--flag=value` carries its own.
+    const joined = eq !== -1;
+    const value = patternOf(flag, joined ? arg.slice(eq + 1) : args[i + 1], joined);
+    return { option: `${flag}=${value}`, tookNext: !joined };
+  }
+  return refuse(
+    arg,
+    arg.startsWith('-')
+      ? "changes the archive's format, its output or the connection, runs commands, or is unknown: it is refused"
+      : 'is not an option (a value must follow the flag that takes it)',
+  );
+}
+
+/** The checked pattern of a flag that takes one; a separate element must not be a flag slipped in as one. */
+function patternOf(flag: string, value: unknown, joined: boolean): string {
+  if (typeof value !== 'string') refuse(flag, 'needs a pattern');
+  // `--schema --file=x` must not slip a flag in as the pattern.
+  if (!joined && value.startsWith('-'))
+    refuse(flag, `is followed by ${JSON.stringify(value.slice(0, 40))}, not a pattern`);
+  return checkValue(flag, value);
 }
 
 /** Validates the whole setting: an array (for every database) or an object keyed by database name or `*`. */

@@ -187,6 +187,25 @@ export async function assertUsable(recipient: RecipientKey): Promise<void> {
   }
 }
 
+/** The keys a recipient entry names: a fingerprint, a long key id (of the key or a subkey) or an e-mail. */
+async function keysMatching(keys: readonly RecipientKey[], entry: string): Promise<RecipientKey[]> {
+  const fingerprint = normalizeFingerprint(entry);
+  if (fingerprint) {
+    return keys.filter((k) =>
+      fingerprint.length === 16
+        ? [k.key, ...k.key.subkeys].some((p) => p.getKeyID().toHex().toUpperCase() === fingerprint)
+        : k.fingerprint === fingerprint,
+    );
+  }
+  if (!entry.includes('@')) {
+    throw new KeyError(`recipient "${entry}" is neither a fingerprint nor an e-mail address`);
+  }
+  const email = entry.replace(/^<|>$/g, '').toLowerCase();
+  const matches: RecipientKey[] = [];
+  for (const k of keys) if ((await emailsOf(k.key)).includes(email)) matches.push(k);
+  return matches;
+}
+
 /**
  * Chooses the recipients among the keys: fingerprints (or long key ids) and e-mail addresses;
  * none given means every key. Every recipient must match a key that can encrypt.
@@ -201,21 +220,7 @@ export async function selectRecipients(
   };
   if (wanted.length === 0) keys.forEach(add);
   for (const entry of wanted) {
-    const fingerprint = normalizeFingerprint(entry);
-    let matches: RecipientKey[];
-    if (fingerprint) {
-      matches = keys.filter((k) =>
-        fingerprint.length === 16
-          ? [k.key, ...k.key.subkeys].some((p) => p.getKeyID().toHex().toUpperCase() === fingerprint)
-          : k.fingerprint === fingerprint,
-      );
-    } else if (entry.includes('@')) {
-      const email = entry.replace(/^<|>$/g, '').toLowerCase();
-      matches = [];
-      for (const k of keys) if ((await emailsOf(k.key)).includes(email)) matches.push(k);
-    } else {
-      throw new KeyError(`recipient "${entry}" is neither a fingerprint nor an e-mail address`);
-    }
+    const matches = await keysMatching(keys, entry);
     if (matches.length === 0)
       throw new KeyError(`recipient ${entry} has no public key among the configured keys`);
     if (matches.length > 1) {

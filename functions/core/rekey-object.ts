@@ -205,14 +205,15 @@ export async function deleteOtherVersions(
     const page = await s3.send(
       new ListObjectVersionsCommand({ Bucket: bucket, Prefix: key, KeyMarker, VersionIdMarker }),
     );
-    const versions = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])];
-    for (const v of versions) {
-      // The prefix also matches the record (`<key>.json`) and longer keys: only this key's versions go.
-      if (v.Key !== key || !v.VersionId || v.VersionId === keep) continue;
+    // The prefix also matches the record (`<key>.json`) and longer keys: only this key's versions go.
+    const doomed = [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])]
+      .filter((v) => v.Key === key && v.VersionId && v.VersionId !== keep)
+      .map((v) => v.VersionId as string);
+    for (const versionId of doomed) {
       try {
-        await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: v.VersionId }));
+        await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
       } catch (error: unknown) {
-        kept.push(await whyKept(s3, bucket, key, v.VersionId, error));
+        kept.push(await whyKept(s3, bucket, key, versionId, error));
       }
     }
     KeyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;

@@ -62,7 +62,9 @@ export function decimal(min: number, max: number, unit: string): Parser<number> 
 }
 
 /** One of a fixed list of words. */
-export function oneOf<const V extends string>(values: readonly V[]): Parser<V> & { readonly values: readonly V[] } {
+export function oneOf<const V extends string>(
+  values: readonly V[],
+): Parser<V> & { readonly values: readonly V[] } {
   return {
     values,
     accepts: `one of ${values.join(', ')}`,

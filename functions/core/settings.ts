@@ -374,7 +374,7 @@ export const SETTINGS = {
     parser: text('the path of a folder'),
     default: undefined,
     defaultDoc: 'beside `-o FILE`, else the temporary folder',
-    doc: '`get` and `verify` keep the downloaded ciphertext here until it is checked (needs the dump\'s size free)',
+    doc: "`get` and `verify` keep the downloaded ciphertext here until it is checked (needs the dump's size free)",
     scope: 'client',
   }),
   debug: define({
