@@ -22,6 +22,7 @@ describe('key sources cannot be swapped', () => {
     adaFpr = ring.key('ada@example.com');
     bobFpr = ring.key('bob@example.com');
     served = { keys: ring.publicKey(adaFpr) + ring.publicKey(bobFpr), recipients: adaFpr };
+    // biome-ignore lint/complexity/noExcessiveCognitiveComplexity: one key server answering each hostile case (redirect, http, bad keys) the tests below need
     server = createServer((req, res) => {
       requests.push(req.url ?? '');
       if (req.url === '/moved') {

@@ -11,6 +11,7 @@ import {
   ValidationError,
 } from '../../functions/core/errors';
 import type { ListedDump } from '../../functions/core/listing';
+import { readSetting, SETTINGS } from '../../functions/core/settings';
 
 /** Where `dump-bag serve` listens unless told otherwise. */
 export const DEFAULT_BAG_URL = 'http://127.0.0.1:8080';
@@ -62,13 +63,8 @@ export function isLoopback(hostname: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-/**
- * The bag from the environment and flags: `--url`, else DUMP_BAG_URL, else a local `serve`.
- * Requests are signed for an `execute-api` host, or when DUMP_BAG_SIGV4=1 (a custom domain);
- * DUMP_BAG_TOKEN sends a bearer token instead, for an API behind the JWT authorizer.
- */
-export function clientFromEnv(url: string | undefined, env: NodeJS.ProcessEnv = process.env): BagClient {
-  const base = url ?? env.DUMP_BAG_URL?.trim() ?? DEFAULT_BAG_URL;
+/** The bag's URL, parsed: http or https only. */
+function bagUrl(base: string): URL {
   let parsed: URL;
   try {
     parsed = new URL(base);
@@ -78,10 +74,19 @@ export function clientFromEnv(url: string | undefined, env: NodeJS.ProcessEnv = 
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new ConfigError(`the bag's URL (--url or DUMP_BAG_URL) must be http or https, got "${base}"`);
   }
+  return parsed;
+}
+
+/**
+ * The bag from the environment and flags: `--url`, else DUMP_BAG_URL, else a local `serve`.
+ * Requests are signed for an `execute-api` host, or when DUMP_BAG_SIGV4=1 (a custom domain);
+ * DUMP_BAG_TOKEN sends a bearer token instead, for an API behind the JWT authorizer.
+ */
+export function clientFromEnv(url: string | undefined, env: NodeJS.ProcessEnv = process.env): BagClient {
+  const base = url ?? env.DUMP_BAG_URL?.trim() ?? DEFAULT_BAG_URL;
+  const parsed = bagUrl(base);
   const hostRegion = EXECUTE_API_HOST.exec(parsed.hostname)?.[1];
-  const flag = env.DUMP_BAG_SIGV4?.trim();
-  const sign =
-    flag === '1' || flag === 'true' ? true : flag === '0' || flag === 'false' ? false : !!hostRegion;
+  const sign = readSetting(SETTINGS.sigv4, env) ?? !!hostRegion;
   const region = hostRegion ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
   const token = env.DUMP_BAG_TOKEN?.trim() || undefined;
   if (token && parsed.protocol === 'http:' && !isLoopback(parsed.hostname)) {

@@ -110,6 +110,26 @@ export interface PostOptions {
   readonly log?: (line: string) => void;
 }
 
+/** One POST of the message: undefined when taken, else why not (never the URL, which is a secret). */
+async function postOnce(url: string, body: string, timeoutMs: number): Promise<string | undefined> {
+  try {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      redirect: 'error',
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    await response.arrayBuffer().catch(() => undefined);
+    return response.ok ? undefined : `HTTP ${response.status}`;
+  } catch (caught: unknown) {
+    // fetch's messages may quote the URL: keep only the cause's kind.
+    return (caught as Error).name === 'TimeoutError'
+      ? 'timed out'
+      : `could not connect (${errorName(caught)})`;
+  }
+}
+
 /** Posts one message to every webhook, each retried; resolves with what happened, never rejects. */
 export async function postMessage(
   urls: readonly string[],
@@ -120,41 +140,18 @@ export async function postMessage(
   const body = JSON.stringify(message);
   const out: Delivery[] = [];
   for (const [index, url] of urls.entries()) {
-    let error = '';
+    let error: string | undefined = 'not tried';
     let tried = 0;
-    let delivered = false;
-    for (; tried < attempts && !delivered; tried++) {
+    for (; tried < attempts && error !== undefined; tried++) {
       if (tried > 0) await new Promise((r) => setTimeout(r, (options.backoffMs ?? 500) * 2 ** (tried - 1)));
-      try {
-        const response = await fetch(url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body,
-          redirect: 'error',
-          signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
-        });
-        await response.arrayBuffer().catch(() => undefined);
-        delivered = response.ok;
-        if (!delivered) error = `HTTP ${response.status}`;
-      } catch (caught: unknown) {
-        // fetch's messages may quote the URL: keep only the cause's kind.
-        error =
-          (caught as Error).name === 'TimeoutError'
-            ? 'timed out'
-            : `could not connect (${errorName(caught)})`;
-      }
+      error = await postOnce(url, body, options.timeoutMs ?? 10_000);
     }
-    const delivery: Delivery = {
-      webhook: index + 1,
-      delivered,
-      attempts: tried,
-      ...(delivered ? {} : { error }),
-    };
+    const delivered = error === undefined;
+    out.push({ webhook: index + 1, delivered, attempts: tried, ...(delivered ? {} : { error }) });
     if (!delivered)
       options.log?.(
         `notify: webhook #${index + 1} did not take the ${message.kind} message after ${tried} attempts: ${error}`,
       );
-    out.push(delivery);
   }
   return out;
 }

@@ -177,6 +177,7 @@ export async function rekeyDumps(
   return results;
 }
 
+// biome-ignore lint/complexity/noExcessiveCognitiveComplexity: the resumable steps of one dump in their order (intent, rebuilt object, read-back, record, old copies); each branch is where a killed run picks up
 async function rekeyOne(target: RekeyTarget, key: string, versioned: boolean): Promise<RekeyResult> {
   const { s3, bucket } = target;
   const record = await readRecord(s3, bucket, key, parseDumpKey(key)).catch((error: unknown) => {

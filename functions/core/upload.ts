@@ -105,6 +105,7 @@ class PartBuffers {
  * so the object is either whole or absent. Both writes carry `If-None-Match: *`: an existing
  * object at the key is never replaced.
  */
+// biome-ignore lint/complexity/noExcessiveCognitiveComplexity: one streaming state (part buffers, parts in flight, first failure) shared by the closures that fill, send and abort; split up, each part would pass all of it around
 export async function uploadStream(options: UploadOptions): Promise<UploadResult> {
   const { client, bucket, key } = options;
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;

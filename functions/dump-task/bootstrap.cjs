@@ -21,19 +21,19 @@ async function credentials(env) {
   const url =
     env.AWS_CONTAINER_CREDENTIALS_FULL_URI ||
     (env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI &&
-      'http://169.254.170.2' + env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI);
+      `http://169.254.170.2${env.AWS_CONTAINER_CREDENTIALS_RELATIVE_URI}`);
   if (!url) throw new BootstrapError('no ECS task credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI)');
   const headers = env.AWS_CONTAINER_AUTHORIZATION_TOKEN
     ? { authorization: env.AWS_CONTAINER_AUTHORIZATION_TOKEN }
     : {};
   const res = await fetch(url, { headers, signal: AbortSignal.timeout(10_000) });
-  if (!res.ok) throw new BootstrapError('task credentials: HTTP ' + res.status);
+  if (!res.ok) throw new BootstrapError(`task credentials: HTTP ${res.status}`);
   const c = await res.json();
   return { id: c.AccessKeyId, secret: c.SecretAccessKey, token: c.Token };
 }
 
 const rfc3986 = (s) =>
-  encodeURIComponent(s).replace(/[!'()*]/g, (ch) => '%' + ch.charCodeAt(0).toString(16).toUpperCase());
+  encodeURIComponent(s).replace(/[!'()*]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`);
 const sha256hex = (data) => createHash('sha256').update(data).digest('hex');
 const hmac = (key, data) => createHmac('sha256', key).update(data).digest();
 
@@ -44,7 +44,7 @@ async function signedGet(url, service, region, creds) {
   const query = [...url.searchParams.entries()]
     .map(([k, v]) => [rfc3986(k), rfc3986(v)])
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([k, v]) => k + '=' + v)
+    .map(([k, v]) => `${k}=${v}`)
     .join('&');
   const headers = { host: url.host, 'x-amz-date': amzDate };
   if (creds.token) headers['x-amz-security-token'] = creds.token;
@@ -53,13 +53,13 @@ async function signedGet(url, service, region, creds) {
     'GET',
     url.pathname,
     query,
-    names.map((n) => n + ':' + headers[n] + '\n').join(''),
+    names.map((n) => `${n}:${headers[n]}\n`).join(''),
     names.join(';'),
     sha256hex(''),
   ].join('\n');
-  const scope = day + '/' + region + '/' + service + '/aws4_request';
+  const scope = `${day}/${region}/${service}/aws4_request`;
   const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256hex(canonical)].join('\n');
-  const key = hmac(hmac(hmac(hmac('AWS4' + creds.secret, day), region), service), 'aws4_request');
+  const key = hmac(hmac(hmac(hmac(`AWS4${creds.secret}`, day), region), service), 'aws4_request');
   const signature = createHmac('sha256', key).update(toSign).digest('hex');
   const { host: _host, ...sent } = headers;
   sent.authorization =
@@ -74,9 +74,7 @@ async function signedGet(url, service, region, creds) {
   const res = await fetch(url, { headers: sent, signal: AbortSignal.timeout(30_000) });
   const text = await res.text();
   if (!res.ok)
-    throw new BootstrapError(
-      service + ' ' + url.pathname + ': HTTP ' + res.status + ' ' + text.slice(0, 300),
-    );
+    throw new BootstrapError(`${service} ${url.pathname}: HTTP ${res.status} ${text.slice(0, 300)}`);
   return JSON.parse(text);
 }
 
@@ -97,25 +95,55 @@ function unzip(zip, root) {
     const local = zip.readUInt32LE(at + 42);
     const name = zip.toString('utf8', at + 46, at + 46 + nameLength);
     at = next;
-    const target = resolve(root, name);
-    if (!target.startsWith(root + sep))
-      throw new BootstrapError('layer zip: entry ' + name + ' leaves ' + root);
-    if (name.endsWith('/')) {
-      mkdirSync(target, { recursive: true });
-      continue;
-    }
-    const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
-    const raw = zip.subarray(start, start + size);
-    const data = method === 0 ? raw : method === 8 ? inflateRawSync(raw) : null;
-    if (!data) throw new BootstrapError('layer zip: ' + name + ' uses compression method ' + method);
-    mkdirSync(dirname(target), { recursive: true });
-    if ((mode & 0o170000) === 0o120000) {
-      symlinkSync(data.toString('utf8'), target);
-    } else {
-      writeFileSync(target, data);
-      if (mode & 0o777) chmodSync(target, mode & 0o777);
-    }
+    writeEntry(zip, { name, method, size, mode, local }, root);
   }
+}
+
+/** Writes one zip entry (a folder, a file with its mode, or a symlink) under 'root', never outside it. */
+function writeEntry(zip, entry, root) {
+  const { name, method, size, mode, local } = entry;
+  const target = resolve(root, name);
+  if (!target.startsWith(root + sep)) throw new BootstrapError(`layer zip: entry ${name} leaves ${root}`);
+  if (name.endsWith('/')) {
+    mkdirSync(target, { recursive: true });
+    return;
+  }
+  const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
+  const raw = zip.subarray(start, start + size);
+  const data = method === 0 ? raw : method === 8 ? inflateRawSync(raw) : null;
+  if (!data) throw new BootstrapError(`layer zip: ${name} uses compression method ${method}`);
+  mkdirSync(dirname(target), { recursive: true });
+  if ((mode & 0o170000) === 0o120000) {
+    symlinkSync(data.toString('utf8'), target);
+  } else {
+    writeFileSync(target, data);
+    if (mode & 0o777) chmodSync(target, mode & 0o777);
+  }
+}
+
+/** The layer's zip, fetched from Lambda's own location for it and checked against the SHA-256 Lambda recorded. */
+async function fetchLayer(arn, endpoint, region, creds) {
+  const url = new URL('/2018-10-31/layers', endpoint);
+  url.searchParams.set('find', 'LayerVersion');
+  url.searchParams.set('Arn', arn);
+  const layer = await signedGet(url, 'lambda', region, creds);
+  const expected = layer?.Content?.CodeSha256;
+  const location = layer?.Content?.Location;
+  if (typeof expected !== 'string' || typeof location !== 'string') {
+    throw new BootstrapError(`GetLayerVersionByArn ${arn}: no Content.Location or CodeSha256`);
+  }
+  const res = await fetch(location, { signal: AbortSignal.timeout(300_000) });
+  if (!res.ok) throw new BootstrapError(`layer ${arn}: download HTTP ${res.status}`);
+  const zip = Buffer.from(await res.arrayBuffer());
+  if (zip.length > MAX_LAYER_BYTES)
+    throw new BootstrapError(`layer ${arn}: ${zip.length} bytes, over the limit`);
+  const actual = createHash('sha256').update(zip).digest('base64');
+  if (actual !== expected) {
+    throw new BootstrapError(
+      `layer ${arn}: SHA-256 ${actual} is not the ${expected} Lambda recorded; not run`,
+    );
+  }
+  return zip;
 }
 
 async function main(env) {
@@ -128,31 +156,12 @@ async function main(env) {
     );
   }
   const creds = await credentials(env);
-  const endpoint = env.AWS_ENDPOINT_URL_LAMBDA || 'https://lambda.' + region + '.amazonaws.com';
+  const endpoint = env.AWS_ENDPOINT_URL_LAMBDA || `https://lambda.${region}.amazonaws.com`;
   for (const arn of arns) {
-    const url = new URL('/2018-10-31/layers', endpoint);
-    url.searchParams.set('find', 'LayerVersion');
-    url.searchParams.set('Arn', arn);
-    const layer = await signedGet(url, 'lambda', region, creds);
-    const expected = layer?.Content?.CodeSha256;
-    const location = layer?.Content?.Location;
-    if (typeof expected !== 'string' || typeof location !== 'string') {
-      throw new BootstrapError('GetLayerVersionByArn ' + arn + ': no Content.Location or CodeSha256');
-    }
-    const res = await fetch(location, { signal: AbortSignal.timeout(300_000) });
-    if (!res.ok) throw new BootstrapError('layer ' + arn + ': download HTTP ' + res.status);
-    const zip = Buffer.from(await res.arrayBuffer());
-    if (zip.length > MAX_LAYER_BYTES)
-      throw new BootstrapError('layer ' + arn + ': ' + zip.length + ' bytes, over the limit');
-    const actual = createHash('sha256').update(zip).digest('base64');
-    if (actual !== expected) {
-      throw new BootstrapError(
-        'layer ' + arn + ': SHA-256 ' + actual + ' is not the ' + expected + ' Lambda recorded; not run',
-      );
-    }
+    const zip = await fetchLayer(arn, endpoint, region, creds);
     unzip(zip, optDir);
     process.stdout.write(
-      JSON.stringify({ level: 'INFO', message: 'layer unpacked', arn, bytes: zip.length }) + '\n',
+      `${JSON.stringify({ level: 'INFO', message: 'layer unpacked', arn, bytes: zip.length })}\n`,
     );
   }
   require(join(optDir, env.DUMP_BAG_ENTRY));

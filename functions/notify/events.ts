@@ -110,6 +110,13 @@ function daysLeftIn(reason: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** The Database dimension of an alarm's trigger, if it has one (a per-database staleness alarm). */
+function databaseDimension(dimensions: unknown): string | undefined {
+  if (!Array.isArray(dimensions)) return undefined;
+  const found = dimensions.filter(isObject).find((d) => d.name === DATABASE_DIMENSION);
+  return typeof found?.value === 'string' ? found.value : undefined;
+}
+
 /** A CloudWatch alarm's SNS message: a staleness or key-expiry alarm becomes one notice. */
 export function alarmNotices(message: unknown): Parsed {
   if (typeof message !== 'string' || message.length > MAX_MESSAGE_CHARS)
@@ -129,10 +136,7 @@ export function alarmNotices(message: unknown): Parsed {
   const reason = field(alarm, 'NewStateReason', 4096) ?? '';
   const metric = field(alarm.Trigger, 'MetricName');
   if (metric === DUMP_SUCCEEDED_METRIC) {
-    const dimensions = Array.isArray(alarm.Trigger.Dimensions) ? alarm.Trigger.Dimensions : [];
-    const database = dimensions
-      .filter(isObject)
-      .find((d) => d.name === DATABASE_DIMENSION && typeof d.value === 'string')?.value as string | undefined;
+    const database = databaseDimension(alarm.Trigger.Dimensions);
     return {
       notices: [
         {

@@ -147,6 +147,16 @@ function validateDump(scope: IConstruct, props: BackupWorkflowProps): void {
  * EventBridge event per finished dump, dumps the globals once, and fails the execution naming
  * the databases (and the globals) that failed.
  */
+/** The databases to dump and to skip, as the core's comma lists (a comma inside a name is written `\\,`). */
+function selectionEnv(databases: readonly string[], exclude: readonly string[]): Record<string, string> {
+  const list = (names: readonly string[]) =>
+    names.map((n) => n.replace(/\\/g, '\\\\').replace(/,/g, '\\,')).join(',');
+  return {
+    ...(databases.length > 0 ? { [SETTINGS.databases.env]: list(databases) } : {}),
+    ...(exclude.length > 0 ? { [SETTINGS.exclude.env]: list(exclude) } : {}),
+  };
+}
+
 export class BackupWorkflow extends Construct {
   readonly planFunction: BagFunction;
   readonly dumpFunction: BagFunction;
@@ -161,18 +171,11 @@ export class BackupWorkflow extends Construct {
     super(scope, id);
     validateBackupWorkflowProps(this, props);
     const schedules = props.schedules ?? [DEFAULT_SCHEDULE];
-    const databases = props.databases ?? [];
-    const exclude = props.exclude ?? [];
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const architecture = props.pgDump.architecture;
     const { connection } = props;
     const fargateOn = validateRunnerProps(this, props, Boolean(connection.vpc));
-    const selection: Record<string, string> = {};
-    // The core's comma list: a comma inside a name is written `\,`.
-    const list = (names: readonly string[]) =>
-      names.map((n) => n.replace(/\\/g, '\\\\').replace(/,/g, '\\,')).join(',');
-    if (databases.length > 0) selection[SETTINGS.databases.env] = list(databases);
-    if (exclude.length > 0) selection[SETTINGS.exclude.env] = list(exclude);
+    const selection = selectionEnv(props.databases ?? [], props.exclude ?? []);
 
     const placement = {
       vpc: connection.vpc,

@@ -46,20 +46,8 @@ const FARGATE_MEMORY: Record<number, [number, number, number]> = {
   16384: [32768, 122880, 8192],
 };
 
-/**
- * Whether Fargate is used, after checking the settings: `fargate` without a VPC is an error naming
- * the settings; `auto` without one stays Lambda-only with a warning naming them.
- */
-export function validateRunnerProps(scope: Construct, props: RunnerProps, hasVpc: boolean): boolean {
-  const where = scope.node.path;
-  const runner = props.dumpRunner ?? 'auto';
-  if (!RUNNER_SETTINGS.includes(runner)) {
-    throw new Error(`${where}: \`dumpRunner\` must be one of ${RUNNER_SETTINGS.join(', ')}, got "${runner}"`);
-  }
-  const gb = props.fargateAboveGb ?? DEFAULT_FARGATE_ABOVE_GB;
-  if (!Number.isFinite(gb) || gb < 0 || gb > 100_000) {
-    throw new Error(`${where}: \`fargateAboveGb\` must be a number of GB from 0 to 100000, got ${gb}`);
-  }
+/** The task's CPU, memory (a pair Fargate offers) and ceiling. */
+function validateTaskSize(where: string, props: RunnerProps): void {
   const cpu = props.fargateCpu ?? 1024;
   const memory = props.fargateMemoryMiB ?? 2048;
   const range = FARGATE_MEMORY[cpu];
@@ -82,6 +70,23 @@ export function validateRunnerProps(scope: Construct, props: RunnerProps, hasVpc
       `${where}: \`fargateTimeout\` must be from 15 minutes to 7 days, got ${timeout.toHumanString()}`,
     );
   }
+}
+
+/**
+ * Whether Fargate is used, after checking the settings: `fargate` without a VPC is an error naming
+ * the settings; `auto` without one stays Lambda-only with a warning naming them.
+ */
+export function validateRunnerProps(scope: Construct, props: RunnerProps, hasVpc: boolean): boolean {
+  const where = scope.node.path;
+  const runner = props.dumpRunner ?? 'auto';
+  if (!RUNNER_SETTINGS.includes(runner)) {
+    throw new Error(`${where}: \`dumpRunner\` must be one of ${RUNNER_SETTINGS.join(', ')}, got "${runner}"`);
+  }
+  const gb = props.fargateAboveGb ?? DEFAULT_FARGATE_ABOVE_GB;
+  if (!Number.isFinite(gb) || gb < 0 || gb > 100_000) {
+    throw new Error(`${where}: \`fargateAboveGb\` must be a number of GB from 0 to 100000, got ${gb}`);
+  }
+  validateTaskSize(where, props);
   const settings = 'vpc (context vpcId, subnetIds, availabilityZones, routeTableIds, securityGroupIds)';
   if (runner === 'fargate' && !hasVpc) {
     throw new Error(

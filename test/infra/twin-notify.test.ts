@@ -234,9 +234,10 @@ describe('a backup run with a failed database, through the rules to the notifier
             ? { ok: true, payload: r.result }
             : { ok: false, error: r.errorType ?? 'Error', cause: String(r.errorMessage) };
         },
-        async putEvents(entries) {
+        putEvents(entries) {
           for (const e of entries)
             emitted.push(eventEnvelope(String(e.Source), String(e.DetailType), JSON.parse(String(e.Detail))));
+          return Promise.resolve();
         },
       },
       { Execution: { Id: EXECUTION_ARN }, StateMachine: { Id: STATE_MACHINE_ARN } },

@@ -60,6 +60,7 @@ export class AwsStandIn {
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => {
+      // biome-ignore lint/complexity/noExcessiveCognitiveComplexity: a stand-in for several AWS JSON APIs, one flat case per action the bundles call
       void body(req).then((text) => {
         const target = String(req.headers['x-amz-target'] ?? '');
         const request = JSON.parse(text || '{}') as Record<string, unknown>;

@@ -79,6 +79,7 @@ export async function runStateMachine(
   }
 }
 
+// biome-ignore lint/complexity/noExcessiveCognitiveComplexity: an interpreter of the state types the template uses, one flat case per type
 async function runStates(
   machine: Json,
   input: unknown,
