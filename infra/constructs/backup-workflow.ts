@@ -231,25 +231,10 @@ export class BackupWorkflow extends Construct {
       serviceName: props.serviceName,
     });
     this.pruneFunction.bindPruner(props.bucket).bindRetention(props.retention ?? {});
-    if (fargateOn && connection.vpc) {
-      this.fargate = new FargateDump(this, 'Fargate', {
-        ...props,
-        dumpFunction: this.dumpFunction,
-        layers: [
-          props.pgDump.layer,
-          ...(props.keys.layer ? [props.keys.layer] : []),
-          ...(connection.caLayer ? [connection.caLayer] : []),
-        ],
-        architecture,
-        vpc: connection.vpc,
-        vpcSubnets: connection.vpcSubnets,
-        securityGroups: connection.securityGroups,
-        logRetention,
-      });
-    }
+    this.fargate = fargateOn ? this.fargateRunner(props, logRetention) : undefined;
+    // Long enough for the slowest runner: a Fargate dump's ceiling and an hour for the rest.
     const executionTimeout =
-      props.executionTimeout ??
-      (this.fargate ? this.fargate.timeout.plus(Duration.hours(1)) : Duration.hours(6));
+      props.executionTimeout ?? this.fargate?.timeout.plus(Duration.hours(1)) ?? Duration.hours(6);
 
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       comment: 'Dump Bag backup: plan, dump and prune each database, dump the globals, report',
@@ -290,6 +275,29 @@ export class BackupWorkflow extends Construct {
       ],
       true,
     );
+  }
+
+  /** The Fargate runner, in the dump function's VPC with its layers, the keys' and the CA's. */
+  private fargateRunner(
+    props: BackupWorkflowProps,
+    logRetention: logs.RetentionDays,
+  ): FargateDump | undefined {
+    const { connection } = props;
+    if (!connection.vpc) return undefined;
+    return new FargateDump(this, 'Fargate', {
+      ...props,
+      dumpFunction: this.dumpFunction,
+      layers: [
+        props.pgDump.layer,
+        ...(props.keys.layer ? [props.keys.layer] : []),
+        ...(connection.caLayer ? [connection.caLayer] : []),
+      ],
+      architecture: props.pgDump.architecture,
+      vpc: connection.vpc,
+      vpcSubnets: connection.vpcSubnets,
+      securityGroups: connection.securityGroups,
+      logRetention,
+    });
   }
 
   private definition(concurrency: number): sfn.IChainable {

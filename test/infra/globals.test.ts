@@ -120,38 +120,43 @@ describe('the globals step of the state machine', () => {
    * function produces when asked): the report names the globals and keeps the databases' results.
    */
   async function runWith(globals: 'crash' | 'ok', prune: 'crash' | 'ok') {
+    /** What each function answers: the plan, a good database dump, the globals dump and its prune as asked. */
+    // biome-ignore lint/complexity/noExcessiveCognitiveComplexity: one scripted answer per function and case the template calls, flat
+    const answer = (arn: string, p: Record<string, unknown>) => {
+      if (arn.startsWith('<BackupPlan')) {
+        return {
+          ok: true as const,
+          payload: {
+            trigger: 'schedule',
+            server: { version: '16.4', major: 16 },
+            databases: [{ name: 'app', sizeBytes: 1, runner: 'lambda' }],
+          },
+        };
+      }
+      if (arn.startsWith('<BackupDump') && p.globals !== true) {
+        return {
+          ok: true as const,
+          payload: { database: p.database, status: 'ok', key: 'dumps/app/k', seconds: 1 },
+        };
+      }
+      if (arn.startsWith('<BackupDump')) {
+        return globals === 'crash'
+          ? { ok: false as const, error: 'Sandbox.Timedout', cause: 'Task timed out after 900 seconds' }
+          : { ok: true as const, payload: { status: 'ok', key: 'globals/globals-x.sql.gpg', bytes: 10 } };
+      }
+      if (p.globals === true && prune === 'crash') {
+        return { ok: false as const, error: 'Lambda.Unknown', cause: 'the prune function died' };
+      }
+      return { ok: true as const, payload: { pruned: [] } };
+    };
     const calls: { arn: string; payload: Record<string, unknown> }[] = [];
     const services: TwinServices = {
-      async invokeLambda(arn, payload) {
+      invokeLambda(arn, payload) {
         const p = payload as Record<string, unknown>;
         calls.push({ arn, payload: p });
-        if (arn.startsWith('<BackupPlan')) {
-          return {
-            ok: true,
-            payload: {
-              trigger: 'schedule',
-              server: { version: '16.4', major: 16 },
-              databases: [{ name: 'app', sizeBytes: 1, runner: 'lambda' }],
-            },
-          };
-        }
-        if (arn.startsWith('<BackupDump') && p.globals !== true) {
-          return {
-            ok: true,
-            payload: { database: p.database, status: 'ok', key: 'dumps/app/k', seconds: 1 },
-          };
-        }
-        if (arn.startsWith('<BackupDump')) {
-          return globals === 'crash'
-            ? { ok: false, error: 'Sandbox.Timedout', cause: 'Task timed out after 900 seconds' }
-            : { ok: true, payload: { status: 'ok', key: 'globals/globals-x.sql.gpg', bytes: 10 } };
-        }
-        if (p.globals === true && prune === 'crash') {
-          return { ok: false, error: 'Lambda.Unknown', cause: 'the prune function died' };
-        }
-        return { ok: true, payload: { pruned: [] } };
+        return Promise.resolve(answer(arn, p));
       },
-      async putEvents() {},
+      putEvents: () => Promise.resolve(),
     };
     const outcome = await runStateMachine(
       stateMachineDefinition(template),
