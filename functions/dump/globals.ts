@@ -1,16 +1,9 @@
-import type { KMSClient } from '@aws-sdk/client-kms';
-import type { S3Client } from '@aws-sdk/client-s3';
-import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { readConfig } from '../core/config';
 import type { PgConnection } from '../core/databases';
 import { errorMessage, ValidationError } from '../core/errors';
 import { dumpGlobals, type GlobalsResult } from '../core/globals';
-import { loadEncryption } from '../core/keys';
-import { KmsSigner, readSigningKeyId } from '../core/kms-signer';
 import { connectionSecrets } from '../core/libpq';
 import { redact } from '../core/redact';
-import { readConnection } from '../shared/connection';
-import { parseServer } from '../shared/dump-one';
+import { awsBackupTarget, type DumpClients, parseServer } from '../shared/dump-one';
 import type { GlobalsEvent } from '../shared/events';
 import { logger } from '../shared/lambda';
 import { emitGlobalsMetric } from '../shared/metrics';
@@ -38,30 +31,16 @@ export function parseGlobalsEvent(event: unknown): GlobalsEvent {
  * dump. A failure is a result with status "failed", never an exception: the report step fails the
  * run for it, and the databases' dumps, already done, stay.
  */
-export async function dumpGlobalsOnce(
-  event: unknown,
-  clients: { readonly s3: S3Client; readonly secrets: SecretsManagerClient; readonly kms: KMSClient },
-): Promise<GlobalsResult> {
+export async function dumpGlobalsOnce(event: unknown, clients: DumpClients): Promise<GlobalsResult> {
   const started = Date.now();
   let connection: PgConnection | undefined;
   let result: GlobalsResult;
   try {
     const request = parseGlobalsEvent(event);
-    const config = readConfig();
-    // No key, no dump: an unsigned record would be refused by every reader.
-    const signer = new KmsSigner(clients.kms, readSigningKeyId());
-    const encryption = await loadEncryption(config);
-    connection = await readConnection(process.env, clients.secrets);
-    result = await dumpGlobals(
-      {
-        s3: clients.s3,
-        bucket: config.bucket,
-        connection,
-        pgDump: { pgDumpPath: config.pgDumpPath, pgRoot: config.pgRoot },
-        signer,
-      },
-      { server: request.server, encryption, trigger: request.trigger },
-    );
+    const { target, encryption } = await awsBackupTarget(clients, (c) => {
+      connection = c;
+    });
+    result = await dumpGlobals(target, { server: request.server, encryption, trigger: request.trigger });
   } catch (error: unknown) {
     result = {
       status: 'failed',

@@ -1,12 +1,12 @@
 import type { KMSClient } from '@aws-sdk/client-kms';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { DumpResult } from '../core/backup';
+import type { BackupTarget, DumpResult } from '../core/backup';
 import { dumpDatabase } from '../core/backup';
 import { readConfig, type Trigger } from '../core/config';
 import type { PgConnection, ServerInfo } from '../core/databases';
 import { errorMessage, ValidationError } from '../core/errors';
-import { loadEncryption } from '../core/keys';
+import { type Encryption, loadEncryption } from '../core/keys';
 import { KmsSigner, readSigningKeyId } from '../core/kms-signer';
 import { connectionSecrets } from '../core/libpq';
 import { assertDatabaseName } from '../core/naming';
@@ -28,6 +28,40 @@ export function parseDumpEvent(event: unknown): DumpEvent {
   return { database: e.database, server, trigger, sizeBytes };
 }
 
+/** The SDK clients a dump needs, built once per container by the caller. */
+export interface DumpClients {
+  readonly s3: S3Client;
+  readonly secrets: SecretsManagerClient;
+  readonly kms: KMSClient;
+}
+
+/**
+ * The bag's target and keys in AWS, from the environment: no signing key, no dump (an unsigned record
+ * would be refused by every reader). The login is handed to `onConnection` as soon as it is read, so
+ * that a later failure's message can be scrubbed of it.
+ */
+export async function awsBackupTarget(
+  clients: DumpClients,
+  onConnection: (connection: PgConnection) => void,
+): Promise<{ target: BackupTarget; encryption: Encryption }> {
+  const config = readConfig();
+  const signer = new KmsSigner(clients.kms, readSigningKeyId());
+  const encryption = await loadEncryption(config);
+  const connection = await readConnection(process.env, clients.secrets);
+  onConnection(connection);
+  const target: BackupTarget = {
+    s3: clients.s3,
+    bucket: config.bucket,
+    connection,
+    pgDump: { pgDumpPath: config.pgDumpPath, pgRoot: config.pgRoot },
+    compression: config.compression,
+    dumpOptions: config.dumpOptions,
+    retention: config.retention,
+    signer,
+  };
+  return { target, encryption };
+}
+
 /** The plan's server version as an event carries it. */
 export function parseServer(value: unknown): ServerInfo {
   const server = value as Partial<ServerInfo> | undefined;
@@ -46,7 +80,7 @@ export async function dumpOne(
   event: unknown,
   runner: Runner,
   deadline: number,
-  clients: { readonly s3: S3Client; readonly secrets: SecretsManagerClient; readonly kms: KMSClient },
+  clients: DumpClients,
 ): Promise<DumpResult> {
   const started = Date.now();
   const database =
@@ -55,32 +89,18 @@ export async function dumpOne(
   let result: DumpResult;
   try {
     const request = parseDumpEvent(event);
-    const config = readConfig();
-    // No key, no dump: an unsigned record would be refused by every reader.
-    const signer = new KmsSigner(clients.kms, readSigningKeyId());
-    const encryption = await loadEncryption(config);
-    connection = await readConnection(process.env, clients.secrets);
-    result = await dumpDatabase(
-      {
-        s3: clients.s3,
-        bucket: config.bucket,
-        connection,
-        pgDump: { pgDumpPath: config.pgDumpPath, pgRoot: config.pgRoot },
-        compression: config.compression,
-        dumpOptions: config.dumpOptions,
-        retention: config.retention,
-        signer,
-      },
-      {
-        database: request.database,
-        server: request.server,
-        encryption,
-        trigger: request.trigger,
-        expectedBytes: request.sizeBytes,
-        deadline,
-        runner,
-      },
-    );
+    const { target, encryption } = await awsBackupTarget(clients, (c) => {
+      connection = c;
+    });
+    result = await dumpDatabase(target, {
+      database: request.database,
+      server: request.server,
+      encryption,
+      trigger: request.trigger,
+      expectedBytes: request.sizeBytes,
+      deadline,
+      runner,
+    });
   } catch (error: unknown) {
     result = {
       database,
