@@ -6,6 +6,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DumpBagError, errorMessage } from '../../functions/core/errors';
+import { needsScriptRestore, restoreAsScript } from './restore-script';
 
 /** pg_restore failed; the message carries the tail of its stderr. */
 export class RestoreError extends DumpBagError {
@@ -66,6 +67,9 @@ export async function restoreArchive(
   /** Pass-through options (restore-options.ts) and, for --jobs, the archive's file instead of the stream. */
   extra: { readonly args?: readonly string[]; readonly file?: string } = {},
 ): Promise<void> {
+  if (source && !extra.file && (await needsScriptRestore(conninfo))) {
+    return restoreIntoOlderServer(source, conninfo, extra.args ?? []);
+  }
   const args = restoreCommand(conninfo, extra);
   const child = spawn('pg_restore', args, { stdio: [extra.file ? 'ignore' : 'pipe', 'inherit', 'pipe'] });
   const stderr = tailCollector();
@@ -89,6 +93,21 @@ export async function restoreArchive(
   const failure = restoreFailure(exit, stderr.text(), extra.file === undefined);
   if (failure) throw failure;
   if (streamError !== undefined) throw streamError;
+}
+
+/** Into a server older than pg_restore 17, as a script (restore-script.ts), still all or nothing. */
+async function restoreIntoOlderServer(
+  source: Readable,
+  conninfo: string,
+  args: readonly string[],
+): Promise<void> {
+  const stderr = tailCollector();
+  const result = await restoreAsScript(source, conninfo, args, (chunk) => stderr.add(chunk));
+  if (result.streamError !== undefined) throw result.streamError;
+  if (!result.ok) {
+    const said = stderr.text();
+    throw new RestoreError(`${result.why}; nothing was restored${said ? `:\n${said}` : ''}`);
+  }
 }
 
 /** pg_restore's arguments: one transaction from a stream; --jobs cannot, so it reads a file that passed every check. */
