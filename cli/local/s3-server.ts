@@ -18,6 +18,7 @@
  * DeleteObject answers 412 unless the object's ETag is the one given.
  *
  * Usage: s3-server.ts <directory> <bucket> [port]
+ * Over 300 lines: s3rver's gaps (conditional writes, multipart listing, abort, part copy) are filled in this one process's file, next to the store they patch.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';

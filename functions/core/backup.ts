@@ -1,3 +1,4 @@
+// Over 300 lines: one database's dump (pg_dump → OpenPGP → S3 → signed record) and the run around it, kept together because the failure rules span both.
 import type { S3Client } from '@aws-sdk/client-s3';
 import { majorOf, minimumRestoreMajor } from './archive-version';
 import { type DumpRecord, writeRecord } from './catalog';

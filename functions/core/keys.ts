@@ -1,3 +1,4 @@
+// Over 300 lines: every key source (folder, file, URL) and the recipient rules share one trust model, read in one place.
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';

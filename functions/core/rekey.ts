@@ -10,6 +10,7 @@
  *   5. older versions of the dump and record deleted, then the intent.
  * A second run finding an intent finishes the job: the object is either still the old one (it
  * starts with the intent's head: start again) or the new one (step 3 proves it against the record).
+ * Over 300 lines: one dump's resumable steps in order; split, a recovery point would sit apart from the step it recovers.
  */
 import {
   DeleteObjectCommand,

@@ -2,6 +2,7 @@
  * Every DUMP_BAG_* setting, declared once: the variable, its parser with limits, its default and one
  * line of doc. The core, the Lambda adapters, the command line and the constructs' bind… helpers read
  * names and defaults from here; test/settings.test.ts holds the README's Configuration table to it.
+ * Over 300 lines: the table of every setting is one list on purpose (the README's table is checked against it).
  */
 import { type DumpOptionsByDatabase, parseDumpOptionsText } from './dump-options';
 import { errorMessage } from './errors';

@@ -1,3 +1,4 @@
+// Over 300 lines: the connection's props, their validation and the TLS CA layer belong to one construct.
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
