@@ -1,11 +1,13 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dumpPath, encodePathSegment } from '../functions/api/paths';
 import { listDumps } from '../functions/core/catalog';
 import { loadKeys } from '../functions/core/keys';
 import type { ListedDump } from '../functions/core/listing';
+import { dumpKey } from '../functions/core/naming';
 import {
   bagEnv,
   type KeyPair,
@@ -266,6 +268,31 @@ describe('HTTP API against serve, real S3 API server and real dumps', () => {
       origin: 'http://evil.example',
     });
     expect(response.status).toBe(403);
+  });
+
+  it('records that are not JSON, of the wrong shape or too large are skipped: /dumps and the page keep working', async () => {
+    const before = ((await (await fetch(`${bag.url}/dumps`)).json()) as { dumps: ListedDump[] }).dumps;
+    const client = s3Client();
+    const hostile = `api hostile ${suffix}`;
+    const bodies = [
+      '{not json',
+      JSON.stringify({ database: 42, sha256: null }),
+      `{"pad":"${'x'.repeat(100_000)}"}`,
+    ];
+    for (const [i, body] of bodies.entries()) {
+      const key = dumpKey(hostile, `2026120${i + 1}-000000`, true);
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'ciphertext' }));
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${key}.json`, Body: body }));
+    }
+    const listed = await fetch(`${bag.url}/dumps`);
+    expect(listed.status).toBe(200);
+    const { dumps } = (await listed.json()) as { dumps: ListedDump[] };
+    expect(dumps.map((d) => d.key)).toEqual(before.map((d) => d.key));
+    const page = await fetch(`${bag.url}/`);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    for (const d of before) expect(html).toContain(d.id);
+    expect(html).not.toContain('api hostile');
   });
 
   describe('hostile requests get 4xx, never 5xx and never a URL', () => {
