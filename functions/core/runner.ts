@@ -13,9 +13,8 @@ export type RecordedRunner = Runner | 'local';
 export const RECORDED_RUNNERS: readonly RecordedRunner[] = ['lambda', 'fargate', 'local'];
 
 /**
- * PROVISIONAL: databases larger than this many GB (on disk) go to Fargate under `auto`. It awaits the
- * bench measurement of how many GB a 1-vCPU Lambda dumps in 14.5 minutes (issue 14); 5 GB is a
- * conservative guess, well under the ~10 GB peers hit.
+ * Databases larger than this many GB (on disk) go to Fargate under `auto`: about a tenth of what one
+ * core dumped in 14.5 minutes in the bench (bench/README.md, "Lambda size limit").
  */
 export const DEFAULT_FARGATE_ABOVE_GB = SETTINGS.fargateAboveGb.default;
 
