@@ -1,9 +1,11 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatMessage, postMessage, runNotices } from '../functions/core/notify';
 import { NotifyConfigError, webhooksFromSecret } from '../functions/core/webhooks';
-import { executionLink } from '../functions/notify/events';
+import { withExecutionError } from '../functions/notify/describe-execution';
+import { DUMPS_FAILED_ERROR, EXECUTION_EVENT, executionLink, noticesOf } from '../functions/notify/events';
 import { bagEnv, runCli, uniqueSuffix } from './support/bag';
 import { createDatabase, freshBucket } from './support/env';
 
@@ -190,5 +192,142 @@ describe("the notifier's webhook secret and messages", () => {
     expect(formatMessage(notices[0] as (typeof notices)[0], 'bag').text).toBe(
       ':key: bag: the key of Ann <ann@example.com> (ABCD) expires 2026-12-12T00:00:00.000Z: renew it (gpg --quick-set-expire) and re-export it',
     );
+  });
+});
+
+describe("a failed run's status event without its error (AWS's schema does not promise one)", () => {
+  const STATE_MACHINE = 'arn:aws:states:eu-west-1:123456789012:stateMachine:dump-bag';
+  const EXECUTION = 'arn:aws:states:eu-west-1:123456789012:execution:dump-bag:run-1';
+  let server: Server;
+  let sfn: SFNClient;
+  /** What the Step Functions stand-in answers DescribeExecution next: a status and body, or no answer. */
+  let answer: { status: number; body: unknown } | 'hang';
+  const asked: { target: string; body: unknown }[] = [];
+  const held: ServerResponse[] = [];
+
+  beforeAll(async () => {
+    // Step Functions' JSON API on loopback, as test/api-handler.test.ts stands in for it.
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        asked.push({
+          target: String(req.headers['x-amz-target']),
+          body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
+        });
+        if (answer === 'hang') return void held.push(res);
+        res.writeHead(answer.status, { 'content-type': 'application/x-amz-json-1.0' });
+        res.end(JSON.stringify(answer.body));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    sfn = new SFNClient({
+      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      region: 'eu-west-1',
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      maxAttempts: 1,
+    });
+  });
+  afterAll(() => {
+    for (const res of held) res.destroy();
+    sfn.destroy();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  const failedRun = (detail: Record<string, unknown> = {}) => ({
+    source: EXECUTION_EVENT.source,
+    'detail-type': EXECUTION_EVENT.detailType,
+    detail: { executionArn: EXECUTION, stateMachineArn: STATE_MACHINE, status: 'FAILED', ...detail },
+  });
+  /** The handler's path: the lookup, then the pure parse; the log lines it wrote. */
+  const told = async (event: unknown, timeoutMs?: number) => {
+    const lines: string[] = [];
+    const log = (line: string) => lines.push(line);
+    const enriched = await withExecutionError(event, STATE_MACHINE, sfn, { log, timeoutMs });
+    return { ...noticesOf(enriched, STATE_MACHINE), lines };
+  };
+  const described = (body: Record<string, unknown>) => {
+    answer = { status: 200, body: { executionArn: EXECUTION, stateMachineArn: STATE_MACHINE, ...body } };
+  };
+
+  it('asks DescribeExecution, and tells nothing when it says the databases failed (each was told already)', async () => {
+    asked.length = 0;
+    described({ status: 'FAILED', error: DUMPS_FAILED_ERROR, cause: '1 of 2 dumps failed: x' });
+    const { notices, skipped, lines } = await told(failedRun());
+    expect(asked).toEqual([
+      { target: 'AWSStepFunctions.DescribeExecution', body: { executionArn: EXECUTION } },
+    ]);
+    expect(notices).toEqual([]);
+    expect(skipped).toEqual(['a run whose failed databases were told one by one']);
+    expect(lines).toEqual([]);
+  });
+
+  it("tells a run that timed out once, with the execution's own error and cause", async () => {
+    described({ status: 'TIMED_OUT', error: 'States.Timeout', cause: 'the state machine ran past its 8 h' });
+    const { notices, lines } = await told(failedRun({ status: 'TIMED_OUT' }));
+    expect(notices).toEqual([
+      {
+        kind: 'database-failed',
+        database: '(every database)',
+        cause: 'TIMED_OUT: States.Timeout: the state machine ran past its 8 h',
+        executionLink: executionLink(EXECUTION),
+      },
+    ]);
+    expect(lines).toEqual([]);
+  });
+
+  it('takes only strings from the answer, and bounds the cause', async () => {
+    described({ status: 'FAILED', error: 'States.TaskFailed', cause: 'c'.repeat(100_000) });
+    const long = await told(failedRun());
+    expect(long.notices[0]).toMatchObject({ cause: `FAILED: States.TaskFailed: ${'c'.repeat(4096)}` });
+    described({ status: 'FAILED', error: 42, cause: { nested: DUMPS_FAILED_ERROR } });
+    const hostile = await told(failedRun());
+    expect(hostile.notices.map((n) => n.kind === 'database-failed' && n.cause)).toEqual(['FAILED']);
+  });
+
+  it('asks nothing when the event carries its error, or is not a failed run of this state machine', async () => {
+    asked.length = 0;
+    described({ status: 'FAILED', error: DUMPS_FAILED_ERROR });
+    const own = await told(failedRun({ error: 'States.Runtime', cause: 'bad JSONPath' }));
+    expect(own.notices).toMatchObject([{ cause: 'FAILED: States.Runtime: bad JSONPath' }]);
+    await told(failedRun({ stateMachineArn: `${STATE_MACHINE}-other` }));
+    await told(failedRun({ status: 'SUCCEEDED' }));
+    await told(failedRun({ executionArn: 'https://evil.example.com/' }));
+    expect(asked).toEqual([]);
+  });
+
+  it('tells the run with its status alone when the lookup is refused, and logs why with the fix', async () => {
+    answer = {
+      status: 400,
+      body: {
+        __type: 'AccessDeniedException',
+        message: 'not authorized to perform: states:DescribeExecution',
+      },
+    };
+    const { notices, lines } = await told(failedRun());
+    expect(notices).toEqual([
+      {
+        kind: 'database-failed',
+        database: '(every database)',
+        cause: 'FAILED',
+        executionLink: executionLink(EXECUTION),
+      },
+    ]);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`DescribeExecution of ${EXECUTION} failed (not authorized to perform`);
+    expect(lines[0]).toMatch(/told with its status only; grant the notifier's role states:DescribeExecution/);
+  });
+
+  it('tells the run with its status alone when Step Functions does not answer in time, and logs it', async () => {
+    answer = 'hang';
+    const started = Date.now();
+    const { notices, lines } = await told(failedRun({ status: 'ABORTED' }), 300);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(notices).toMatchObject([
+      { kind: 'database-failed', database: '(every database)', cause: 'ABORTED' },
+    ]);
+    expect(lines).toEqual([
+      `notify: DescribeExecution of ${EXECUTION} failed (no answer within 300 ms): the run is told with its status only`,
+    ]);
   });
 });

@@ -22,6 +22,8 @@ export const DIGEST_ACTION = 'digest';
 const MAX_MESSAGE_CHARS = 256 * 1024;
 /** Names, dimensions and ARNs are far shorter; a longer one is cut, not trusted. */
 const MAX_FIELD_CHARS = 1024;
+/** An error's cause: a message with a stack trace's head, not a whole log. */
+const MAX_CAUSE_CHARS = 4096;
 
 export interface Parsed {
   readonly notices: Notice[];
@@ -71,11 +73,56 @@ function dumpFinished(detail: Json, stateMachineArn: string | undefined): Parsed
       {
         kind: 'database-failed',
         database,
-        cause: field(detail, 'error', 4096) ?? `status ${String(field(detail, 'status') ?? 'unknown')}`,
+        cause:
+          field(detail, 'error', MAX_CAUSE_CHARS) ?? `status ${String(field(detail, 'status') ?? 'unknown')}`,
         ...(link ? { executionLink: link } : {}),
       },
     ],
     skipped: [],
+  };
+}
+
+/** The statuses of a run worth telling; the FailedRuns rule takes only these. */
+const FAILED_RUN_STATUSES = ['FAILED', 'TIMED_OUT', 'ABORTED'];
+
+function isExecutionEvent(event: Json): event is Json & { detail: Json } {
+  return (
+    isObject(event.detail) &&
+    event.source === EXECUTION_EVENT.source &&
+    event['detail-type'] === EXECUTION_EVENT.detailType
+  );
+}
+
+/**
+ * The execution to ask DescribeExecution for: a failed run of this state machine whose event has no
+ * `error` (AWS's schema of the event does not promise `error` or `cause`). Undefined for any other event.
+ */
+export function executionToDescribe(event: unknown, stateMachineArn: string | undefined): string | undefined {
+  if (!isObject(event) || !isExecutionEvent(event)) return undefined;
+  const { detail } = event;
+  if (stateMachineArn !== undefined && detail.stateMachineArn !== stateMachineArn) return undefined;
+  // A null or non-string error is none.
+  if (!FAILED_RUN_STATUSES.includes(String(field(detail, 'status'))) || field(detail, 'error') !== undefined)
+    return undefined;
+  // A well-formed execution ARN only: anything else is not sent on to the API.
+  return executionLink(detail.executionArn) ? (detail.executionArn as string) : undefined;
+}
+
+/**
+ * The event with the `error` and `cause` DescribeExecution answered in its detail, as the parse reads
+ * them; the answer is hostile input too: only strings are taken, bounded as `field()` bounds them.
+ */
+export function withDescribedError(event: unknown, described: unknown): unknown {
+  if (!isObject(event) || !isExecutionEvent(event) || !isObject(described)) return event;
+  const error = field(described, 'error');
+  const cause = field(described, 'cause', MAX_CAUSE_CHARS);
+  return {
+    ...event,
+    detail: {
+      ...event.detail,
+      ...(error === undefined ? {} : { error }),
+      ...(cause === undefined ? {} : { cause }),
+    },
   };
 }
 
@@ -84,12 +131,12 @@ function executionChanged(detail: Json, stateMachineArn: string | undefined): Pa
   if (stateMachineArn !== undefined && detail.stateMachineArn !== stateMachineArn)
     return { notices: [], skipped: ['an execution of another state machine'] };
   const status = field(detail, 'status') ?? 'unknown';
-  if (!['FAILED', 'TIMED_OUT', 'ABORTED'].includes(status))
+  if (!FAILED_RUN_STATUSES.includes(status))
     return { notices: [], skipped: [`an execution that is ${status}`] };
   const error = field(detail, 'error');
   if (error === DUMPS_FAILED_ERROR)
     return { notices: [], skipped: ['a run whose failed databases were told one by one'] };
-  const cause = [status, error, field(detail, 'cause', 4096)].filter((p) => p).join(': ');
+  const cause = [status, error, field(detail, 'cause', MAX_CAUSE_CHARS)].filter((p) => p).join(': ');
   const link = executionLink(detail.executionArn);
   return {
     notices: [
@@ -174,11 +221,6 @@ export function noticesOf(event: unknown, stateMachineArn: string | undefined): 
   const detail = isObject(event.detail) ? event.detail : undefined;
   if (detail && event.source === DUMP_EVENT.source && event['detail-type'] === DUMP_EVENT.detailType)
     return dumpFinished(detail, stateMachineArn);
-  if (
-    detail &&
-    event.source === EXECUTION_EVENT.source &&
-    event['detail-type'] === EXECUTION_EVENT.detailType
-  )
-    return executionChanged(detail, stateMachineArn);
+  if (isExecutionEvent(event)) return executionChanged(event.detail, stateMachineArn);
   return { notices: [], skipped: ['an event the notifier does not know'] };
 }

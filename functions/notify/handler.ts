@@ -1,4 +1,5 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import type { Context } from 'aws-lambda';
 import { errorMessage } from '../core/errors';
 import { type Delivery, formatMessage, type Notice, postMessage } from '../core/notify';
@@ -6,12 +7,14 @@ import { createS3Client } from '../core/s3';
 import { requiredSetting, SETTINGS, setting } from '../core/settings';
 import { NotifyConfigError, webhooksFromSecret } from '../core/webhooks';
 import { logger } from '../shared/lambda';
+import { withExecutionError } from './describe-execution';
 import { digestNotice } from './digest';
 import { DIGEST_ACTION, noticesOf, type Parsed } from './events';
 
 // Built once per container and reused by every invocation it serves.
 const secrets = new SecretsManagerClient({});
 const s3 = createS3Client();
+const sfn = new SFNClient({});
 /** A changed secret takes effect within this long; a burst of failures reads it once. */
 const SECRET_CACHE_MS = 5 * 60_000;
 let cached: { urls: string[]; readAt: number } | undefined;
@@ -41,8 +44,11 @@ export interface NotifyResult {
 }
 
 async function parse(event: unknown): Promise<Parsed> {
-  if ((event as { action?: unknown } | null)?.action !== DIGEST_ACTION)
-    return noticesOf(event, setting('stateMachineArn'));
+  if ((event as { action?: unknown } | null)?.action !== DIGEST_ACTION) {
+    const stateMachineArn = setting('stateMachineArn');
+    const log = (line: string) => logger.warn(line);
+    return noticesOf(await withExecutionError(event, stateMachineArn, sfn, { log }), stateMachineArn);
+  }
   if (!setting('notifyDigest')) return { notices: [], skipped: ['a digest, which is off'] };
   const digest = await digestNotice(s3, requiredSetting('bucket'));
   return digest ? { notices: [digest], skipped: [] } : { notices: [], skipped: ['a digest of no dump'] };
