@@ -7,6 +7,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { NagSuppressions } from 'cdk-nag';
 import { Construct, type IConstruct } from 'constructs';
 import { DUMPS_PREFIX } from '../../functions/core/naming';
 import { SETTINGS } from '../../functions/core/settings';
@@ -132,6 +133,27 @@ export class Notifier extends Construct {
         actions: ['secretsmanager:GetSecretValue'],
         resources: [this.secretArnForPolicy],
       }),
+    );
+
+    // A failed run's event may lack its error and cause; the notifier asks for them. grantRead would add
+    // ListExecutions and the state machine itself: this is DescribeExecution on its executions only.
+    props.stateMachine.grantExecution(this.function, 'states:DescribeExecution');
+    NagSuppressions.addResourceSuppressions(
+      this.function.role as iam.IRole,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            "DescribeExecution of any execution of the backup's one state machine (execution:<name>:*): the notifier reads the error and cause of the failed run it is told of, whose name it cannot know in advance.",
+          appliesTo: [
+            {
+              regex:
+                '/^Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:[^*]+:\\*$/g',
+            },
+          ],
+        },
+      ],
+      true,
     );
 
     const target = new targets.LambdaFunction(this.function, { retryAttempts: 2 });

@@ -16,6 +16,8 @@ import {
 } from './support';
 
 const SECRET_ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:dump-bag/webhooks-AbCdEf';
+/** The executions of the stack's state machine, by the name in its ARN, as permissionsOf renders them. */
+const DESCRIBE_EXECUTIONS = String.raw`arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:<\{"Fn::Select":\[6,\{"Fn::Split":\[":",\{"Ref":"BackupStateMachine\w+"\}\]\}\]\}>:\*`;
 /** What the secret would hold; the template must never see it. */
 const WEBHOOK = 'https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/n0tInTheTemplate';
 
@@ -70,15 +72,54 @@ describe('notify with a secret ARN', () => {
     expect(env.DUMP_BAG_NOTIFY_URL).toBeUndefined();
   });
 
-  it('lets its role read that one secret and write its own logs, nothing else', () => {
+  it("lets its role read that one secret, describe its state machine's executions and write its own logs, nothing else", () => {
     const rights = permissionsOf(template, roleOfFunction(template, 'NotifyHandler'))
       .filter((p) => !p.action.startsWith('logs:'))
       .map((p) => `${p.effect} ${p.action} ${p.resource}`);
-    expect(rights).toEqual([`Allow secretsmanager:GetSecretValue ${SECRET_ARN}`]);
+    expect(rights).toEqual([
+      `Allow secretsmanager:GetSecretValue ${SECRET_ARN}`,
+      expect.stringMatching(new RegExp(`^Allow states:DescribeExecution ${DESCRIBE_EXECUTIONS}$`)),
+    ]);
     const logs = permissionsOf(template, roleOfFunction(template, 'NotifyHandler')).filter((p) =>
       p.action.startsWith('logs:'),
     );
     for (const p of logs) expect(p.resource).toMatch(/^<NotifyHandlerLogs/);
+  });
+
+  it("may describe the backup state machine's executions only (execution:<its name>:*), for a failed run's error", () => {
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: roleOfFunction(template, 'NotifyHandler') }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Action: 'states:DescribeExecution',
+            Effect: 'Allow',
+            Resource: {
+              'Fn::Join': [
+                '',
+                [
+                  'arn:',
+                  { Ref: 'AWS::Partition' },
+                  ':states:',
+                  { Ref: 'AWS::Region' },
+                  ':',
+                  { Ref: 'AWS::AccountId' },
+                  ':execution:',
+                  // The name in the state machine's ARN (arn:…:stateMachine:<name>).
+                  {
+                    'Fn::Select': [
+                      6,
+                      { 'Fn::Split': [':', { Ref: Match.stringLikeRegexp('^BackupStateMachine') }] },
+                    ],
+                  },
+                  ':*',
+                ],
+              ],
+            },
+          },
+        ]),
+      },
+    });
   });
 
   it("takes the backup's failed Dump Finished events and its failed runs, of this state machine only", () => {
@@ -138,9 +179,10 @@ describe('notify with a secret name and the digest', () => {
     );
     expect(rights.map((p) => `${p.action} ${p.resource}`)).toEqual([
       'secretsmanager:GetSecretValue arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:dump-bag/webhooks-??????',
+      expect.stringMatching(new RegExp(`^states:DescribeExecution ${DESCRIBE_EXECUTIONS}$`)),
       expect.stringMatching(/^s3:ListBucket <DumpsBucket\w+\.Arn>$/),
     ]);
-    expect(rights[1]?.condition).toEqual({ StringLike: { 's3:prefix': ['dumps/*'] } });
+    expect(rights[2]?.condition).toEqual({ StringLike: { 's3:prefix': ['dumps/*'] } });
   });
 
   it('runs the digest daily from a schedule of its own', () => {
