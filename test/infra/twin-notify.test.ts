@@ -75,6 +75,7 @@ function lambdaEnv(f: BundledFunction): Record<string, string> {
     AWS_ENDPOINT_URL_S3: services().s3Endpoint,
     AWS_ENDPOINT_URL_SECRETS_MANAGER: standIn.endpoint,
     AWS_ENDPOINT_URL_KMS: standIn.endpoint,
+    AWS_ENDPOINT_URL_SFN: standIn.endpoint,
     ...resolveEnvironment(f, { ...refs(), SigningKey: standIn.kmsKeyId }),
     ...(f.layerDirs.includes(pgLayerRoot) ? { DUMP_BAG_PG_ROOT: join(pgLayerRoot, 'pg') } : {}),
   };
@@ -258,6 +259,26 @@ describe('a backup run with a failed database, through the rules to the notifier
     const fromRun = await publish(failedRun);
     expect(fromRun).toHaveLength(1);
     expect(fromRun[0]?.result?.notices).toEqual([]);
+    // AWS's schema of that event promises no error or cause: without them the notifier asks Step Functions.
+    const described: string[] = [];
+    standIn.routes.set('AWSStepFunctions.DescribeExecution', (_req, body) => {
+      const { executionArn } = JSON.parse(body) as { executionArn: string };
+      described.push(executionArn);
+      return executionArn === EXECUTION_ARN
+        ? { status: 200, body: { executionArn, stateMachineArn: STATE_MACHINE_ARN, ...outcome } }
+        : { status: 400, body: { __type: 'ExecutionDoesNotExist', message: 'Execution Does Not Exist' } };
+    });
+    const bare = await publish(
+      eventEnvelope('aws.states', 'Step Functions Execution Status Change', {
+        executionArn: EXECUTION_ARN,
+        stateMachineArn: STATE_MACHINE_ARN,
+        status: 'FAILED',
+      }),
+    );
+    standIn.routes.delete('AWSStepFunctions.DescribeExecution');
+    expect(described).toEqual([EXECUTION_ARN]);
+    expect(bare).toHaveLength(1);
+    expect(bare[0]).toMatchObject({ ok: true, result: { notices: [] } });
 
     // Only the failed database's event matched a rule; the good one never woke the notifier.
     expect(runs).toHaveLength(1);
@@ -292,6 +313,33 @@ describe('a backup run with a failed database, through the rules to the notifier
     const listed = digest.details.databases;
     expect(listed.map((d) => d.database)).toEqual([GOOD]);
     expect(listed[0]?.bytes).toBeGreaterThan(0);
+  });
+});
+
+describe("a failed run's event without its error", () => {
+  it('is told once with its status when DescribeExecution is refused, and the log says why', async () => {
+    standIn.routes.set('AWSStepFunctions.DescribeExecution', () => ({
+      status: 400,
+      body: {
+        __type: 'AccessDeniedException',
+        message: 'not authorized to perform: states:DescribeExecution',
+      },
+    }));
+    const runs = await publish(
+      eventEnvelope('aws.states', 'Step Functions Execution Status Change', {
+        executionArn: EXECUTION_ARN,
+        stateMachineArn: STATE_MACHINE_ARN,
+        status: 'TIMED_OUT',
+      }),
+    );
+    standIn.routes.delete('AWSStepFunctions.DescribeExecution');
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ ok: true, result: { notices: ['database-failed'] } });
+    expect(bodies).toHaveLength(1);
+    expect(bodies[0]?.details).toMatchObject({ database: '(every database)', cause: 'TIMED_OUT' });
+    expect(`${runs[0]?.stdout}${runs[0]?.stderr}`).toContain(
+      `DescribeExecution of ${EXECUTION_ARN} failed (not authorized to perform: states:DescribeExecution)`,
+    );
   });
 });
 
