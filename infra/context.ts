@@ -23,11 +23,11 @@ export const CONTEXT_KEYS = [
   'dbSecretName',
   'dbUsername', // dump_bag (created secret only)
   'vpcId', // no VPC
-  'availabilityZones', // with vpcId: the subnets' zones, one per subnet
+  'availabilityZones', // not needed: the subnets' zones, one per subnet
   'subnetIds', // with vpcId: private subnets for the functions
-  'routeTableIds', // with vpcId: the subnets' route tables, for the S3 gateway endpoint
+  'routeTableIds', // with vpcId: the subnets' route tables; without them no S3 gateway endpoint (a warning)
   'securityGroupIds', // with vpcId: one created
-  's3GatewayEndpoint', // true with a VPC
+  's3GatewayEndpoint', // true with a VPC and routeTableIds
   'secretsManagerEndpoint', // true with a VPC
   'schedules', // cron(0 3 * * ? *)
   'databases', // every database
@@ -142,7 +142,10 @@ export interface AppSettings {
 
 type Props = DumpBagStackProps;
 
-/** A VPC by its ids; what is missing or does not match, DatabaseConnection names with its context key. */
+/**
+ * A VPC by its ids (zones and route tables optional); what is missing or does not match,
+ * DatabaseConnection names with its context key.
+ */
 function vpcAttributes(get: Lookup): ec2.VpcAttributes | undefined {
   const vpcId = str(get, 'vpcId');
   const privateSubnetIds = list(get, 'subnetIds');

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import { Annotations, AssetHashType, DockerImage } from 'aws-cdk-lib';
+import { Annotations, AssetHashType, DockerImage, Fn } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -51,15 +51,19 @@ export interface DatabaseConnectionProps {
   readonly username?: string;
   /** The VPC of a private server: the plan and dump functions run in it. @default no VPC (a public endpoint) */
   readonly vpc?: ec2.IVpc;
-  /** The same VPC given by its ids (as cdk.json context does), instead of `vpc`. @default no VPC */
+  /**
+   * The same VPC given by its ids (as cdk.json context does), instead of `vpc`. With `availabilityZones`
+   * empty the subnets are imported one by one and no zone is ever read, so synth needs no lookup.
+   * @default no VPC
+   */
   readonly vpcAttributes?: ec2.VpcAttributes;
-  /** Subnets for the functions. @default the VPC's private subnets */
+  /** Subnets for the functions. @default the VPC's private subnets (vpcAttributes.privateSubnetIds) */
   readonly vpcSubnets?: ec2.SubnetSelection;
   /** Security groups for the functions. @default one created here, all outbound allowed */
   readonly securityGroups?: ec2.ISecurityGroup[];
   /** The same security groups by id, instead of `securityGroups`. @default one created here */
   readonly securityGroupIds?: readonly string[];
-  /** Add an S3 gateway endpoint (free) to the subnets' route tables. @default true with a VPC */
+  /** Add an S3 gateway endpoint (free) to the subnets' route tables. @default true when the subnets' route tables are known, else none with a synth warning */
   readonly s3GatewayEndpoint?: boolean;
   /** Add a Secrets Manager interface endpoint (about 7.50 USD a month per AZ). @default true with a VPC */
   readonly secretsManagerEndpoint?: boolean;
@@ -135,7 +139,7 @@ function validatePlacement(scope: IConstruct, props: DatabaseConnectionProps): v
       value: props[prop],
       valid: props[prop] === undefined,
       rule: 'needs `vpc`',
-      fix: 'give the VPC too (context vpcId, subnetIds, availabilityZones)',
+      fix: 'give the VPC too (context vpcId and subnetIds)',
     });
   }
   for (const prop of ['s3GatewayEndpoint', 'secretsManagerEndpoint'] as const) {
@@ -173,9 +177,9 @@ function validateVpcAttributes(
   checkProp(scope, {
     prop: 'vpcAttributes.availabilityZones',
     value: attributes.availabilityZones,
-    valid: (zones) => subnetIds.length === 0 || zones.length === subnetIds.length,
+    valid: (zones) => zones.length === 0 || zones.length === subnetIds.length,
     rule: 'must list one zone per entry of privateSubnetIds, in the same order',
-    fix: 'give each subnet\'s zone (context availabilityZones, e.g. ["eu-west-1a","eu-west-1b"])',
+    fix: 'give each subnet\'s zone (context availabilityZones, e.g. ["eu-west-1a","eu-west-1b"]), or leave them all out',
   });
   checkProp(scope, {
     prop: 'vpcAttributes.privateSubnetRouteTableIds',
@@ -186,15 +190,33 @@ function validateVpcAttributes(
   });
 }
 
-/** The S3 gateway endpoint goes into the route tables of the functions' subnets, so they must be known. */
-function validateGatewaySubnets(scope: IConstruct, subnets: ec2.SelectedSubnets): void {
+/** The CDK's own warning for each subnet imported without its route table; ours says what it means once. */
+const NO_ROUTE_TABLE_WARNING = '@aws-cdk/aws-ec2:noSubnetRouteTableId';
+
+/**
+ * Whether to add the S3 gateway endpoint, which goes into the route tables of the functions' subnets:
+ * asked for without them is an error; by default without them it is left out with a warning.
+ */
+function wantsGatewayEndpoint(
+  scope: IConstruct,
+  setting: boolean | undefined,
+  subnets: ec2.SelectedSubnets,
+): boolean {
+  if (setting === false) return false;
+  const missing = subnets.subnets.filter((subnet) => !subnet.routeTable?.routeTableId).map((s) => s.subnetId);
   checkProp(scope, {
     prop: 's3GatewayEndpoint',
-    value: subnets.subnets.filter((subnet) => !subnet.routeTable?.routeTableId).map((s) => s.subnetId),
-    valid: subnets.subnets.every((subnet) => subnet.routeTable?.routeTableId),
+    value: missing,
+    valid: setting === undefined || missing.length === 0,
     rule: 'needs the route tables of the subnets, and these have none',
-    fix: 'give them (context routeTableIds) or set s3GatewayEndpoint: false when the VPC already has one',
+    fix: 'give them (context routeTableIds, one per subnet) or set s3GatewayEndpoint: false when the VPC already has one',
   });
+  if (missing.length === 0) return true;
+  Annotations.of(scope).addWarningV2(
+    'dump-bag:no-s3-gateway-endpoint',
+    `No S3 gateway endpoint: the route tables of subnets ${missing.join(', ')} are not given, so S3 traffic goes through the VPC's NAT gateway or an S3 endpoint the VPC already has. Give routeTableIds (one per subnet, in order) to add the endpoint (free), or set s3GatewayEndpoint false to say the VPC has one.`,
+  );
+  return false;
 }
 
 /**
@@ -229,13 +251,42 @@ export class DatabaseConnection extends Construct {
 
     if (props.sslRootCert) this.caLayer = this.caFileLayer(props.sslRootCert);
 
-    const vpc = props.vpcAttributes ? ec2.Vpc.fromVpcAttributes(this, 'Vpc', props.vpcAttributes) : props.vpc;
+    const imported = props.vpcAttributes ? this.importVpc(props.vpcAttributes) : undefined;
+    const vpc = imported?.vpc ?? props.vpc;
     if (vpc) {
       this.vpc = vpc;
-      this.vpcSubnets = props.vpcSubnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
+      this.vpcSubnets = props.vpcSubnets ??
+        imported?.subnets ?? { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS };
       this.securityGroups = this.functionGroups(vpc, props);
       this.addEndpoints(vpc, this.vpcSubnets, this.securityGroups, props);
     }
+  }
+
+  /**
+   * The VPC by its ids. Without zones its subnets are imported one by one and selected as they are, so
+   * nothing (Lambda, RunTask, the endpoints) reads a zone and synth needs no lookup or account.
+   */
+  private importVpc(attributes: ec2.VpcAttributes): { vpc: ec2.IVpc; subnets?: ec2.SubnetSelection } {
+    const subnetIds = attributes.privateSubnetIds ?? [];
+    if (attributes.availabilityZones.length > 0 || subnetIds.length === 0) {
+      return { vpc: ec2.Vpc.fromVpcAttributes(this, 'Vpc', attributes) };
+    }
+    // The region's zones as a token: fromVpcAttributes divides by their count, and nothing here reads them.
+    const vpc = ec2.Vpc.fromVpcAttributes(this, 'Vpc', {
+      vpcId: attributes.vpcId,
+      availabilityZones: Fn.getAzs(),
+    });
+    Annotations.of(vpc).acknowledgeWarning(
+      '@aws-cdk/aws-ec2:vpcAttributeIsListTokenavailabilityZones',
+      'the subnets are imported one by one, not through the VPC',
+    );
+    const subnets = subnetIds.map((subnetId, i) =>
+      ec2.Subnet.fromSubnetAttributes(vpc, `Subnet${i + 1}`, {
+        subnetId,
+        routeTableId: attributes.privateSubnetRouteTableIds?.[i],
+      }),
+    );
+    return { vpc, subnets: { subnets } };
   }
 
   /** The referenced secret, or one made here with a generated password. */
@@ -323,12 +374,13 @@ export class DatabaseConnection extends Construct {
     groups: ec2.ISecurityGroup[],
     props: DatabaseConnectionProps,
   ): void {
-    if (props.s3GatewayEndpoint ?? true) {
-      validateGatewaySubnets(this, vpc.selectSubnets(vpcSubnets));
+    if (wantsGatewayEndpoint(this, props.s3GatewayEndpoint, vpc.selectSubnets(vpcSubnets))) {
       vpc.addGatewayEndpoint('S3', {
         service: ec2.GatewayVpcEndpointAwsService.S3,
         subnets: [vpcSubnets],
       });
+    } else {
+      Annotations.of(this).acknowledgeWarning(NO_ROUTE_TABLE_WARNING, 'no S3 gateway endpoint reads them');
     }
     if (props.secretsManagerEndpoint ?? true) {
       const endpoint = vpc.addInterfaceEndpoint('SecretsManager', {

@@ -87,7 +87,7 @@ export function validateRunnerProps(scope: Construct, props: RunnerProps, hasVpc
     throw new Error(`${where}: \`fargateAboveGb\` must be a number of GB from 0 to 100000, got ${gb}`);
   }
   validateTaskSize(where, props);
-  const settings = 'vpc (context vpcId, subnetIds, availabilityZones, routeTableIds, securityGroupIds)';
+  const settings = 'vpc (context vpcId, subnetIds; optionally securityGroupIds, routeTableIds)';
   if (runner === 'fargate' && !hasVpc) {
     throw new Error(
       `${where}: \`dumpRunner\` "fargate" needs the database's VPC: set ${settings}, or use dumpRunner lambda`,

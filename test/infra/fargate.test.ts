@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { App, Aws, Duration } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -210,28 +211,88 @@ describe('runner settings that cannot work', () => {
   });
 });
 
+/** The app as `npx cdk synth -c …` builds it (infra/app.ts): -c values reach it as strings, comma lists included. */
+function synthFromContext(given: Record<string, string>) {
+  const app = new App({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], ...given } });
+  const { stackName, props } = settingsFromContext((key: ContextKey) => app.node.tryGetContext(key));
+  const stack = new DumpBagStack(app, stackName, { ...props, keys: { folder: keys.folder } });
+  const assembly = app.synth();
+  return { stack, assembly, template: Template.fromStack(stack) };
+}
+
+/** The `-c key=value` pairs of the README's `npx cdk synth -c dumpRunner=…` command. */
+function readmeSynthContext(): Record<string, string> {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const command = readme.split('\n').find((line) => line.startsWith('npx cdk synth -c dumpRunner='));
+  if (!command) throw new Error('README.md shows no `npx cdk synth -c dumpRunner=…` command');
+  return Object.fromEntries([...command.matchAll(/-c (\w+)=(\S+)/g)].map((m) => [m[1], m[2]]));
+}
+
 describe('the README deploy command with a VPC, as `cdk synth` runs it (infra/app.ts)', () => {
   it('synthesizes offline from -c values: Fargate on the given subnets, no VPC lookup, no account', () => {
-    // -c values reach the app as strings, comma lists included; no account or region is set.
-    const given: Record<string, string> = {
+    // No account or region is set.
+    const { stack, assembly, template } = synthFromContext({
       dumpRunner: 'auto',
       vpcId: 'vpc-0123456789abcdef0',
       subnetIds: 'subnet-aaa,subnet-bbb',
       availabilityZones: 'us-east-1a,us-east-1b',
       routeTableIds: 'rtb-aaa,rtb-bbb',
-    };
-    const app = new App({ context: { ...cdkJsonContext(), 'aws:cdk:bundling-stacks': [], ...given } });
-    const { stackName, props } = settingsFromContext((key: ContextKey) => app.node.tryGetContext(key));
-    const stack = new DumpBagStack(app, stackName, { ...props, keys: { folder: keys.folder } });
-    const assembly = app.synth();
+    });
     // A lookup (Vpc.fromLookup) would leave missing context for the CLI to fetch with credentials.
     expect(assembly.manifest.missing ?? []).toEqual([]);
     expect(stack.account).toBe(Aws.ACCOUNT_ID);
-    const template = Template.fromStack(stack);
     template.resourceCountIs('AWS::ECS::TaskDefinition', 1);
     // The Map item's RunTask runs in the given subnets.
     const definition = JSON.stringify(stateMachineDefinition(template));
     expect(definition).toContain('ecs:runTask.waitForTaskToken');
     for (const id of ['subnet-aaa', 'subnet-bbb']) expect(definition).toContain(id);
+    // Route tables given: the S3 gateway endpoint goes into them.
+    template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+      VpcEndpointType: 'Gateway',
+      RouteTableIds: ['rtb-aaa', 'rtb-bbb'],
+    });
+  });
+
+  it("synthesizes from the README's minimal command (vpcId and subnetIds only): exactly those subnets, no S3 gateway endpoint, a warning saying why", () => {
+    const given = readmeSynthContext();
+    expect(given).toEqual({
+      dumpRunner: 'auto',
+      vpcId: 'vpc-0123456789abcdef0',
+      subnetIds: 'subnet-aaa,subnet-bbb',
+    });
+    const { stack, assembly, template } = synthFromContext(given);
+    expect(assembly.manifest.missing ?? []).toEqual([]);
+    expect(stack.account).toBe(Aws.ACCOUNT_ID);
+    const subnets = ['subnet-aaa', 'subnet-bbb'];
+
+    // The plan and dump functions, and every other function in the VPC, in exactly those subnets.
+    const functions = Object.entries(template.findResources('AWS::Lambda::Function')) as [string, Json][];
+    const inVpc = functions.filter(([, f]) => (f.Properties as Json).VpcConfig);
+    expect(inVpc.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(['BackupDump', 'BackupPlan']);
+    for (const [id, f] of inVpc) {
+      expect(((f.Properties as Json).VpcConfig as Json).SubnetIds, id).toEqual(subnets);
+    }
+    // The Fargate task too.
+    const map = stateMachineDefinition(template).States as Json;
+    const states = ((map['Dump each database'] as Json).ItemProcessor as Json).States as Record<string, Json>;
+    const runTask = (states['Dump on Fargate'] as Json).Arguments as Json;
+    expect(((runTask.NetworkConfiguration as Json).AwsvpcConfiguration as Json).Subnets).toEqual(subnets);
+    template.resourceCountIs('AWS::ECS::TaskDefinition', 1);
+
+    // Without route tables: the Secrets Manager endpoint in those subnets, no S3 gateway endpoint.
+    template.resourceCountIs('AWS::EC2::VPCEndpoint', 1);
+    template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+      VpcEndpointType: 'Interface',
+      VpcId: 'vpc-0123456789abcdef0',
+      SubnetIds: subnets,
+    });
+    const annotations = Annotations.fromStack(stack);
+    const warnings = annotations.findWarning('*', Match.stringLikeRegexp('No S3 gateway endpoint'));
+    expect(warnings).toHaveLength(1);
+    expect(String(warnings[0]?.entry.data)).toMatch(
+      /route tables of subnets subnet-aaa, subnet-bbb are not given, so S3 traffic goes through the VPC's NAT gateway or an S3 endpoint the VPC already has\. Give routeTableIds .* or set s3GatewayEndpoint false/,
+    );
+    // Said once, by Dump Bag, not once per subnet by the CDK.
+    expect(annotations.findWarning('*', Match.stringLikeRegexp('No routeTableId'))).toEqual([]);
   });
 });

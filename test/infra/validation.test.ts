@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duration, Stack } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ContextKey, settingsFromContext, unknownContextKeys } from '../../infra/context';
@@ -101,12 +102,36 @@ describe('each invalid combination throws, naming the prop and the fix', () => {
         /`s3GatewayEndpoint` needs `vpc`.*got true; give the VPC or leave it out/,
       );
     });
-    it('the S3 gateway endpoint needs the route tables', () => {
+    it('the S3 gateway endpoint, asked for, needs the route tables', () => {
       const { privateSubnetRouteTableIds: _, ...withoutRoutes } = vpcAttributes;
-      expect(build({ connection: { vpcAttributes: withoutRoutes } })).toThrow(
+      expect(build({ connection: { vpcAttributes: withoutRoutes, s3GatewayEndpoint: true } })).toThrow(
         /`s3GatewayEndpoint` needs the route tables.*routeTableIds.*s3GatewayEndpoint: false/,
       );
       expect(build({ connection: { vpcAttributes: withoutRoutes, s3GatewayEndpoint: false } })).not.toThrow();
+    });
+    it('by default, without the route tables there is no S3 gateway endpoint and a warning naming routeTableIds', () => {
+      const { privateSubnetRouteTableIds: _, ...withoutRoutes } = vpcAttributes;
+      const stack = buildStack(baseProps(keys, { connection: { vpcAttributes: withoutRoutes } }));
+      Template.fromStack(stack).resourcePropertiesCountIs(
+        'AWS::EC2::VPCEndpoint',
+        { VpcEndpointType: 'Gateway' },
+        0,
+      );
+      const warnings = Annotations.fromStack(stack).findWarning(
+        '*',
+        Match.stringLikeRegexp('No S3 gateway endpoint'),
+      );
+      expect(warnings.map((w) => String(w.entry.data))).toEqual([
+        expect.stringMatching(/subnet-0a1b2c3d4e5f6071a .*NAT gateway.*Give routeTableIds/),
+      ]);
+      const withRoutes = buildStack(baseProps(keys, { connection: { vpcAttributes } }));
+      Template.fromStack(withRoutes).hasResourceProperties('AWS::EC2::VPCEndpoint', {
+        VpcEndpointType: 'Gateway',
+        RouteTableIds: ['rtb-0a1b2c3d4e5f6071a'],
+      });
+      expect(
+        Annotations.fromStack(withRoutes).findWarning('*', Match.stringLikeRegexp('No S3 gateway endpoint')),
+      ).toEqual([]);
     });
   });
 
@@ -290,6 +315,19 @@ describe('cdk.json context', () => {
     ).toThrow(
       /`vpcAttributes.privateSubnetRouteTableIds` must list one route table per entry.*context routeTableIds/,
     );
+  });
+  it('s3GatewayEndpoint true needs routeTableIds', () => {
+    expect(
+      stackFrom({ vpcId: 'vpc-0a1b2c3d4e5f60718', subnetIds: ['s-1', 's-2'], s3GatewayEndpoint: 'true' }),
+    ).toThrow(/`s3GatewayEndpoint` needs the route tables.*got \["s-1","s-2"\].*context routeTableIds/);
+    expect(
+      stackFrom({
+        vpcId: 'vpc-0a1b2c3d4e5f60718',
+        subnetIds: ['s-1', 's-2'],
+        routeTableIds: ['r-1', 'r-2'],
+        s3GatewayEndpoint: 'true',
+      }),
+    ).not.toThrow();
   });
   it('subnets need vpcId', () => {
     expect(stackFrom({ subnetIds: ['s-1'] })).toThrow(
