@@ -14,6 +14,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DumpResult } from '../../functions/core/backup';
 import type { DumpRecord } from '../../functions/core/catalog';
+import { TASK_TOKEN_ENV } from '../../functions/dump-task/env';
 import { DumpBagStack, type DumpBagStackProps } from '../../infra/dump-bag-stack';
 import {
   createDatabase,
@@ -28,7 +29,7 @@ import {
 import { type GpgIdentity, gpgDecrypt, gpgIdentity } from '../support/gpg';
 import { tempDir } from '../support/temp';
 import { cdkJsonContext, stateMachineDefinition } from './support';
-import { AwsStandIn } from './twin/aws-stand-in';
+import { AwsStandIn, type TaskReport } from './twin/aws-stand-in';
 import { FargateTwin, taskDefinitionTwin } from './twin/fargate-twin';
 import {
   type BundledFunction,
@@ -140,6 +141,18 @@ async function execute(input: unknown, options: { killLambdaDumpAfterMs?: number
     },
   });
   return { ...run, outcome };
+}
+
+/** The last task's only report: a SigV4-signed SendTaskFailure with this cause, and exit code 1. */
+async function expectBootstrapFailure(cause: RegExp) {
+  const task = fargate.runs.at(-1);
+  expect(task?.exitCode, task?.stdout).toBe(1);
+  const reports = standIn.taskReports.filter((r) => r.taskToken === task?.env[TASK_TOKEN_ENV]);
+  expect(reports.map((r) => r.action)).toEqual(['SendTaskFailure']);
+  const [report] = reports as [TaskReport];
+  expect(report).toMatchObject({ error: 'BootstrapError', cause: expect.stringMatching(cause) });
+  expect(await fargate.signedByTask(report)).toBe(true);
+  return report;
 }
 
 async function expectRestores(result: DumpResult, database: string) {
@@ -273,8 +286,35 @@ describe('the Fargate runner, from the bundles through the state machine definit
       expect(run.events.map((e) => `${e.database} ${e.status}`).sort()).toEqual(
         [`${large} failed`, `${small} ok`].sort(),
       );
+      // Reported by the bootstrap itself, not left to the heartbeat timeout.
+      const failure = await expectBootstrapFailure(
+        /^layer arn:aws:lambda:\S+PgDump\S+: SHA-256 \S+ is not the \S+ Lambda recorded; not run; the download was altered or cut short: run again, and if it repeats, redeploy the stack/,
+      );
+      expect(run.events.find((e) => e.database === large)?.error).toBe(`BootstrapError: ${failure.cause}`);
     } finally {
       fargate.corruptLayer = undefined;
+    }
+  });
+
+  it('reports a layer download that fails (404) with SendTaskFailure at once, naming the layer and the fix, and exits 1', async () => {
+    fargate.missingLayer = [...fargate.task.layerDirs.keys()].find((id) => id.startsWith('PgDump'));
+    try {
+      const run = await execute({ databases: [large], trigger: 'manual' });
+      expect(run.fargateDumps).toEqual([large]);
+      expect(run.outcome).toMatchObject({ status: 'FAILED', error: 'DumpsFailed' });
+      const failure = await expectBootstrapFailure(
+        /^layer arn:aws:lambda:\S+PgDump\S+: download HTTP 404; the layer version is gone or its URL expired: redeploy the stack \(npx cdk deploy\)/,
+      );
+      // The item's error is the bootstrap's report; without one the twin (as Step Functions) has only States.HeartbeatTimeout.
+      expect(run.events).toEqual([
+        expect.objectContaining({
+          database: large,
+          status: 'failed',
+          error: `BootstrapError: ${failure.cause}`,
+        }),
+      ]);
+    } finally {
+      fargate.missingLayer = undefined;
     }
   });
 });

@@ -25,6 +25,8 @@ export interface TaskReport {
   readonly output?: unknown;
   readonly error?: string;
   readonly cause?: string;
+  /** The request as sent, for checking its signature. */
+  readonly request: { readonly headers: IncomingMessage['headers']; readonly body: string };
 }
 
 export class AwsStandIn {
@@ -91,6 +93,7 @@ export class AwsStandIn {
             output: request.output === undefined ? undefined : JSON.parse(String(request.output)),
             error: request.error === undefined ? undefined : String(request.error),
             cause: request.cause === undefined ? undefined : String(request.cause),
+            request: { headers: req.headers, body: text },
           });
           return reply(200, {});
         }

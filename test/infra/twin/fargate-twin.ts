@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { tempDir } from '../../support/temp';
-import type { AwsStandIn } from './aws-stand-in';
+import type { AwsStandIn, TaskReport } from './aws-stand-in';
 import type { TaskError } from './state-machine';
 
 type Json = Record<string, unknown>;
@@ -85,6 +85,29 @@ function zipDir(dir: string): Buffer {
   return bytes;
 }
 
+/** SigV4 with the task's credentials, as the bootstrap signs; only S3 signs a payload-hash header. */
+function taskSigner(service: string): SignatureV4 {
+  return new SignatureV4({
+    service,
+    region: REGION,
+    credentials: {
+      accessKeyId: CREDS.AccessKeyId,
+      secretAccessKey: CREDS.SecretAccessKey,
+      sessionToken: CREDS.Token,
+    },
+    sha256: Sha256,
+    uriEscapePath: true,
+    applyChecksum: false,
+  });
+}
+
+/** An x-amz-date (20260102T030405Z) as a Date. */
+function amzDate(d: string): Date {
+  return new Date(
+    `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 11)}:${d.slice(11, 13)}:${d.slice(13, 15)}Z`,
+  );
+}
+
 export interface TaskRun {
   readonly exitCode: number | null;
   readonly stdout: string;
@@ -103,6 +126,8 @@ export class FargateTwin {
   readonly layerRequests: string[] = [];
   /** A layer whose recorded SHA-256 the stand-in misstates, to see the task refuse it. */
   corruptLayer?: string;
+  /** A layer whose download answers 404 (deleted, or its URL expired). */
+  missingLayer?: string;
   private readonly zips = new Map<string, Buffer>();
 
   constructor(
@@ -111,19 +136,7 @@ export class FargateTwin {
     /** argv before `-e <bootstrap>`: this machine's node, or node for arm64 under qemu. */
     readonly node: readonly string[] = [process.execPath],
   ) {
-    const signer = new SignatureV4({
-      service: 'lambda',
-      region: REGION,
-      credentials: {
-        accessKeyId: CREDS.AccessKeyId,
-        secretAccessKey: CREDS.SecretAccessKey,
-        sessionToken: CREDS.Token,
-      },
-      sha256: Sha256,
-      uriEscapePath: true,
-      // Lambda's API signs no payload-hash header; S3 alone does.
-      applyChecksum: false,
-    });
+    const signer = taskSigner('lambda');
     standIn.routes.set('/creds', () => ({
       status: 200,
       body: { ...CREDS, Expiration: new Date(Date.now() + 3600_000).toISOString() },
@@ -135,9 +148,7 @@ export class FargateTwin {
       const logicalId = [...task.layerDirs.keys()].find((id) => layerArn(id) === arn);
       if (!logicalId) return { status: 404, body: { __type: 'ResourceNotFoundException', message: arn } };
       const d = String(req.headers['x-amz-date']);
-      const signingDate = new Date(
-        `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 11)}:${d.slice(11, 13)}:${d.slice(13, 15)}Z`,
-      );
+      const signingDate = amzDate(d);
       const request = {
         method: 'GET',
         protocol: 'http:',
@@ -171,12 +182,42 @@ export class FargateTwin {
       };
     });
     for (const id of task.layerDirs.keys()) {
-      standIn.routes.set(`/layer-zip/${id}`, () => ({ status: 200, body: this.zipOf(id) }));
+      standIn.routes.set(`/layer-zip/${id}`, () =>
+        id === this.missingLayer
+          ? { status: 404, body: { Code: 'NoSuchKey' } }
+          : { status: 200, body: this.zipOf(id) },
+      );
     }
   }
 
   /** Whether each signed GetLayerVersionByArn request carried the SigV4 signature of the task's credentials. */
   readonly signatures: Promise<boolean>[] = [];
+
+  /** Whether a report (SendTaskFailure from the bootstrap) carried the SigV4 signature of the task's credentials. */
+  async signedByTask(report: TaskReport): Promise<boolean> {
+    const { headers, body } = report.request;
+    const url = new URL('/', this.standIn.endpoint);
+    const d = String(headers['x-amz-date']);
+    const signed = await taskSigner('states').sign(
+      {
+        method: 'POST',
+        protocol: 'http:',
+        hostname: url.hostname,
+        port: Number(url.port),
+        path: '/',
+        headers: {
+          host: url.host,
+          'content-type': String(headers['content-type']),
+          'x-amz-target': String(headers['x-amz-target']),
+          'x-amz-date': d,
+          'x-amz-security-token': String(headers['x-amz-security-token']),
+        },
+        body,
+      },
+      { signingDate: amzDate(d) },
+    );
+    return signed.headers.authorization === headers.authorization;
+  }
 
   private zipOf(logicalId: string): Buffer {
     let zip = this.zips.get(logicalId);
