@@ -1,7 +1,7 @@
 /**
  * Backups under several settings, in turn, to compare one lever at a time:
  *
- *   node --import tsx bench/ab.ts [--rounds 4] [--size reference|small] [--s3 sink|local] \
+ *   node --import tsx bench/ab.ts [--rounds 4] [--size reference|small|tiny] [--s3 sink|local] \
  *     '{"8x4":{"DUMP_BAG_PART_SIZE_MIB":"8","DUMP_BAG_UPLOAD_CONCURRENCY":"4"},"6x3":{}}'
  *
  * Each variant is environment variables for the backup process; `BIN` names another checkout's
@@ -34,7 +34,7 @@ const variants = JSON.parse(positionals[0] ?? '{}') as Record<string, Record<str
 const rounds = Number(values.rounds);
 if (Object.keys(variants).length === 0 || !(values.size in WORKLOADS) || !(rounds >= 1)) {
   console.error(
-    'usage: bench/ab.ts [--rounds N] [--size reference|small] [--s3 sink|local] \'{"name":{"ENV":"value"},…}\'',
+    'usage: bench/ab.ts [--rounds N] [--size reference|small|tiny] [--s3 sink|local] \'{"name":{"ENV":"value"},…}\'',
   );
   process.exit(2);
 }
@@ -47,7 +47,7 @@ try {
   const pgEnv = postgres?.env ?? {};
   const { database } = await ensureWorkload({ ...process.env, ...pgEnv }, values.size as WorkloadSize);
   const keys = await benchKeys(benchDir);
-  const results: Record<string, { wall: number[]; cpu: number[]; rss: number[] }> = {};
+  const results: Record<string, { wall: number[]; cpu: number[]; rss: number[]; gc: number[] }> = {};
   for (let round = 0; round < rounds; round++) {
     for (const [name, env] of Object.entries(variants)) {
       await s3.empty();
@@ -60,20 +60,25 @@ try {
         publicFile: keys.publicFile,
         bin: env.BIN,
       });
-      results[name] ??= { wall: [], cpu: [], rss: [] };
+      results[name] ??= { wall: [], cpu: [], rss: [], gc: [] };
       const result = results[name];
       result.wall.push(run.wallSeconds);
       result.cpu.push(run.cpuSeconds);
       result.rss.push(run.peakRssBytes / 1024 / 1024);
+      const gcSeconds = Object.values(run.gc).reduce((sum, kind) => sum + kind.ms, 0) / 1000;
+      result.gc.push(gcSeconds);
+      const kinds = Object.entries(run.gc).map(
+        ([kind, { count, ms }]) => `${kind} ${count}×/${ms.toFixed(0)} ms`,
+      );
       console.error(
-        `[ab] ${round + 1}/${rounds} ${name}: ${run.wallSeconds.toFixed(2)} s, CPU ${run.cpuSeconds.toFixed(2)} s, ${(run.peakRssBytes / 1024 / 1024).toFixed(0)} MiB`,
+        `[ab] ${round + 1}/${rounds} ${name}: ${run.wallSeconds.toFixed(2)} s, CPU ${run.cpuSeconds.toFixed(2)} s, ${(run.peakRssBytes / 1024 / 1024).toFixed(0)} MiB, GC ${kinds.join(', ')}`,
       );
     }
   }
   const range = (v: number[]) => `${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)}`;
   for (const [name, r] of Object.entries(results)) {
     console.log(
-      `${name.padEnd(16)} wall ${median(r.wall).toFixed(2)} s (${range(r.wall)})   CPU ${median(r.cpu).toFixed(2)} s (${range(r.cpu)})   peak RSS ${median(r.rss).toFixed(0)} MiB (max ${Math.max(...r.rss).toFixed(0)})`,
+      `${name.padEnd(16)} wall ${median(r.wall).toFixed(2)} s (${range(r.wall)})   CPU ${median(r.cpu).toFixed(2)} s (${range(r.cpu)})   GC ${median(r.gc).toFixed(2)} s   peak RSS ${median(r.rss).toFixed(0)} MiB (max ${Math.max(...r.rss).toFixed(0)})`,
     );
   }
 } finally {

@@ -6,6 +6,8 @@ export const WORKLOADS = {
   reference: { database: 'dump_bag_bench', rows: 4_000_000 },
   /** About 100 MB on disk, to show that peak memory does not grow with the dump. */
   small: { database: 'dump_bag_bench_small', rows: 480_000 },
+  /** 1,000 rows: what a backup costs before its first byte (start-up, keys, the server's questions). */
+  tiny: { database: 'dump_bag_bench_tiny', rows: 1_000 },
 } as const;
 
 export type WorkloadSize = keyof typeof WORKLOADS;

@@ -11,6 +11,8 @@ export interface BackupRun {
   /** Its children: pg_dump (and `pg_dump --version`), from GNU time. */
   readonly childCpuSeconds?: number;
   readonly peakRssBytes: number;
+  /** Main-thread pauses of its garbage collector, by kind (minor, major, incremental, weak). */
+  readonly gc: Readonly<Record<string, { readonly count: number; readonly ms: number }>>;
   readonly storedBytes: number;
   readonly s3ServerCpuSeconds?: number;
   readonly machineBusy?: number;
@@ -79,6 +81,7 @@ export async function backupOnce(options: BackupOptions): Promise<BackupRun> {
     userSeconds: number;
     systemSeconds: number;
     maxRssBytes: number;
+    gc?: Record<string, { count: number; ms: number }>;
   };
   const cpuSeconds = usage.userSeconds + usage.systemSeconds;
   return {
@@ -90,6 +93,7 @@ export async function backupOnce(options: BackupOptions): Promise<BackupRun> {
         ? undefined
         : round(measured.cpuSecondsWithChildren - cpuSeconds, 3),
     peakRssBytes: usage.maxRssBytes,
+    gc: usage.gc ?? {},
     storedBytes: entry.bytes,
     s3ServerCpuSeconds:
       s3Before !== undefined && s3After !== undefined ? round(s3After - s3Before, 2) : undefined,
