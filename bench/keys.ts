@@ -14,17 +14,20 @@ export interface BenchKeys {
   readonly gnupgHome?: string;
 }
 
-/** A Curve25519 key pair of the bench's own, made once; imported into a keyring of its own for gpg. */
-export async function benchKeys(benchDir: string): Promise<BenchKeys> {
+/** A Curve25519 key pair made once under `<benchDir>/keys/<name>-{public,secret}.asc`; its public file and fingerprint. */
+async function keyPair(
+  benchDir: string,
+  name: string,
+): Promise<{ publicFile: string; secretFile: string; fingerprint: string }> {
   const dir = join(benchDir, 'keys');
-  const publicFile = join(dir, 'bench-public.asc');
-  const secretFile = join(dir, 'bench-secret.asc');
+  const publicFile = join(dir, `${name}-public.asc`);
+  const secretFile = join(dir, `${name}-secret.asc`);
   if (!existsSync(secretFile)) {
     mkdirSync(dir, { recursive: true });
     const pair = await openpgp.generateKey({
       type: 'ecc',
       curve: 'curve25519Legacy',
-      userIDs: [{ name: 'Dump Bag bench', email: 'bench@dump-bag.invalid' }],
+      userIDs: [{ name: `Dump Bag ${name}`, email: `${name}@dump-bag.invalid` }],
       format: 'armored',
     });
     writeFileSync(publicFile, pair.publicKey);
@@ -32,6 +35,17 @@ export async function benchKeys(benchDir: string): Promise<BenchKeys> {
   }
   const [recipient] = await loadKeys(publicFile);
   if (!recipient) throw new Error(`${publicFile} holds no key`);
+  return { publicFile, secretFile, fingerprint: recipient.fingerprint };
+}
+
+/** A second reader, for the rekey scenario: the one who leaves. */
+export async function leaverKey(benchDir: string): Promise<{ publicFile: string; fingerprint: string }> {
+  return await keyPair(benchDir, 'leaver');
+}
+
+/** The bench's own key pair, made once; imported into a keyring of its own for gpg. */
+export async function benchKeys(benchDir: string): Promise<BenchKeys> {
+  const { publicFile, secretFile, fingerprint } = await keyPair(benchDir, 'bench');
   let gnupgHome: string | undefined;
   if (have('gpg')) {
     gnupgHome = join(benchDir, 'gnupg');
@@ -40,5 +54,5 @@ export async function benchKeys(benchDir: string): Promise<BenchKeys> {
       stdio: 'ignore',
     });
   }
-  return { publicFile, secretFile, fingerprint: recipient.fingerprint, gnupgHome };
+  return { publicFile, secretFile, fingerprint, gnupgHome };
 }

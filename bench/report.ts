@@ -4,6 +4,7 @@ import type { S3Choice } from './s3-targets';
 import type { BackupRun } from './scenarios/backup';
 import type { EncryptionStage } from './scenarios/encryption-stage';
 import type { PgDumpRun } from './scenarios/pg-dump';
+import type { RekeyComparison } from './scenarios/rekey';
 import type { RestoreComparison } from './scenarios/restore';
 import type { ShellPipelineRun } from './scenarios/shell-pipeline';
 
@@ -68,6 +69,7 @@ export interface BenchResult {
   };
   readonly encryptionStage?: EncryptionStage;
   readonly restore?: RestoreComparison;
+  readonly rekey?: RekeyComparison;
   peakRssComparedTo?: { size: string; peakRssMiB: number; difference: number };
 }
 
@@ -207,6 +209,14 @@ export function printResult(result: BenchResult, out: string): void {
     rows.push([
       'restore: get --restore / pg_restore of a file',
       `${r.fromBucketMedianSeconds} s / ${r.fromFileMedianSeconds} s (${r.speedRelativeToFile} × the speed)`,
+    ]);
+  }
+  if (result.rekey) {
+    const { rekey, wholeCopy } = result.rekey;
+    const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+    rows.push([
+      'rekey / download and upload whole',
+      `${rekey.wallSeconds} s, ${mb(rekey.transferredBytes)} / ${wholeCopy.wallSeconds} s, ${mb(wholeCopy.transferredBytes)} (S3 copied ${mb(rekey.copiedBytes)} itself)`,
     ]);
   }
   const width = Math.max(...rows.map(([k]) => k.length));

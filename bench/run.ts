@@ -1,11 +1,11 @@
 /**
  * `npm run bench -- [--size reference|small] [--runs N] [--s3 sink] [--s3 local] [--one-core]
- *   [--restore-runs N] [--no-shell] [--no-restore] [--no-stage] [--tag NAME] [--profile DIR]`
+ *   [--restore-runs N] [--no-shell] [--no-restore] [--no-rekey] [--no-stage] [--tag NAME] [--profile DIR]`
  *
  * Runs the scenarios of bench/scenarios/ on the workload (bench/workload.ts) in turn, A B A B: for
  * each S3 choice a full encrypted `dump-bag backup` (its own process), then `pg_dump` alone with the
  * backup's compression; the shell pipeline where gpg and the AWS CLI exist; then the encryption stage
- * alone and a restore. Prints the figures and writes them, with every run, to
+ * alone, a restore and a rekey. Prints the figures and writes them, with every run, to
  * `.dump-bag/bench/results-<size>[-one-core][-<tag>].json`. bench/README.md says what each means.
  */
 import { execFileSync } from 'node:child_process';
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startLocalPostgres } from '../cli/local/services';
 import { defaultCompression } from '../functions/core/pg-dump';
-import { type BenchKeys, benchKeys } from './keys';
+import { type BenchKeys, benchKeys, leaverKey } from './keys';
 import { have, measure, round } from './measure';
 import { ONE_CORE, pinServer } from './pin';
 import { type BenchResult, peakRssAgainst, printResult, type Rounds, summarizeRounds } from './report';
@@ -25,6 +25,7 @@ import { parseS3Choices, type S3Choice, type S3Target, startS3Target } from './s
 import { backupOnce } from './scenarios/backup';
 import { encryptionStage } from './scenarios/encryption-stage';
 import { pgDumpAlone } from './scenarios/pg-dump';
+import { type RekeyComparison, rekeyComparison } from './scenarios/rekey';
 import { type RestoreComparison, restoreComparison } from './scenarios/restore';
 import { SHELL_PIPELINE, shellPipeline } from './scenarios/shell-pipeline';
 import { ensureWorkload, WORKLOADS, type WorkloadSize } from './workload';
@@ -47,6 +48,7 @@ const { values: flags } = parseArgs({
     'restore-runs': { type: 'string', default: '2' },
     'no-shell': { type: 'boolean', default: false },
     'no-restore': { type: 'boolean', default: false },
+    'no-rekey': { type: 'boolean', default: false },
     'no-stage': { type: 'boolean', default: false },
     /** Appended to the results file's name, e.g. `pg18` for a run with DUMP_BAG_PG_DUMP set. */
     tag: { type: 'string' },
@@ -188,6 +190,31 @@ async function restoreIfKept(
   });
 }
 
+/** The rekey against a whole download and upload, when an S3 target keeps the dump. */
+async function rekeyIfKept(
+  common: Common,
+  targets: readonly S3Target[],
+  keys: BenchKeys,
+): Promise<RekeyComparison | undefined> {
+  if (flags['no-rekey']) return undefined;
+  const keeper = targets.find((t) => t.choice === 'local');
+  if (!keeper) {
+    log('rekey skipped: it needs --s3 local (the sink keeps no dump)');
+    return undefined;
+  }
+  const leaver = await leaverKey(benchDir);
+  return await rekeyComparison({
+    root,
+    scratch: common.scratch,
+    env: common.env,
+    s3: keeper,
+    keys,
+    leaverPublicFile: leaver.publicFile,
+    database: common.database,
+    log,
+  });
+}
+
 function resultsSuffix(oneCore: boolean): string {
   return `${oneCore ? '-one-core' : ''}${flags.tag ? `-${flags.tag.replace(/[^\w.-]/g, '_')}` : ''}`;
 }
@@ -229,6 +256,7 @@ async function main(): Promise<void> {
     const rounds = await runRounds(options, common, targets, keys, compression);
     const stage = flags['no-stage'] ? undefined : await encryptionStage(plainFile, keys, scratch);
     const restore = await restoreIfKept(options, common, targets, keys, plainFile);
+    const rekey = await rekeyIfKept(common, targets, keys);
 
     const result: BenchResult = {
       date: new Date().toISOString(),
@@ -251,6 +279,7 @@ async function main(): Promise<void> {
       ...summarizeRounds(rounds, oneCore, workload.sizeBytes),
       encryptionStage: stage,
       restore,
+      rekey,
     };
     const suffix = resultsSuffix(oneCore);
     result.peakRssComparedTo = peakRssAgainst(
