@@ -302,27 +302,20 @@ export class BackupWorkflow extends Construct {
   }
 
   private definition(concurrency: number): sfn.IChainable {
-    const plan = tasks.LambdaInvoke.jsonata(this, 'Plan databases', {
-      lambdaFunction: this.planFunction,
-      // The execution's input as it is: {"trigger":"schedule"} or {"databases":[…],"trigger":"manual"}.
-      payload: sfn.TaskInput.fromText('{% $states.input %}'),
-      outputs: '{% $states.result.Payload %}',
-      retryOnServiceExceptions: true,
-    });
+    // The execution's input as it is: {"trigger":"schedule"} or {"databases":[…],"trigger":"manual"}.
+    const plan = this.invoke(
+      'Plan databases',
+      this.planFunction,
+      '{% $states.result.Payload %}',
+      '{% $states.input %}',
+    );
 
-    const dump = tasks.LambdaInvoke.jsonata(this, 'Dump database', {
-      lambdaFunction: this.dumpFunction,
-      outputs: '{% $states.result.Payload %}',
-      retryOnServiceExceptions: true,
-    });
+    const dump = this.invoke('Dump database', this.dumpFunction, '{% $states.result.Payload %}');
     // A dump that crashed or hit the Lambda timeout still becomes a failed result, so the others go on.
-    const crashed = sfn.Pass.jsonata(this, 'Dump crashed', {
-      outputs:
+    const crashed = this.onError(dump, 'Dump crashed', {
+      caught: '{% {"database": $states.input.database, "error": $states.errorOutput} %}',
+      result:
         '{% {"database": $states.input.database, "status": "failed", "runner": "lambda", "outOfTime": $states.input.error.Error = "Sandbox.Timedout", "error": $states.input.error.Error & ": " & $states.input.error.Cause} %}',
-    });
-    dump.addCatch(crashed, {
-      errors: [sfn.Errors.ALL],
-      outputs: '{% {"database": $states.input.database, "error": $states.errorOutput} %}',
     });
     const announce = tasks.EventBridgePutEvents.jsonata(this, 'Announce dump', {
       entries: [
@@ -337,8 +330,10 @@ export class BackupWorkflow extends Construct {
       // The event is news for others; the result of the dump is what goes on.
       outputs: '{% $states.input %}',
     });
-    const unannounced = sfn.Pass.jsonata(this, 'Event not sent', { outputs: '{% $states.input %}' });
-    announce.addCatch(unannounced, { errors: [sfn.Errors.ALL], outputs: '{% $states.input %}' });
+    this.onError(announce, 'Event not sent', {
+      caught: '{% $states.input %}',
+      result: '{% $states.input %}',
+    });
 
     const afterDump = this.pruneIfOk(announce);
 
@@ -375,6 +370,36 @@ export class BackupWorkflow extends Construct {
     return plan.next(eachDatabase).next(this.globalsStep(report));
   }
 
+  /** A Lambda step whose output is `outputs`; Lambda's own service errors are retried. @default payload the state's input */
+  private invoke(
+    id: string,
+    lambdaFunction: BagFunction,
+    outputs: string,
+    payload?: string,
+  ): tasks.LambdaInvoke {
+    return tasks.LambdaInvoke.jsonata(this, id, {
+      lambdaFunction,
+      payload: payload === undefined ? undefined : sfn.TaskInput.fromText(payload),
+      outputs,
+      retryOnServiceExceptions: true,
+    });
+  }
+
+  /**
+   * Catches every error of `task` (after its retries) into a Pass state `id` that turns it into a
+   * result, so the run goes on: `caught` is the Pass state's input (default: the error output),
+   * `result` its output.
+   */
+  private onError(
+    task: sfn.TaskStateBase,
+    id: string,
+    states: { caught?: string; result: string },
+  ): sfn.Pass {
+    const pass = sfn.Pass.jsonata(this, id, { outputs: states.result });
+    task.addCatch(pass, { errors: [sfn.Errors.ALL], outputs: states.caught });
+    return pass;
+  }
+
   /**
    * The run's one globals dump (pg_dumpall by the dump function, which has the layer, the database
    * and the signer), after the Map so it never holds a database back; then, if good, retention of
@@ -382,36 +407,27 @@ export class BackupWorkflow extends Construct {
    * the report turns into a failed execution; the databases' results stay as they are.
    */
   private globalsStep(report: sfn.IChainable): sfn.IChainable {
-    const dumpGlobals = tasks.LambdaInvoke.jsonata(this, 'Dump globals', {
-      lambdaFunction: this.dumpFunction,
-      payload: sfn.TaskInput.fromText(
-        '{% {"globals": true, "server": $states.input.server, "trigger": $states.input.trigger} %}',
-      ),
-      outputs: '{% {"results": $states.input.results, "globals": $states.result.Payload} %}',
-      retryOnServiceExceptions: true,
-    });
-    const globalsCrashed = sfn.Pass.jsonata(this, 'Globals dump crashed', {
-      outputs:
+    const dumpGlobals = this.invoke(
+      'Dump globals',
+      this.dumpFunction,
+      '{% {"results": $states.input.results, "globals": $states.result.Payload} %}',
+      '{% {"globals": true, "server": $states.input.server, "trigger": $states.input.trigger} %}',
+    );
+    const globalsCrashed = this.onError(dumpGlobals, 'Globals dump crashed', {
+      caught: '{% {"results": $states.input.results, "error": $states.errorOutput} %}',
+      result:
         '{% {"results": $states.input.results, "globals": {"status": "failed", "error": "globals: " & $states.input.error.Error & ": " & $states.input.error.Cause}} %}',
     });
-    dumpGlobals.addCatch(globalsCrashed, {
-      errors: [sfn.Errors.ALL],
-      outputs: '{% {"results": $states.input.results, "error": $states.errorOutput} %}',
-    });
-    const pruneGlobals = tasks.LambdaInvoke.jsonata(this, 'Prune globals', {
-      lambdaFunction: this.pruneFunction,
-      payload: sfn.TaskInput.fromText('{% {"globals": true, "key": $states.input.globals.key} %}'),
-      outputs:
-        '{% {"results": $states.input.results, "globals": $merge([$states.input.globals, $states.result.Payload])} %}',
-      retryOnServiceExceptions: true,
-    });
-    const pruneCrashed = sfn.Pass.jsonata(this, 'Globals prune crashed', {
-      outputs:
+    const pruneGlobals = this.invoke(
+      'Prune globals',
+      this.pruneFunction,
+      '{% {"results": $states.input.results, "globals": $merge([$states.input.globals, $states.result.Payload])} %}',
+      '{% {"globals": true, "key": $states.input.globals.key} %}',
+    );
+    const pruneCrashed = this.onError(pruneGlobals, 'Globals prune crashed', {
+      caught: '{% {"result": $states.input, "error": $states.errorOutput} %}',
+      result:
         '{% {"results": $states.input.result.results, "globals": $merge([$states.input.result.globals, {"pruned": [], "retentionError": $states.input.error.Error & ": " & $states.input.error.Cause}])} %}',
-    });
-    pruneGlobals.addCatch(pruneCrashed, {
-      errors: [sfn.Errors.ALL],
-      outputs: '{% {"result": $states.input, "error": $states.errorOutput} %}',
     });
     pruneGlobals.next(report);
     pruneCrashed.next(report);
@@ -430,19 +446,16 @@ export class BackupWorkflow extends Construct {
    * dump's result. A prune that fails or crashes leaves the result ok with a retentionError.
    */
   private pruneIfOk(next: sfn.IChainable): sfn.IChainable {
-    const prune = tasks.LambdaInvoke.jsonata(this, 'Prune database', {
-      lambdaFunction: this.pruneFunction,
-      payload: sfn.TaskInput.fromText('{% {"database": $states.input.database, "key": $states.input.key} %}'),
-      outputs: '{% $merge([$states.input, $states.result.Payload]) %}',
-      retryOnServiceExceptions: true,
-    });
-    const pruneCrashed = sfn.Pass.jsonata(this, 'Prune crashed', {
-      outputs:
+    const prune = this.invoke(
+      'Prune database',
+      this.pruneFunction,
+      '{% $merge([$states.input, $states.result.Payload]) %}',
+      '{% {"database": $states.input.database, "key": $states.input.key} %}',
+    );
+    const pruneCrashed = this.onError(prune, 'Prune crashed', {
+      caught: '{% {"result": $states.input, "error": $states.errorOutput} %}',
+      result:
         '{% $merge([$states.input.result, {"pruned": [], "retentionError": $states.input.error.Error & ": " & $states.input.error.Cause}]) %}',
-    });
-    prune.addCatch(pruneCrashed, {
-      errors: [sfn.Errors.ALL],
-      outputs: '{% {"result": $states.input, "error": $states.errorOutput} %}',
     });
     prune.next(next);
     pruneCrashed.next(next);
@@ -482,11 +495,10 @@ export class BackupWorkflow extends Construct {
       heartbeatTimeout: sfn.Timeout.duration(Duration.seconds(TASK_HEARTBEAT_SECONDS)),
       outputs: '{% $states.result %}',
     });
-    const fargateFailed = sfn.Pass.jsonata(this, 'Fargate dump failed', {
-      outputs:
+    const fargateFailed = this.onError(onFargate, 'Fargate dump failed', {
+      result:
         '{% {"database": $item.database, "status": "failed", "runner": "fargate", "error": $states.input.Error & ": " & $states.input.Cause} %}',
     });
-    onFargate.addCatch(fargateFailed, { errors: [sfn.Errors.ALL] });
     onFargate.next(afterDump);
     fargateFailed.next(afterDump);
     const outOfTime = sfn.Choice.jsonata(this, 'Out of time on Lambda?')
