@@ -3,19 +3,21 @@ export class DumpBagError extends Error {
   override name = 'DumpBagError';
 }
 
-/** A setting is missing or malformed; the message names the variable or option. */
-export class ConfigError extends DumpBagError {
-  override name = 'ConfigError';
+/** The base of one kind of DumpBagError, its `name` given as text: minified bundles rename classes. */
+function named(name: string) {
+  return class extends DumpBagError {
+    override name = name;
+  };
 }
+
+/** A setting is missing or malformed; the message names the variable or option. */
+export class ConfigError extends named('ConfigError') {}
 
 /** Public keys or recipients cannot be used: the run must stop before any byte is uploaded. */
-export class KeyError extends DumpBagError {
-  override name = 'KeyError';
-}
+export class KeyError extends named('KeyError') {}
 
 /** pg_dump failed: bad exit code, killed by a signal, or wrote something that is not a custom-format dump. */
-export class PgDumpError extends DumpBagError {
-  override name = 'PgDumpError';
+export class PgDumpError extends named('PgDumpError') {
   constructor(
     message: string,
     readonly details: { exitCode?: number | null; signal?: string | null; stderrTail?: string } = {},
@@ -25,24 +27,16 @@ export class PgDumpError extends DumpBagError {
 }
 
 /** The S3 side of a dump failed; the multipart upload has been aborted. */
-export class UploadError extends DumpBagError {
-  override name = 'UploadError';
-}
+export class UploadError extends named('UploadError') {}
 
 /** The time allowed for a dump ran out; the upload has been aborted. */
-export class DeadlineError extends DumpBagError {
-  override name = 'DeadlineError';
-}
+export class DeadlineError extends named('DeadlineError') {}
 
 /** A database, dump or key that was asked for does not exist. */
-export class NotFoundError extends DumpBagError {
-  override name = 'NotFoundError';
-}
+export class NotFoundError extends named('NotFoundError') {}
 
 /** A request or argument is malformed. */
-export class ValidationError extends DumpBagError {
-  override name = 'ValidationError';
-}
+export class ValidationError extends named('ValidationError') {}
 
 /** The message of any thrown value, for reports; never includes a stack. */
 export function errorMessage(error: unknown): string {
