@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import pg from 'pg';
 import { have } from './measure';
+import { withClient } from './workload';
 
 /** The Lambda's one vCPU: pg_dump and the backup on CPU 0, the database server on CPU 1. */
 export const ONE_CORE = { dump: '0', server: '1' } as const;
@@ -22,22 +22,11 @@ function parentOf(pid: number): number | undefined {
  */
 export async function pinServer(env: NodeJS.ProcessEnv, cpus: string): Promise<number> {
   if (!have('taskset')) throw new Error('--one-core needs taskset (util-linux)');
-  const client = new pg.Client({
-    host: env.PGHOST,
-    port: env.PGPORT ? Number(env.PGPORT) : undefined,
-    user: env.PGUSER,
-    password: env.PGPASSWORD,
-    database: 'postgres',
-  });
-  await client.connect();
-  let postmaster: number | undefined;
-  try {
+  const postmaster = await withClient(env, 'postgres', async (client) => {
     const backend = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
     // Read while the connection lives: its backend process ends with it.
-    postmaster = parentOf(Number(backend));
-  } finally {
-    await client.end();
-  }
+    return parentOf(Number(backend));
+  });
   if (!postmaster || postmaster <= 1) {
     throw new Error('--one-core: the PostgreSQL server is not a process of this machine (PGHOST is remote?)');
   }

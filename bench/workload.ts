@@ -23,7 +23,8 @@ function clientConfig(env: Record<string, string | undefined>, database: string)
   };
 }
 
-async function withClient<T>(
+/** A `pg` client to `database` by the libpq variables in `env`, ended after `use`. */
+export async function withClient<T>(
   env: Record<string, string | undefined>,
   database: string,
   use: (client: pg.Client) => Promise<T>,

@@ -5,6 +5,7 @@ import { freePort } from '../../cli/local/services';
 import type { BenchKeys } from '../keys';
 import { measure, median, round } from '../measure';
 import type { S3Target } from '../s3-targets';
+import { withClient } from '../workload';
 
 export interface RestoreComparison {
   readonly command: string;
@@ -17,20 +18,10 @@ export interface RestoreComparison {
 }
 
 async function recreate(env: NodeJS.ProcessEnv, database: string): Promise<void> {
-  const admin = new pg.Client({
-    host: env.PGHOST,
-    port: env.PGPORT ? Number(env.PGPORT) : undefined,
-    user: env.PGUSER,
-    password: env.PGPASSWORD,
-    database: 'postgres',
-  });
-  await admin.connect();
-  try {
+  await withClient(env, 'postgres', async (admin) => {
     await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)}`);
     await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
-  } finally {
-    await admin.end();
-  }
+  });
 }
 
 /** `dump-bag serve` on a free loopback port, for `dump-bag get`; resolves once it answers. */
