@@ -1,25 +1,9 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-
-/** Set by bin/dump-bag.js when it runs a bundle, which lives elsewhere than these sources. */
-declare const DUMP_BAG_SOURCE_ROOT: string | undefined;
-const here =
-  typeof DUMP_BAG_SOURCE_ROOT === 'string'
-    ? join(DUMP_BAG_SOURCE_ROOT, 'cli', 'local')
-    : dirname(fileURLToPath(import.meta.url));
-
-/** tsx's loader as a file URL, so the child finds it whatever its working folder. */
-function tsxLoader(): string {
-  const packageJson = createRequire(import.meta.url).resolve('tsx/package.json');
-  return pathToFileURL(join(dirname(packageJson), 'dist', 'loader.mjs')).href;
-}
+import { localS3Env, startChildServer, stopChild } from './child-server';
 
 /** A port nobody listens on right now, on loopback. */
 export function freePort(): Promise<number> {
@@ -47,37 +31,18 @@ export interface LocalS3 {
 /** Starts the S3 API server in its own process on 127.0.0.1. */
 export async function startLocalS3(directory: string, bucket: string, port = 0): Promise<LocalS3> {
   mkdirSync(directory, { recursive: true });
-  const child: ChildProcess = spawn(
-    process.execPath,
-    ['--import', tsxLoader(), join(here, 's3-server.ts'), directory, bucket, String(port)],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+  const { child, endpoint } = await startChildServer(
+    's3-server.ts',
+    [directory, bucket, String(port)],
+    'the S3 server',
   );
-  const ready = await new Promise<{ port: number }>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.once('line', (line) => resolve(JSON.parse(line) as { port: number }));
-    child.once('exit', (code) =>
-      reject(new Error(`the S3 server exited with code ${code} before it was ready`)),
-    );
-  });
-  const endpoint = `http://127.0.0.1:${ready.port}`;
   return {
     endpoint,
     bucket,
     directory,
-    env: {
-      AWS_ENDPOINT_URL_S3: endpoint,
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'S3RVER',
-      AWS_SECRET_ACCESS_KEY: 'S3RVER',
-      DUMP_BAG_BUCKET: bucket,
-    },
+    env: localS3Env(endpoint, bucket, 'S3RVER'),
     objectPath: (key) => join(directory, bucket, `${key}._S3rver_object`),
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
+    stop: () => stopChild(child),
   };
 }
 
