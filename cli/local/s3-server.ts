@@ -167,6 +167,11 @@ function multipartExtras(req: IncomingMessage, res: ServerResponse): boolean {
   return false;
 }
 
+/** S3's answer when an If-None-Match or If-Match condition does not hold. */
+function preconditionFailed(res: ServerResponse): void {
+  xmlError(res, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
+}
+
 /** Keys with a conditional write under way: the first one decides, as on S3. */
 const conditionalWrites = new Set<string>();
 
@@ -199,12 +204,7 @@ function conditionalRequest(req: IncomingMessage, res: ServerResponse, pass: () 
       (exists) => {
         if (!exists) return pass();
         req.resume();
-        xmlError(
-          res,
-          412,
-          'PreconditionFailed',
-          'At least one of the pre-conditions you specified did not hold',
-        );
+        preconditionFailed(res);
       },
       () => xmlError(res, 500, 'InternalError', 'cannot check the key'),
     );
@@ -214,12 +214,7 @@ function conditionalRequest(req: IncomingMessage, res: ServerResponse, pass: () 
     void store.getMetadata(bucketDecoded, key).then(
       (metadata) => {
         if (metadata.etag === ifMatch) return pass();
-        xmlError(
-          res,
-          412,
-          'PreconditionFailed',
-          'At least one of the pre-conditions you specified did not hold',
-        );
+        preconditionFailed(res);
       },
       () => xmlError(res, 404, 'NoSuchKey', 'The specified key does not exist.'),
     );
