@@ -1,9 +1,6 @@
-import type { PgConnection } from '../core/databases';
 import { errorMessage, ValidationError } from '../core/errors';
 import { dumpGlobals, type GlobalsResult } from '../core/globals';
-import { connectionSecrets } from '../core/libpq';
-import { redact } from '../core/redact';
-import { awsBackupTarget, type DumpClients, parseServer } from '../shared/dump-one';
+import { type DumpClients, dumpOrFailed, parseServer } from '../shared/dump-one';
 import type { GlobalsEvent } from '../shared/events';
 import { logger } from '../shared/lambda';
 import { emitGlobalsMetric } from '../shared/metrics';
@@ -33,21 +30,16 @@ export function parseGlobalsEvent(event: unknown): GlobalsEvent {
  */
 export async function dumpGlobalsOnce(event: unknown, clients: DumpClients): Promise<GlobalsResult> {
   const started = Date.now();
-  let connection: PgConnection | undefined;
-  let result: GlobalsResult;
-  try {
-    const request = parseGlobalsEvent(event);
-    const { target, encryption } = await awsBackupTarget(clients, (c) => {
-      connection = c;
-    });
-    result = await dumpGlobals(target, { server: request.server, encryption, trigger: request.trigger });
-  } catch (error: unknown) {
-    result = {
+  const result = await dumpOrFailed<GlobalsEvent, GlobalsResult>(clients, {
+    parse: () => parseGlobalsEvent(event),
+    dump: (request, { target, encryption }) =>
+      dumpGlobals(target, { server: request.server, encryption, trigger: request.trigger }),
+    failed: (error, scrub) => ({
       status: 'failed',
-      error: redact(`globals: ${errorMessage(error)}`, connectionSecrets(connection)),
+      error: scrub(`globals: ${errorMessage(error)}`),
       seconds: (Date.now() - started) / 1000,
-    };
-  }
+    }),
+  });
   emitGlobalsMetric(result.status === 'ok');
   if (result.status === 'ok') {
     logger.info('globals dump stored', { key: result.key, bytes: result.bytes, seconds: result.seconds });

@@ -40,7 +40,7 @@ export interface DumpClients {
  * would be refused by every reader). The login is handed to `onConnection` as soon as it is read, so
  * that a later failure's message can be scrubbed of it.
  */
-export async function awsBackupTarget(
+async function awsBackupTarget(
   clients: DumpClients,
   onConnection: (connection: PgConnection) => void,
 ): Promise<{ target: BackupTarget; encryption: Encryption }> {
@@ -60,6 +60,32 @@ export async function awsBackupTarget(
     signer,
   };
   return { target, encryption };
+}
+
+/** What one runner's dump is: its event read, its dump, and its failure made a result. */
+export interface DumpSteps<R, T> {
+  /** Reads the event; it runs before anything is read from AWS. */
+  readonly parse: () => R;
+  readonly dump: (request: R, aws: { target: BackupTarget; encryption: Encryption }) => Promise<T>;
+  /** The failed result; `scrub` blanks the database login out of a text, once it has been read. */
+  readonly failed: (error: unknown, scrub: (text: string) => string) => T;
+}
+
+/**
+ * Parses the event, then dumps to the bag's target and keys in AWS. A failure at any step is the
+ * result `failed` makes, never an exception, so the run goes on and reports it.
+ */
+export async function dumpOrFailed<R, T>(clients: DumpClients, steps: DumpSteps<R, T>): Promise<T> {
+  let connection: PgConnection | undefined;
+  try {
+    const request = steps.parse();
+    const aws = await awsBackupTarget(clients, (c) => {
+      connection = c;
+    });
+    return await steps.dump(request, aws);
+  } catch (error: unknown) {
+    return steps.failed(error, (text) => redact(text, connectionSecrets(connection)));
+  }
 }
 
 /** The plan's server version as an event carries it. */
@@ -85,31 +111,26 @@ export async function dumpOne(
   const started = Date.now();
   const database =
     typeof (event as DumpEvent | undefined)?.database === 'string' ? (event as DumpEvent).database : '';
-  let connection: PgConnection | undefined;
-  let result: DumpResult;
-  try {
-    const request = parseDumpEvent(event);
-    const { target, encryption } = await awsBackupTarget(clients, (c) => {
-      connection = c;
-    });
-    result = await dumpDatabase(target, {
-      database: request.database,
-      server: request.server,
-      encryption,
-      trigger: request.trigger,
-      expectedBytes: request.sizeBytes,
-      deadline,
-      runner,
-    });
-  } catch (error: unknown) {
-    result = {
+  const result = await dumpOrFailed<DumpEvent, DumpResult>(clients, {
+    parse: () => parseDumpEvent(event),
+    dump: (request, { target, encryption }) =>
+      dumpDatabase(target, {
+        database: request.database,
+        server: request.server,
+        encryption,
+        trigger: request.trigger,
+        expectedBytes: request.sizeBytes,
+        deadline,
+        runner,
+      }),
+    failed: (error, scrub) => ({
       database,
       status: 'failed',
       seconds: (Date.now() - started) / 1000,
-      error: redact(errorMessage(error), connectionSecrets(connection)),
+      error: scrub(errorMessage(error)),
       runner,
-    };
-  }
+    }),
+  });
   emitDumpMetrics(result);
   if (result.status === 'ok') {
     logger.info('dump stored', {
