@@ -1,8 +1,8 @@
 // Over 300 lines: the connection's props, their validation and the TLS CA layer belong to one construct.
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import { Annotations, AssetHashType, DockerImage, Fn } from 'aws-cdk-lib';
+import { Annotations, AssetHashType, Fn } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
@@ -10,6 +10,7 @@ import { NagSuppressions } from 'cdk-nag';
 import { Construct, type IConstruct } from 'constructs';
 import { SETTINGS, SSL_MODES } from '../../functions/core/settings';
 import { type BagFunction, REPO_ROOT } from './bag-function';
+import { fileLayerCode } from './file-layer';
 import { checkProp, oneOf, optional, wholeNumber } from './validate';
 
 /** Where the CA layer puts the `sslRootCert` file in the function's file system. */
@@ -333,20 +334,13 @@ export class DatabaseConnection extends Construct {
     const file = repoPath(path);
     return new lambda.LayerVersion(this, 'CaLayer', {
       description: `Dump Bag: the CAs of the database server's certificate, from ${path}`,
-      code: lambda.Code.fromAsset(dirname(file), {
-        assetHashType: AssetHashType.CUSTOM,
-        assetHash: createHash('sha256').update(readFileSync(file)).digest('hex'),
-        bundling: {
-          // Never pulled: copying one file needs no container, so the local path always succeeds.
-          image: DockerImage.fromRegistry('public.ecr.aws/docker/library/busybox:stable'),
-          local: {
-            tryBundle(outputDir: string): boolean {
-              const target = join(outputDir, CA_MOUNT.replace(/^\/opt\//, ''));
-              mkdirSync(target, { recursive: true });
-              copyFileSync(file, join(target, CA_FILE));
-              return true;
-            },
-          },
+      code: fileLayerCode({
+        source: dirname(file),
+        mount: CA_MOUNT,
+        copy: (target) => copyFileSync(file, join(target, CA_FILE)),
+        assetHash: {
+          type: AssetHashType.CUSTOM,
+          hash: createHash('sha256').update(readFileSync(file)).digest('hex'),
         },
       }),
     });

@@ -2,7 +2,6 @@ import {
   closeSync,
   copyFileSync,
   existsSync,
-  mkdirSync,
   openSync,
   readdirSync,
   readSync,
@@ -10,13 +9,14 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { Annotations, DockerImage } from 'aws-cdk-lib';
+import { Annotations } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct, type IConstruct } from 'constructs';
 import { MAX_KEYS_BYTES } from '../../functions/core/key-fetch';
 import { holdsSecretKey } from '../../functions/core/secret-key';
 import { SETTINGS } from '../../functions/core/settings';
 import { REPO_ROOT } from './bag-function';
+import { fileLayerCode } from './file-layer';
 import { checkProp, optional } from './validate';
 
 /** Where the keys layer puts the key files in the function's file system. */
@@ -163,20 +163,13 @@ export class PublicKeys extends Construct {
     this.publicKeys = KEYS_MOUNT;
     this.layer = new lambda.LayerVersion(this, 'Layer', {
       description: `Dump Bag public keys from ${props.folder}, under ${KEYS_MOUNT}`,
-      code: lambda.Code.fromAsset(folder, {
-        bundling: {
-          // Never pulled: copying files needs no container, so the local path always succeeds.
-          image: DockerImage.fromRegistry('public.ecr.aws/docker/library/busybox:stable'),
-          local: {
-            tryBundle(outputDir: string): boolean {
-              const target = join(outputDir, KEYS_MOUNT.replace(/^\/opt\//, ''));
-              mkdirSync(target, { recursive: true });
-              for (const name of keyFiles(folder)) copyFileSync(join(folder, name), join(target, name));
-              // An asset must not be empty; the core reports a folder without keys by itself.
-              writeFileSync(join(outputDir, 'README.txt'), 'Public keys Dump Bag encrypts for.\n');
-              return true;
-            },
-          },
+      code: fileLayerCode({
+        source: folder,
+        mount: KEYS_MOUNT,
+        copy: (target, outputDir) => {
+          for (const name of keyFiles(folder)) copyFileSync(join(folder, name), join(target, name));
+          // An asset must not be empty; the core reports a folder without keys by itself.
+          writeFileSync(join(outputDir, 'README.txt'), 'Public keys Dump Bag encrypts for.\n');
         },
       }),
     });
