@@ -12,7 +12,7 @@ import { MAX_DATABASE_NAME_BYTES } from '../../functions/core/naming';
 import { DEFAULT_FARGATE_ABOVE_GB, DUMP_RUNNER_ENV, FARGATE_ABOVE_GB_ENV } from '../../functions/core/runner';
 import { SETTINGS } from '../../functions/core/settings';
 import { TASK_HEARTBEAT_SECONDS, TASK_INPUT_ENV, TASK_TOKEN_ENV } from '../../functions/dump-task/env';
-import { BagFunction, type RetentionSettings } from './bag-function';
+import { BagFunction, type FunctionDefaults, type RetentionSettings } from './bag-function';
 import type { DatabaseConnection } from './database-connection';
 import type { DumpBucket } from './dump-bucket';
 import { FargateDump, type RunnerProps, validateRunnerProps } from './fargate-dump';
@@ -29,7 +29,8 @@ export const DEFAULT_SCHEDULE = 'cron(0 3 * * ? *)';
 /** What the dump keeps back from its timeout to abort cleanly (functions/dump/handler.ts DEADLINE_MARGIN_MS), plus room to dump. */
 const MIN_DUMP_TIMEOUT = Duration.minutes(1);
 
-export interface BackupWorkflowProps extends RunnerProps {
+/** The functions take the pg_dump layer's architecture, so it is no prop of its own. */
+export interface BackupWorkflowProps extends RunnerProps, Omit<FunctionDefaults, 'architecture'> {
   readonly bucket: DumpBucket;
   readonly connection: DatabaseConnection;
   readonly keys: PublicKeys;
@@ -55,10 +56,6 @@ export interface BackupWorkflowProps extends RunnerProps {
   readonly compression?: string;
   /** Longest a whole backup run may take. @default Duration.hours(6), with Fargate its timeout plus an hour */
   readonly executionTimeout?: Duration;
-  /** Retention of the functions' and the state machine's logs. @default logs.RetentionDays.ONE_MONTH */
-  readonly logRetention?: logs.RetentionDays;
-  /** Powertools service name. @default 'dump-bag' */
-  readonly serviceName?: string;
 }
 
 /** A PostgreSQL database name: 1 to MAX_DATABASE_NAME_BYTES bytes, no NUL. */

@@ -26,7 +26,17 @@ export interface RetentionSettings {
   readonly keepMin?: number;
 }
 
-export interface BagFunctionProps {
+/** What a construct hands on alike to every function it makes. */
+export interface FunctionDefaults {
+  /** Must match the architecture of any binary layer. @default lambda.Architecture.ARM_64 */
+  readonly architecture?: lambda.Architecture;
+  /** How long the functions' log groups, and the construct's other logs (API access, executions), keep their logs. @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+  /** Powertools' service name, in every log line and metric. @default 'dump-bag' */
+  readonly serviceName?: string;
+}
+
+export interface BagFunctionProps extends FunctionDefaults {
   /** The handler's TypeScript file, relative to the repository root; it exports `handler`. */
   readonly entry: string;
   /** What the function does, shown in the console. */
@@ -35,12 +45,6 @@ export interface BagFunctionProps {
   readonly memorySize?: number;
   /** @default Duration.seconds(30) */
   readonly timeout?: Duration;
-  /** Must match the architecture of any binary layer. @default lambda.Architecture.ARM_64 */
-  readonly architecture?: lambda.Architecture;
-  /** How long the function's log group keeps its logs. @default logs.RetentionDays.ONE_MONTH */
-  readonly logRetention?: logs.RetentionDays;
-  /** Powertools' service name, in every log line and metric. @default 'dump-bag' */
-  readonly serviceName?: string;
   /** More environment variables. @default none */
   readonly environment?: Record<string, string>;
   /** A VPC to run in (for a private database). @default not in a VPC */

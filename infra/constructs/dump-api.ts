@@ -3,13 +3,12 @@ import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import * as authorizers from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import * as integrations from 'aws-cdk-lib/aws-apigatewayv2-integrations';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct, type IConstruct } from 'constructs';
 import { SETTINGS } from '../../functions/core/settings';
-import { BagFunction, type RetentionSettings } from './bag-function';
+import { BagFunction, type FunctionDefaults, type RetentionSettings } from './bag-function';
 import type { DumpBucket } from './dump-bucket';
 import type { PublicKeys } from './public-keys';
 import type { SigningKey } from './signing-key';
@@ -32,7 +31,7 @@ export type ApiAuthorization =
       readonly audience: readonly string[];
     };
 
-export interface DumpApiProps {
+export interface DumpApiProps extends FunctionDefaults {
   readonly bucket: DumpBucket;
   /** The backup state machine, which POST /dumps/{database} starts. */
   readonly stateMachine: sfn.IStateMachine;
@@ -49,12 +48,6 @@ export interface DumpApiProps {
   readonly rateLimit?: number;
   /** Steady requests per second for each public route (/keys, /recipients…; burst twice that), so anonymous callers cannot starve restores. At most rateLimit. @default 5 */
   readonly publicRateLimit?: number;
-  /** @default lambda.Architecture.ARM_64 */
-  readonly architecture?: lambda.Architecture;
-  /** Retention of the function's and the access logs. @default logs.RetentionDays.ONE_MONTH */
-  readonly logRetention?: logs.RetentionDays;
-  /** Powertools service name. @default 'dump-bag' */
-  readonly serviceName?: string;
 }
 
 /** Throws InvalidPropError, naming the prop and the fix, for props that cannot work. */

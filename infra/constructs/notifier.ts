@@ -2,8 +2,6 @@ import { ArnFormat, Duration, Stack, Token } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
-import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -13,7 +11,7 @@ import { DUMPS_PREFIX } from '../../functions/core/naming';
 import { SETTINGS } from '../../functions/core/settings';
 import { DIGEST_ACTION, EXECUTION_EVENT } from '../../functions/notify/events';
 import { DUMP_EVENT_DETAIL_TYPE, DUMP_EVENT_SOURCE } from './backup-workflow';
-import { BagFunction } from './bag-function';
+import { BagFunction, type FunctionDefaults } from './bag-function';
 import type { DumpBucket } from './dump-bucket';
 import { checkProp } from './validate';
 
@@ -32,19 +30,13 @@ export interface NotifySettings {
   readonly digest?: boolean;
 }
 
-export interface NotifierProps extends NotifySettings {
+export interface NotifierProps extends NotifySettings, FunctionDefaults {
   /** The digest lists its dumps (s3:ListBucket under dumps/ only), and its name titles every message. */
   readonly bucket: DumpBucket;
   /** Whose Dump Finished events and failed executions are told. */
   readonly stateMachine: sfn.IStateMachine;
   /** The alarm topic: staleness and key-expiry alarms are told. */
   readonly alarmTopic: sns.ITopic;
-  /** @default lambda.Architecture.ARM_64 */
-  readonly architecture?: lambda.Architecture;
-  /** @default logs.RetentionDays.ONE_MONTH */
-  readonly logRetention?: logs.RetentionDays;
-  /** Powertools service name. @default 'dump-bag' */
-  readonly serviceName?: string;
 }
 
 /** A complete secret ARN ends in the six characters Secrets Manager appends to the name. */
