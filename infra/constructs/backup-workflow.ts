@@ -58,6 +58,12 @@ export interface BackupWorkflowProps extends RunnerProps, Omit<FunctionDefaults,
   readonly executionTimeout?: Duration;
 }
 
+/** A crashed prune's input: the result it was given and the error. */
+const PRUNE_CAUGHT = '{% {"result": $states.input, "error": $states.errorOutput} %}';
+/** What a crashed prune adds to the result it was given: nothing pruned, the error named. */
+const PRUNE_FAILED =
+  '{"pruned": [], "retentionError": $states.input.error.Error & ": " & $states.input.error.Cause}';
+
 /** A PostgreSQL database name: 1 to MAX_DATABASE_NAME_BYTES bytes, no NUL. */
 function isDatabaseName(name: string): boolean {
   return name.length > 0 && Buffer.byteLength(name) <= MAX_DATABASE_NAME_BYTES && !name.includes('\0');
@@ -415,25 +421,15 @@ export class BackupWorkflow extends Construct {
       result:
         '{% {"results": $states.input.results, "globals": {"status": "failed", "error": "globals: " & $states.input.error.Error & ": " & $states.input.error.Cause}} %}',
     });
-    const pruneGlobals = this.invoke(
-      'Prune globals',
-      this.pruneFunction,
-      '{% {"results": $states.input.results, "globals": $merge([$states.input.globals, $states.result.Payload])} %}',
-      '{% {"globals": true, "key": $states.input.globals.key} %}',
-    );
-    const pruneCrashed = this.onError(pruneGlobals, 'Globals prune crashed', {
-      caught: '{% {"result": $states.input, "error": $states.errorOutput} %}',
-      result:
-        '{% {"results": $states.input.result.results, "globals": $merge([$states.input.result.globals, {"pruned": [], "retentionError": $states.input.error.Error & ": " & $states.input.error.Cause}])} %}',
+    const pruneGlobals = this.pruneStep('Prune globals', 'Globals prune crashed', {
+      payload: '{% {"globals": true, "key": $states.input.globals.key} %}',
+      outputs:
+        '{% {"results": $states.input.results, "globals": $merge([$states.input.globals, $states.result.Payload])} %}',
+      crashed: `{% {"results": $states.input.result.results, "globals": $merge([$states.input.result.globals, ${PRUNE_FAILED}])} %}`,
     });
-    pruneGlobals.next(report);
-    pruneCrashed.next(report);
+    const ok = this.pruneIf('Globals ok?', '{% $states.input.globals.status = "ok" %}', pruneGlobals, report);
     globalsCrashed.next(report);
-    dumpGlobals.next(
-      sfn.Choice.jsonata(this, 'Globals ok?')
-        .when(sfn.Condition.jsonata('{% $states.input.globals.status = "ok" %}'), pruneGlobals)
-        .otherwise(report),
-    );
+    dumpGlobals.next(ok);
     return dumpGlobals;
   }
 
@@ -443,22 +439,35 @@ export class BackupWorkflow extends Construct {
    * dump's result. A prune that fails or crashes leaves the result ok with a retentionError.
    */
   private pruneIfOk(next: sfn.IChainable): sfn.IChainable {
-    const prune = this.invoke(
-      'Prune database',
-      this.pruneFunction,
-      '{% $merge([$states.input, $states.result.Payload]) %}',
-      '{% {"database": $states.input.database, "key": $states.input.key} %}',
-    );
-    const pruneCrashed = this.onError(prune, 'Prune crashed', {
-      caught: '{% {"result": $states.input, "error": $states.errorOutput} %}',
-      result:
-        '{% $merge([$states.input.result, {"pruned": [], "retentionError": $states.input.error.Error & ": " & $states.input.error.Cause}]) %}',
+    const prune = this.pruneStep('Prune database', 'Prune crashed', {
+      payload: '{% {"database": $states.input.database, "key": $states.input.key} %}',
+      outputs: '{% $merge([$states.input, $states.result.Payload]) %}',
+      crashed: `{% $merge([$states.input.result, ${PRUNE_FAILED}]) %}`,
     });
-    prune.next(next);
-    pruneCrashed.next(next);
-    return sfn.Choice.jsonata(this, 'Dump ok?')
-      .when(sfn.Condition.jsonata('{% $states.input.status = "ok" %}'), prune)
-      .otherwise(next);
+    return this.pruneIf('Dump ok?', '{% $states.input.status = "ok" %}', prune, next);
+  }
+
+  /** A prune step and its catch: a prune that fails or crashes leaves its result ok, with a retentionError. */
+  private pruneStep(
+    id: string,
+    crashedId: string,
+    expressions: { payload: string; outputs: string; crashed: string },
+  ): { task: tasks.LambdaInvoke; crashed: sfn.Pass } {
+    const task = this.invoke(id, this.pruneFunction, expressions.outputs, expressions.payload);
+    const crashed = this.onError(task, crashedId, { caught: PRUNE_CAUGHT, result: expressions.crashed });
+    return { task, crashed };
+  }
+
+  /** Prunes only when `ok` holds (the dump was good); pruned, crashed or skipped, the run goes on to `next`. */
+  private pruneIf(
+    id: string,
+    ok: string,
+    prune: { task: tasks.LambdaInvoke; crashed: sfn.Pass },
+    next: sfn.IChainable,
+  ): sfn.Choice {
+    prune.task.next(next);
+    prune.crashed.next(next);
+    return sfn.Choice.jsonata(this, id).when(sfn.Condition.jsonata(ok), prune.task).otherwise(next);
   }
 
   /**
