@@ -11,7 +11,16 @@ import type { EncryptionMode, Trigger } from './config';
 import { NotFoundError, ValidationError } from './errors';
 import { DUMPS_PREFIX, databasePrefixes, parseDumpKey, RECORD_SUFFIX, recordKey } from './naming';
 import type { RecordedRunner } from './runner';
-import type { RecordSignature } from './signing';
+
+/** The signature a record carries next to its fields. */
+export interface RecordSignature {
+  /** `ed25519` (the command line's key) or `ecdsa-p256-sha256` (a KMS key), for people; verification goes by the key. */
+  readonly algorithm: string;
+  /** Which key signed it, for people: `sha256:<SPKI fingerprint>` for a local key, the key's ARN or id for KMS. */
+  readonly key: string;
+  /** The signature, base64 (ECDSA in DER, as KMS returns it). */
+  readonly value: string;
+}
 
 /** What Dump Bag records of every dump, next to it, so it can be listed and verified without downloading it. */
 export interface DumpRecord {

@@ -10,7 +10,7 @@ import {
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { DumpRecord } from './catalog';
+import type { DumpRecord, RecordSignature } from './catalog';
 import { ConfigError, DumpBagError, errorMessage } from './errors';
 import { readSetting, SETTINGS } from './settings';
 
@@ -19,16 +19,6 @@ export const RECORD_DOMAIN = 'dump-bag record v1';
 
 /** A PEM public key is a few hundred bytes; anything much larger is not one. */
 const MAX_PEM_BYTES = 16 * 1024;
-
-/** The signature a record carries next to its fields. */
-export interface RecordSignature {
-  /** `ed25519` (the command line's key) or `ecdsa-p256-sha256` (a KMS key), for people; verification goes by the key. */
-  readonly algorithm: string;
-  /** Which key signed it, for people: `sha256:<SPKI fingerprint>` for a local key, the key's ARN or id for KMS. */
-  readonly key: string;
-  /** The signature, base64 (ECDSA in DER, as KMS returns it). */
-  readonly value: string;
-}
 
 /**
  * The signed fields, in their one fixed order. Every field a reader relies on to pick, check or
