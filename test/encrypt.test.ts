@@ -11,7 +11,7 @@ import {
   type EncryptorLayout,
   encryptStream,
 } from '../functions/core/encrypt';
-import type { Encryption } from '../functions/core/keys';
+import type { Encryption } from '../functions/core/encryption';
 import { loadKeys } from '../functions/core/keys';
 import { openSeipd } from '../functions/core/seipd-reader';
 import { type GpgIdentity, gpgDecrypt, gpgIdentity } from './support/gpg';

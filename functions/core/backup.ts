@@ -7,10 +7,11 @@ import type { DumpBagConfig, RetentionPolicy, Trigger } from './config';
 import { type BackupPlan, type PgConnection, planBackup, type ServerInfo } from './databases';
 import { type DumpOptionsByDatabase, optionsFor } from './dump-options';
 import { encryptStream } from './encrypt';
+import type { Encryption } from './encryption';
 import { DeadlineError, DumpBagError, errorMessage, UploadError } from './errors';
 import { dumpGlobals, type GlobalsResult, pruneAfterGlobals } from './globals';
 import { checkKeyExpiry, type KeyExpiryWarning } from './key-expiry';
-import { type Encryption, loadEncryption } from './keys';
+import { loadEncryption } from './keys';
 import { connectionSecrets, libpqEnv } from './libpq';
 import { dumpKey, uniqueDumpId } from './naming';
 import {

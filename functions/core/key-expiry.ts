@@ -1,5 +1,5 @@
 import type * as openpgp from 'openpgp';
-import type { Encryption, RecipientKey } from './keys';
+import type { Encryption, RecipientKey } from './encryption';
 
 const DAY_MS = 86_400_000;
 /** Public-key algorithms that encrypt (RFC 9580 §9.1), as openpgp.js names them. */

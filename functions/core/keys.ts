@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import type { DumpBagConfig } from './config';
 import { parseList } from './config';
+import type { Encryption, RecipientKey } from './encryption';
 import { ConfigError, errorMessage, KeyError } from './errors';
 import { expiredMessage } from './key-expiry';
 import { fetchText, MAX_KEYS_BYTES, MAX_RECIPIENTS_BYTES } from './key-fetch';
@@ -13,19 +14,6 @@ export { fetchText } from './key-fetch';
 
 const PUBLIC_BLOCK = /-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g;
 const KEY_FILE = /\.(asc|pub|key|gpg|pgp)$/i;
-
-export interface RecipientKey {
-  /** Upper-case hex fingerprint of the primary key. */
-  readonly fingerprint: string;
-  /** The primary user id, e.g. `Ada Lovelace <ada@example.com>`. */
-  readonly userId: string;
-  readonly key: openpgp.PublicKey;
-}
-
-export type Encryption =
-  | { readonly mode: 'gpg'; readonly recipients: readonly RecipientKey[] }
-  | { readonly mode: 'passphrase'; readonly passphrase: string }
-  | { readonly mode: 'none' };
 
 function isUrl(source: string): boolean {
   return /^https?:\/\//i.test(source);

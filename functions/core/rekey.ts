@@ -20,8 +20,8 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { type DumpRecord, listObjects, MAX_RECORD_BYTES, readRecord, writeRecord } from './catalog';
+import type { Encryption } from './encryption';
 import { DumpBagError, errorMessage } from './errors';
-import type { Encryption } from './keys';
 import { DUMPS_PREFIX, databasePrefix, parseDumpKey, RECORD_SUFFIX, recordKey } from './naming';
 import { HEAD_WINDOW, newKeyPackets, openSessionKey, readOldHead } from './rekey-head';
 import {
