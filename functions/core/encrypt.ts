@@ -109,9 +109,20 @@ export function definiteLength(length: number, tag?: number): Buffer {
   return Buffer.from(out);
 }
 
+/** RFC 4880 4.2.2.4: the first partial length must be at least 512 bytes; lengths are 2^0..2^30. */
+function checkPartialBits(bits: number): void {
+  if (bits < 9 || bits > 30) throw new RangeError(`partial body size 2^${bits} is outside 2^9..2^30`);
+}
+
+/** The header of a partial body of 2^bits bytes: with the packet's tag byte for the first one. */
+function partialHeader(tag: number, bits: number, first: boolean): Buffer {
+  return first ? Buffer.of(0xc0 | tag, 0xe0 | bits) : Buffer.of(0xe0 | bits);
+}
+
 /**
  * A packet body of unknown length, written as partial bodies of 2^bits bytes and a last part of
  * definite length. A part is only sent once more bytes follow it, so the last part is never empty.
+ * Holds on to the chunks it is given (no copy): for bodies whose chunks are fresh memory.
  */
 class PartialBody {
   private pending: Buffer[] = [];
@@ -123,8 +134,7 @@ class PartialBody {
     private readonly bits: number,
     private readonly emit: (chunk: Buffer) => void,
   ) {
-    // RFC 4880 4.2.2.4: the first partial length must be at least 512 bytes; lengths are 2^0..2^30.
-    if (bits < 9 || bits > 30) throw new RangeError(`partial body size 2^${bits} is outside 2^9..2^30`);
+    checkPartialBits(bits);
   }
 
   write(chunk: Buffer): void {
@@ -133,7 +143,7 @@ class PartialBody {
     this.pendingBytes += chunk.length;
     const size = 2 ** this.bits;
     while (this.pendingBytes > size) {
-      this.emit(this.started ? Buffer.of(0xe0 | this.bits) : Buffer.of(0xc0 | this.tag, 0xe0 | this.bits));
+      this.emit(partialHeader(this.tag, this.bits, !this.started));
       this.started = true;
       this.take(size);
     }
@@ -163,18 +173,59 @@ class PartialBody {
 }
 
 /**
+ * The same partial bodies, gathered into one reused buffer of 2^bits bytes: pg_dump writes 4 KiB at a
+ * time, and hashing and encrypting each piece alone costs more than copying it (bench/README.md). A
+ * part goes out whole, in one call, and `emit` must be done with it when it returns.
+ */
+class GatheredBody {
+  private readonly part: Buffer;
+  private filled = 0;
+  private started = false;
+
+  constructor(
+    private readonly tag: number,
+    private readonly bits: number,
+    private readonly emit: (chunk: Buffer) => void,
+  ) {
+    checkPartialBits(bits);
+    this.part = Buffer.allocUnsafe(2 ** bits);
+  }
+
+  write(chunk: Buffer): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.filled === this.part.length) {
+        this.emit(partialHeader(this.tag, this.bits, !this.started));
+        this.started = true;
+        this.emit(this.part);
+        this.filled = 0;
+      }
+      const copied = chunk.copy(this.part, this.filled, offset);
+      this.filled += copied;
+      offset += copied;
+    }
+  }
+
+  end(): void {
+    this.emit(definiteLength(this.filled, this.started ? undefined : this.tag));
+    this.emit(this.part.subarray(0, this.filled));
+    this.filled = 0;
+  }
+}
+
+/**
  * Writes: the session key packets, then one SEIPD v1 packet holding, encrypted in OpenPGP's CFB
  * mode (zero IV, no resynchronisation: plain CFB-128), a random 18-byte prefix, a binary literal
  * data packet with the input, and an MDC packet (SHA-1 of all that came before it, its own two
  * header bytes included).
  *
- * Each input piece is hashed and encrypted where it lies, in pieces of at most 64 KiB: OpenSSL's
+ * The input is gathered into literal parts of 64 KiB, each hashed and encrypted in one call: OpenSSL's
  * CFB is a stream mode, so pieces of any length chain. Larger outputs would be fresh memory every
  * time (above glibc's mmap threshold), and the page faults of fresh memory cost more than the
- * cipher on these machines (README, Performance).
+ * cipher on these machines (bench/README.md).
  */
 class SeipdEncryptor extends Transform {
-  private readonly literal: PartialBody;
+  private readonly literal: GatheredBody;
   private readonly packet: PartialBody;
   private readonly mdc: Hash = createHash('sha1');
   private readonly pieceBytes: number;
@@ -193,7 +244,7 @@ class SeipdEncryptor extends Transform {
       throw new RangeError('pieceBytes must be a positive integer');
     }
     this.packet = new PartialBody(TAG_SEIPD, layout.packetBits ?? 18, (chunk) => this.push(chunk));
-    this.literal = new PartialBody(TAG_LITERAL, layout.literalBits ?? 16, (chunk) => this.plain(chunk));
+    this.literal = new GatheredBody(TAG_LITERAL, layout.literalBits ?? 16, (chunk) => this.plain(chunk));
 
     this.push(keyPackets);
     this.packet.write(Buffer.of(1));
