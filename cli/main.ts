@@ -1,4 +1,5 @@
 import { DumpBagError, errorMessage } from '../functions/core/errors';
+import { keepYoungGenerationSmall } from '../functions/core/young-generation';
 import { helpText, type OptionSpec, type Parsed, parseCommand, UsageError, usageLine } from './command-line';
 import { type CommandName, commandSpecs } from './command-specs';
 
@@ -45,6 +46,8 @@ function usageMessage(error: UsageError): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // backup, get and rekey stream dumps through this process: see young-generation.ts.
+  keepYoungGenerationSmall();
   const [name, ...rest] = argv;
   if (name === undefined) {
     console.error(overview());

@@ -16,9 +16,12 @@ import {
 import type { DumpResult } from '../core/backup';
 import { errorMessage } from '../core/errors';
 import { createS3Client } from '../core/s3';
+import { keepYoungGenerationSmall } from '../core/young-generation';
 import { dumpOne } from '../shared/dump-one';
 import { logger } from '../shared/lambda';
 import { HEARTBEAT_MS, TASK_INPUT_ENV, TASK_TIMEOUT_ENV, TASK_TOKEN_ENV } from './env';
+
+keepYoungGenerationSmall();
 
 /** Kept back from the ceiling to abort the upload and report; the image pull already ate into it. */
 export const TASK_DEADLINE_MARGIN_MS = 5 * 60_000;

@@ -4,6 +4,7 @@ import type { Context } from 'aws-lambda';
 import type { DumpResult } from '../core/backup';
 import type { GlobalsResult } from '../core/globals';
 import { createS3Client } from '../core/s3';
+import { keepYoungGenerationSmall } from '../core/young-generation';
 import { dumpOne } from '../shared/dump-one';
 import type { DumpEvent, GlobalsEvent } from '../shared/events';
 import { logger } from '../shared/lambda';
@@ -14,6 +15,8 @@ import { dumpGlobalsOnce, isGlobalsEvent } from './globals';
  * writing the logs must fit in it, or Lambda kills the function and the abort never happens.
  */
 export const DEADLINE_MARGIN_MS = 10_000;
+
+keepYoungGenerationSmall();
 
 // Built once per container and reused by every invocation it serves.
 const clients = { s3: createS3Client(), secrets: new SecretsManagerClient({}), kms: new KMSClient({}) };
