@@ -1,7 +1,7 @@
 import { type Cipher, createCipheriv, createHash, type Hash, randomBytes } from 'node:crypto';
 import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import * as openpgp from 'openpgp';
-import type { Encryption } from './keys';
+import type { Encryption } from './encryption';
 import { settle } from './transform';
 
 /**

@@ -11,7 +11,6 @@ import { fetchText, MAX_KEYS_BYTES, MAX_RECIPIENTS_BYTES } from './key-fetch';
 import { holdsSecretKey, secretKeyMessage } from './secret-key';
 
 /** The shapes of loaded keys live in encryption.ts; encrypt.ts still reads them from here. */
-export type { Encryption, RecipientKey } from './encryption';
 export { fetchText } from './key-fetch';
 
 const PUBLIC_BLOCK = /-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g;
