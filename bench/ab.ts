@@ -70,8 +70,11 @@ try {
       const kinds = Object.entries(run.gc).map(
         ([kind, { count, ms }]) => `${kind} ${count}×/${ms.toFixed(0)} ms`,
       );
+      const threads = Object.entries(run.threads).map(
+        ([thread, seconds]) => `${thread} ${seconds.toFixed(2)} s`,
+      );
       console.error(
-        `[ab] ${round + 1}/${rounds} ${name}: ${run.wallSeconds.toFixed(2)} s, CPU ${run.cpuSeconds.toFixed(2)} s, ${(run.peakRssBytes / 1024 / 1024).toFixed(0)} MiB, GC ${kinds.join(', ')}`,
+        `[ab] ${round + 1}/${rounds} ${name}: threads ${threads.join(', ')}; ${run.wallSeconds.toFixed(2)} s, CPU ${run.cpuSeconds.toFixed(2)} s (system ${run.systemSeconds.toFixed(2)} s), ${(run.peakRssBytes / 1024 / 1024).toFixed(0)} MiB, GC ${kinds.join(', ')}`,
       );
     }
   }

@@ -1,7 +1,7 @@
 // Preloaded into the measured `dump-bag backup` process with `node --import`: when it exits, it
 // writes that process's own CPU time and peak RSS, without its children's (pg_dump), and the time
 // its garbage collections paused the main thread, by kind, to a file.
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 
 const target = process.env.DUMP_BAG_BENCH_USAGE_FILE;
@@ -21,6 +21,22 @@ if (target) {
     }
   });
   observer.observe({ entryTypes: ['gc'] });
+  /** CPU seconds of the main thread and of the others (Linux; all are named "node"): V8's helpers (GC, compilers), libuv's pool. */
+  const threads = () => {
+    const byName = {};
+    try {
+      for (const id of readdirSync('/proc/self/task')) {
+        const name = id === String(process.pid) ? 'main' : 'others';
+        const stat = readFileSync(`/proc/self/task/${id}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
+        byName[name] = (byName[name] ?? 0) + seconds;
+      }
+    } catch {
+      // Not Linux: no per-thread figures.
+    }
+    return byName;
+  };
   process.once('exit', () => {
     const usage = process.resourceUsage();
     writeFileSync(
@@ -30,6 +46,7 @@ if (target) {
         systemSeconds: usage.systemCPUTime / 1e6,
         maxRssBytes: usage.maxRSS * 1024,
         gc,
+        threads: threads(),
       }),
     );
   });

@@ -8,6 +8,10 @@ export interface BackupRun {
   readonly wallSeconds: number;
   /** The backup process itself: its own user + system CPU, without pg_dump (bench/probe.mjs). */
   readonly cpuSeconds: number;
+  /** Of which in the kernel: pipe reads, socket writes and, on loopback, the receiving side's TCP work too. */
+  readonly systemSeconds: number;
+  /** CPU seconds of the main thread and of the others: V8's helpers (GC, compilers), libuv's pool. */
+  readonly threads: Readonly<Record<string, number>>;
   /** Its children: pg_dump (and `pg_dump --version`), from GNU time. */
   readonly childCpuSeconds?: number;
   readonly peakRssBytes: number;
@@ -82,12 +86,15 @@ export async function backupOnce(options: BackupOptions): Promise<BackupRun> {
     systemSeconds: number;
     maxRssBytes: number;
     gc?: Record<string, { count: number; ms: number }>;
+    threads?: Record<string, number>;
   };
   const cpuSeconds = usage.userSeconds + usage.systemSeconds;
   return {
     key: entry.key,
     wallSeconds: round(measured.wallSeconds, 3),
     cpuSeconds: round(cpuSeconds, 3),
+    systemSeconds: round(usage.systemSeconds, 3),
+    threads: usage.threads ?? {},
     childCpuSeconds:
       measured.cpuSecondsWithChildren === undefined
         ? undefined
