@@ -16,8 +16,21 @@ export class RestoreVersionError extends DumpBagError {
   }
 }
 
+/** Each binary's answer (by name and PATH), asked once: `get --restore` needs it twice (the check, then the way to restore). */
+const majors = new Map<string, Promise<number | undefined>>();
+
 /** The major of `pg_restore --version` on the PATH (or the binary given), or undefined if it cannot run. */
-export async function localPgRestoreMajor(binary = 'pg_restore'): Promise<number | undefined> {
+export function localPgRestoreMajor(binary = 'pg_restore'): Promise<number | undefined> {
+  const asked = `${binary}\0${process.env.PATH ?? ''}`;
+  let answer = majors.get(asked);
+  if (!answer) {
+    answer = askMajor(binary);
+    majors.set(asked, answer);
+  }
+  return answer;
+}
+
+async function askMajor(binary: string): Promise<number | undefined> {
   try {
     const { stdout } = await promisify(execFile)(binary, ['--version'], { timeout: 10_000 });
     return majorOf(/\)\s*(\d+(?:\.\d+)*)/.exec(stdout)?.[1] ?? stdout);
