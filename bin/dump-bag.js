@@ -70,9 +70,13 @@ async function bundled() {
       // Another process finished the same bundle first.
       if (!statSync(entry, { throwIfNoEntry: false })) throw error;
     }
-    // Bundles of earlier sources are of no more use.
+    // Bundles of earlier sources are of no more use once no process can still be loading their chunks
+    // (each command is a chunk loaded when called): those made more than a day ago go.
+    const dayAgo = Date.now() - 24 * 60 * 60 * 1000;
     for (const old of readdirSync(cache)) {
-      if (/^cli-\w+$/.test(old) && old !== name) rmSync(join(cache, old), { recursive: true, force: true });
+      if (!/^cli-\w+$/.test(old) || old === name) continue;
+      const made = statSync(join(cache, old), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+      if (made < dayAgo) rmSync(join(cache, old), { recursive: true, force: true });
     }
   } finally {
     rmSync(partial, { recursive: true, force: true });

