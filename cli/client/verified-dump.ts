@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { PassThrough, type Readable, Transform, type TransformCallback } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DumpRecord } from '../../functions/core/catalog';
 import { DumpBagError, errorMessage } from '../../functions/core/errors';
@@ -32,49 +32,8 @@ async function drain(stream: Readable): Promise<void> {
   }
 }
 
-/**
- * Passes the download on to the work file and hands each chunk to `copy` as well, waiting while the
- * copy's reader is behind. A copy whose reader stopped (it failed) is dropped: the download goes on,
- * and its own checks decide which error the user reads first.
- */
-class Tap extends Transform {
-  private dropped = false;
-
-  constructor(private readonly copy: PassThrough) {
-    super();
-    copy.once('close', () => {
-      this.dropped = true;
-    });
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    if (this.dropped || this.copy.write(chunk)) {
-      done(null, chunk);
-      return;
-    }
-    const resume = () => {
-      this.copy.off('drain', resume);
-      this.copy.off('close', resume);
-      done(null, chunk);
-    };
-    this.copy.once('drain', resume);
-    this.copy.once('close', resume);
-  }
-
-  override _flush(done: TransformCallback): void {
-    if (!this.dropped) this.copy.end();
-    done();
-  }
-
-  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
-    // Only a failed download ends the copy early; a finished one has ended it and its reader may still be behind.
-    if (error) this.copy.destroy(error);
-    done(error);
-  }
-}
-
 /** Downloads the stored bytes into `path` (created 0600), failing unless their size and SHA-256 are the record's. */
-async function download(options: VerifiedDumpOptions, path: string, tap?: Tap): Promise<void> {
+async function download(options: VerifiedDumpOptions, path: string): Promise<void> {
   const stored = await fetchStored(options.url);
   const check = new RecordCheck(options.record, options.onBytes);
   const file = createWriteStream(path, { flags: 'wx', mode: 0o600 });
@@ -83,33 +42,12 @@ async function download(options: VerifiedDumpOptions, path: string, tap?: Tap): 
     failedOnDisk = true;
   });
   try {
-    if (tap) await pipeline(stored, check, tap, file);
-    else await pipeline(stored, check, file);
+    await pipeline(stored, check, file);
   } catch (error: unknown) {
     if (failedOnDisk) throw workFileFailure(error, options.workDir);
     if (error instanceof DumpBagError) throw error;
     throw new IntegrityError(`the download broke off: ${errorMessage(error)}`);
   }
-}
-
-/**
- * The download, with the MDC checked by decrypting a copy of the bytes as they arrive (the
- * plaintext is thrown away): a second pass over the work file afterwards would add its whole time
- * to every restore. The download's own checks (size, SHA-256, the disk) are reported before the MDC's.
- */
-async function downloadChecked(options: VerifiedDumpOptions, path: string): Promise<void> {
-  if (options.decryption.mode === 'none') {
-    await download(options, path);
-    return;
-  }
-  const copy = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const plaintextChecked = (async () => drain(await decryptStream(copy, options)))();
-  const [stored, checked] = await Promise.allSettled([
-    download(options, path, new Tap(copy)),
-    plaintextChecked,
-  ]);
-  if (stored.status === 'rejected') throw stored.reason;
-  if (checked.status === 'rejected') throw plaintextFailure(checked.reason, options.decryption);
 }
 
 /** The plaintext of the checked work file, errors worded for the user. */
@@ -128,8 +66,15 @@ export async function withVerifiedDump<T>(
 ): Promise<T> {
   const work = await createWorkFile(options.workDir, options.record.bytes + (options.alsoNeeded ?? 0));
   try {
-    // Decrypting twice (check, then release) costs one more AES pass, cheaper than a plaintext work file's disk and writes.
-    await downloadChecked(options, work.path);
+    await download(options, work.path);
+    if (options.decryption.mode !== 'none') {
+      // Decrypting twice (check, then release) costs one more AES pass, cheaper than a plaintext work file's disk and writes.
+      try {
+        await drain(await plaintextOf(work.path, options));
+      } catch (error: unknown) {
+        throw plaintextFailure(error, options.decryption);
+      }
+    }
     await options.checkRecord?.(options.record);
     return await use(await plaintextOf(work.path, options));
   } finally {
