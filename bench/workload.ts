@@ -1,6 +1,6 @@
 import pg from 'pg';
 
-/** The benchmark's databases: the reference one of DESIGN.md and a small one to compare memory with. */
+/** The benchmark's databases: the reference one, a small one to compare memory with, a tiny one for the fixed cost. */
 export const WORKLOADS = {
   /** 4,000,000 rows, about 830 MB on disk. */
   reference: { database: 'dump_bag_bench', rows: 4_000_000 },
@@ -39,7 +39,7 @@ export async function withClient<T>(
 }
 
 /**
- * Rows shaped as in DESIGN.md: a bigint id, two md5 strings of text, an int, a timestamp and a small
+ * Rows of a typical application table: a bigint id, two md5 strings of text, an int, a timestamp and a small
  * jsonb document. The values are a fixed function of the id (no random()), so every machine dumps
  * the same bytes and the figures can be compared.
  */

@@ -19,7 +19,7 @@ export interface VerifiedDumpOptions extends OpenDumpOptions {
   /** Bytes the caller will write into the same folder afterwards (the plaintext of -o FILE). @default 0 */
   readonly alsoNeeded?: number;
   /**
-   * The record's own check (its signature, DESIGN.md "Trust model" (1)): runs after the SHA-256 and
+   * The record's own check (its signature: README, Security): runs after the SHA-256 and
    * the MDC held, before any plaintext is released; throwing stops the release.
    * @default none yet
    */

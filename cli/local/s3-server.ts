@@ -9,8 +9,7 @@
  * CompleteMultipartUpload is done here too, as S3 does it: the listed parts must exist, be in order,
  * carry their stored ETags and (but the last) hold 5 MiB; the ETag is the MD5 of the parts' MD5s
  * with `-N`, and the object appears whole, by rename. s3rver accepts any list and hashes the whole
- * object again while it joins the parts in 64 KiB pieces: 1.5 s of its CPU after each reference
- * backup, on the same two cores (README, Performance).
+ * object again while it joins the parts in 64 KiB pieces, on the cores the backup needs (bench/README.md).
  *
  * Conditional writes, as S3 has them and s3rver ignores them: `If-None-Match: *` on PutObject and
  * CompleteMultipartUpload answers 412 PreconditionFailed when the key exists (409

@@ -13,7 +13,7 @@ export type RecordedRunner = Runner | 'local';
 export const RECORDED_RUNNERS: readonly RecordedRunner[] = ['lambda', 'fargate', 'local'];
 
 /**
- * Databases larger than this many GB (on disk) go to Fargate under `auto`: about a tenth of what one
+ * Databases larger than this many GB (on disk) go to Fargate under `auto`: a sixth of the least one
  * core dumped in 14.5 minutes in the bench (bench/README.md, "Lambda size limit").
  */
 export const DEFAULT_FARGATE_ABOVE_GB = SETTINGS.fargateAboveGb.default;
