@@ -24,6 +24,7 @@ import { type BenchResult, peakRssAgainst, printResult, type Rounds, summarizeRo
 import { parseS3Choices, type S3Choice, type S3Target, startS3Target } from './s3-targets';
 import { backupOnce } from './scenarios/backup';
 import { encryptionStage } from './scenarios/encryption-stage';
+import type { KeptDumpScenario } from './scenarios/kept-dump';
 import { pgDumpAlone } from './scenarios/pg-dump';
 import { type RekeyComparison, rekeyComparison } from './scenarios/rekey';
 import { type RestoreComparison, restoreComparison } from './scenarios/restore';
@@ -162,6 +163,20 @@ async function runRounds(
   return rounds;
 }
 
+/** What a scenario reading the stored dump back needs, unless it is skipped or no S3 target keeps the dump. */
+function keptDump(
+  what: string,
+  skipped: boolean,
+  common: Common,
+  targets: readonly S3Target[],
+  keys: BenchKeys,
+): KeptDumpScenario | undefined {
+  if (skipped) return undefined;
+  const s3 = targets.find((t) => t.choice === 'local');
+  if (!s3) log(`${what} skipped: it needs --s3 local (the sink keeps no dump)`);
+  return s3 && { root, scratch: common.scratch, env: common.env, s3, keys, database: common.database, log };
+}
+
 /** The restore comparison, when asked for and an S3 target keeps the dump. */
 async function restoreIfKept(
   options: Options,
@@ -170,23 +185,13 @@ async function restoreIfKept(
   keys: BenchKeys,
   plainFile: string,
 ): Promise<RestoreComparison | undefined> {
-  if (flags['no-restore']) return undefined;
-  const keeper = targets.find((t) => t.choice === 'local');
-  if (!keeper) {
-    log('restore skipped: it needs --s3 local (the sink keeps no dump)');
-    return undefined;
-  }
+  const kept = keptDump('restore', flags['no-restore'], common, targets, keys);
+  if (!kept) return undefined;
   return await restoreComparison({
-    root,
-    scratch: common.scratch,
-    env: common.env,
-    s3: keeper,
-    keys,
+    ...kept,
     plainFile,
     pgRestore: options.pgRestore,
-    database: common.database,
     runs: options.restoreRuns,
-    log,
   });
 }
 
@@ -196,23 +201,10 @@ async function rekeyIfKept(
   targets: readonly S3Target[],
   keys: BenchKeys,
 ): Promise<RekeyComparison | undefined> {
-  if (flags['no-rekey']) return undefined;
-  const keeper = targets.find((t) => t.choice === 'local');
-  if (!keeper) {
-    log('rekey skipped: it needs --s3 local (the sink keeps no dump)');
-    return undefined;
-  }
+  const kept = keptDump('rekey', flags['no-rekey'], common, targets, keys);
+  if (!kept) return undefined;
   const leaver = await leaverKey(benchDir);
-  return await rekeyComparison({
-    root,
-    scratch: common.scratch,
-    env: common.env,
-    s3: keeper,
-    keys,
-    leaverPublicFile: leaver.publicFile,
-    database: common.database,
-    log,
-  });
+  return await rekeyComparison({ ...kept, leaverPublicFile: leaver.publicFile });
 }
 
 function resultsSuffix(oneCore: boolean): string {

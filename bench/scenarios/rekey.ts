@@ -4,10 +4,10 @@ import type { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { RekeyResult } from '../../functions/core/rekey';
 import { uploadStream } from '../../functions/core/upload';
-import type { BenchKeys } from '../keys';
 import { measure, round } from '../measure';
-import { BUCKET, type S3Target } from '../s3-targets';
+import { BUCKET } from '../s3-targets';
 import { backupOnce } from './backup';
+import type { KeptDumpScenario } from './kept-dump';
 
 export interface RekeyComparison {
   readonly command: string;
@@ -29,16 +29,9 @@ export interface RekeyComparison {
  * runs as the bench's reader with the leaver removed (`DUMP_BAG_RECIPIENTS`), as the README's
  * "When someone leaves" says.
  */
-export async function rekeyComparison(options: {
-  readonly root: string;
-  readonly scratch: string;
-  readonly env: NodeJS.ProcessEnv;
-  readonly s3: S3Target;
-  readonly keys: BenchKeys;
-  readonly leaverPublicFile: string;
-  readonly database: string;
-  readonly log: (line: string) => void;
-}): Promise<RekeyComparison> {
+export async function rekeyComparison(
+  options: KeptDumpScenario & { readonly leaverPublicFile: string },
+): Promise<RekeyComparison> {
   const { s3, keys, scratch } = options;
   const readers = join(scratch, 'rekey-readers');
   rmSync(readers, { recursive: true, force: true });

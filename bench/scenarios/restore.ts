@@ -2,10 +2,9 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import pg from 'pg';
 import { freePort } from '../../cli/local/services';
-import type { BenchKeys } from '../keys';
 import { measure, median, round } from '../measure';
-import type { S3Target } from '../s3-targets';
 import { withClient } from '../workload';
+import type { KeptDumpScenario } from './kept-dump';
 
 export interface RestoreComparison {
   readonly command: string;
@@ -50,18 +49,13 @@ async function startServe(root: string, env: NodeJS.ProcessEnv): Promise<{ url: 
  * pg_restore --single-transaction) against pg_restore of the plain archive from a local file, in
  * turn, into a fresh database each time. Needs an S3 that keeps the dump: the local S3 server.
  */
-export async function restoreComparison(options: {
-  readonly root: string;
-  readonly scratch: string;
-  readonly env: NodeJS.ProcessEnv;
-  readonly s3: S3Target;
-  readonly keys: BenchKeys;
-  readonly plainFile: string;
-  readonly pgRestore: string;
-  readonly database: string;
-  readonly runs: number;
-  readonly log: (line: string) => void;
-}): Promise<RestoreComparison> {
+export async function restoreComparison(
+  options: KeptDumpScenario & {
+    readonly plainFile: string;
+    readonly pgRestore: string;
+    readonly runs: number;
+  },
+): Promise<RestoreComparison> {
   const { env, scratch } = options;
   const target = `${options.database}_restore`;
   const serve = await startServe(options.root, {

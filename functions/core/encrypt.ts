@@ -108,14 +108,30 @@ export function definiteLength(length: number, tag?: number): Buffer {
   return Buffer.from(out);
 }
 
-/** RFC 4880 4.2.2.4: the first partial length must be at least 512 bytes; lengths are 2^0..2^30. */
-function checkPartialBits(bits: number): void {
-  if (bits < 9 || bits > 30) throw new RangeError(`partial body size 2^${bits} is outside 2^9..2^30`);
-}
+/** A packet body written as partial bodies of 2^bits bytes to `emit`, then a last part of definite length. */
+abstract class PartialBodies {
+  private started = false;
 
-/** The header of a partial body of 2^bits bytes: with the packet's tag byte for the first one. */
-function partialHeader(tag: number, bits: number, first: boolean): Buffer {
-  return first ? Buffer.of(0xc0 | tag, 0xe0 | bits) : Buffer.of(0xe0 | bits);
+  constructor(
+    private readonly tag: number,
+    protected readonly bits: number,
+    protected readonly emit: (chunk: Buffer) => void,
+  ) {
+    // RFC 4880 4.2.2.4: the first partial length must be at least 512 bytes; lengths are 2^0..2^30.
+    if (bits < 9 || bits > 30) throw new RangeError(`partial body size 2^${bits} is outside 2^9..2^30`);
+  }
+
+  /** The header of the next full part: with the packet's tag byte for the first one. */
+  protected partHeader(): Buffer {
+    const first = !this.started;
+    this.started = true;
+    return first ? Buffer.of(0xc0 | this.tag, 0xe0 | this.bits) : Buffer.of(0xe0 | this.bits);
+  }
+
+  /** The header of the last part, of `length` bytes. */
+  protected lastHeader(length: number): Buffer {
+    return definiteLength(length, this.started ? undefined : this.tag);
+  }
 }
 
 /**
@@ -123,18 +139,9 @@ function partialHeader(tag: number, bits: number, first: boolean): Buffer {
  * definite length. A part is only sent once more bytes follow it, so the last part is never empty.
  * Holds on to the chunks it is given (no copy): for bodies whose chunks are fresh memory.
  */
-class PartialBody {
+class PartialBody extends PartialBodies {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  private started = false;
-
-  constructor(
-    private readonly tag: number,
-    private readonly bits: number,
-    private readonly emit: (chunk: Buffer) => void,
-  ) {
-    checkPartialBits(bits);
-  }
 
   write(chunk: Buffer): void {
     if (chunk.length === 0) return;
@@ -142,14 +149,13 @@ class PartialBody {
     this.pendingBytes += chunk.length;
     const size = 2 ** this.bits;
     while (this.pendingBytes > size) {
-      this.emit(partialHeader(this.tag, this.bits, !this.started));
-      this.started = true;
+      this.emit(this.partHeader());
       this.take(size);
     }
   }
 
   end(): void {
-    this.emit(definiteLength(this.pendingBytes, this.started ? undefined : this.tag));
+    this.emit(this.lastHeader(this.pendingBytes));
     this.take(this.pendingBytes);
   }
 
@@ -176,26 +182,15 @@ class PartialBody {
  * time, and hashing and encrypting each piece alone costs more than copying it (bench/README.md). A
  * part goes out whole, in one call, and `emit` must be done with it when it returns.
  */
-class GatheredBody {
-  private readonly part: Buffer;
+class GatheredBody extends PartialBodies {
+  private readonly part = Buffer.allocUnsafe(2 ** this.bits);
   private filled = 0;
-  private started = false;
-
-  constructor(
-    private readonly tag: number,
-    private readonly bits: number,
-    private readonly emit: (chunk: Buffer) => void,
-  ) {
-    checkPartialBits(bits);
-    this.part = Buffer.allocUnsafe(2 ** bits);
-  }
 
   write(chunk: Buffer): void {
     let offset = 0;
     while (offset < chunk.length) {
       if (this.filled === this.part.length) {
-        this.emit(partialHeader(this.tag, this.bits, !this.started));
-        this.started = true;
+        this.emit(this.partHeader());
         this.emit(this.part);
         this.filled = 0;
       }
@@ -206,7 +201,7 @@ class GatheredBody {
   }
 
   end(): void {
-    this.emit(definiteLength(this.filled, this.started ? undefined : this.tag));
+    this.emit(this.lastHeader(this.filled));
     this.emit(this.part.subarray(0, this.filled));
     this.filled = 0;
   }
