@@ -239,6 +239,42 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
     expect(await snapshot(target, ROWS)).toBe(await snapshot(SOURCE, ROWS));
   });
 
+  it('get --restore passes --table, --jobs, --clean and --if-exists to pg_restore, and refuses bad ones', async () => {
+    const target = `client restored parts ${suffix}`;
+    await freshDatabase(target);
+    const withKey = { ...env, DUMP_BAG_KEY_PASSPHRASE: ALICE_PASSPHRASE };
+    const key = ['--key', keys[alice.email] as string];
+    const parallel = await runCli(
+      ['get', SOURCE, '--restore', conninfo(target), '--table', 't', '--jobs', '2', ...key],
+      withKey,
+    );
+    expect(parallel.code).toBe(0);
+    expect(await snapshot(target, ROWS)).toBe(await snapshot(SOURCE, ROWS));
+    // Over the restored table: without --clean pg_restore meets the existing one; with it, the same rows again.
+    const again = await runCli(
+      ['get', SOURCE, '--restore', conninfo(target), '--clean', '--if-exists', ...key],
+      withKey,
+    );
+    expect(again.code).toBe(0);
+    expect(await snapshot(target, ROWS)).toBe(await snapshot(SOURCE, ROWS));
+
+    const alone = await runCli(
+      ['get', SOURCE, '--restore', conninfo(target), '--if-exists', ...key],
+      withKey,
+    );
+    expect(alone.code).not.toBe(0);
+    expect(alone.stderr).toContain('--if-exists goes with --clean');
+    const zero = await runCli(['get', SOURCE, '--restore', conninfo(target), '--jobs', '0', ...key], withKey);
+    expect(zero.code).not.toBe(0);
+    expect(zero.stderr).toContain('--jobs must be a whole number from 1 to 64, got "0"');
+    const dashed = await runCli(
+      ['get', SOURCE, '--restore', conninfo(target), '--table=-x', ...key],
+      withKey,
+    );
+    expect(dashed.code).not.toBe(0);
+    expect(dashed.stderr).toContain('--table needs a name');
+  });
+
   it('get of a passphrase-mode dump needs the passphrase, and restores with it', async () => {
     const target = `client pass restored ${suffix}`;
     await freshDatabase(target);

@@ -6,11 +6,8 @@ import { createWorkFile } from './work-file';
 
 /** What `get --restore` passes through to pg_restore to restore a part, or in parallel. */
 export interface RestoreOptions {
-  readonly tables?: readonly string[];
-  readonly schemas?: readonly string[];
-  readonly dataOnly?: boolean;
-  readonly clean?: boolean;
-  readonly ifExists?: boolean;
+  /** The checked part and mode flags (`--table=…`, `--schema=…`, `--data-only`, `--clean`, `--if-exists`), an argv. */
+  readonly args: readonly string[];
   /** Parallel jobs: pg_restore needs a file for this (it seeks), so the archive is written to one first. */
   readonly jobs?: number;
 }
@@ -44,37 +41,24 @@ export function readRestoreOptions(values: {
     }
   }
   if (values['if-exists'] && !values.clean) throw new ValidationError('--if-exists goes with --clean');
-  return {
-    tables: (values.table ?? []).map((t) => checkName('--table', t)),
-    schemas: (values.schema ?? []).map((s) => checkName('--schema', s)),
-    dataOnly: values['data-only'] ?? false,
-    clean: values.clean ?? false,
-    ifExists: values['if-exists'] ?? false,
-    jobs,
-  };
+  const args = [
+    ...(values.table ?? []).map((t) => `--table=${checkName('--table', t)}`),
+    ...(values.schema ?? []).map((s) => `--schema=${checkName('--schema', s)}`),
+    ...(values['data-only'] ? ['--data-only'] : []),
+    ...(values.clean ? ['--clean'] : []),
+    ...(values['if-exists'] ? ['--if-exists'] : []),
+  ];
+  return { args, jobs };
 }
 
 /** Whether any option was given (the help says which need --restore). */
 export function anyRestoreOption(options: RestoreOptions): boolean {
-  return (
-    (options.tables?.length ?? 0) > 0 ||
-    (options.schemas?.length ?? 0) > 0 ||
-    !!options.dataOnly ||
-    !!options.clean ||
-    options.jobs !== undefined
-  );
+  return options.args.length > 0 || options.jobs !== undefined;
 }
 
 /** pg_restore's arguments for the options, as an argv (never a shell string). */
 export function restoreArgs(options: RestoreOptions): string[] {
-  return [
-    ...(options.tables ?? []).map((t) => `--table=${t}`),
-    ...(options.schemas ?? []).map((s) => `--schema=${s}`),
-    ...(options.dataOnly ? ['--data-only'] : []),
-    ...(options.clean ? ['--clean'] : []),
-    ...(options.ifExists ? ['--if-exists'] : []),
-    ...(options.jobs !== undefined ? [`--jobs=${options.jobs}`] : []),
-  ];
+  return [...options.args, ...(options.jobs !== undefined ? [`--jobs=${options.jobs}`] : [])];
 }
 
 /**

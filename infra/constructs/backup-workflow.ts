@@ -31,8 +31,11 @@ const MIN_DUMP_TIMEOUT = Duration.minutes(1);
 
 /** The functions take the pg_dump layer's architecture, so it is no prop of its own. */
 export interface BackupWorkflowProps extends RunnerProps, Omit<FunctionDefaults, 'architecture'> {
+  /** Where the dumps and their records go; the dump role may only add, the prune role only delete. */
   readonly bucket: DumpBucket;
+  /** The server, its login secret, and the VPC settings the plan, dump and Fargate task reach it with. */
   readonly connection: DatabaseConnection;
+  /** The recipients' public keys (a layer) the dumps are encrypted for. */
   readonly keys: PublicKeys;
   /** Signs every record the dump function writes (kms:Sign for the dump role only). */
   readonly signingKey: SigningKey;
