@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, loadEmbeddedPostgres } from '../cli/local/services';
 import { type BackupTarget, dumpDatabase, runBackup } from '../functions/core/backup';
 import { planBackup } from '../functions/core/databases';
-import { isLocalHost, rdsCaBundle, removeRdsCaFile, resolveTls } from '../functions/core/db-tls';
+import { isLocalHost, rdsCaBundle, resolveTls } from '../functions/core/db-tls';
 import { connectionFromEnv, libpqEnv, type PgConnection, pgClientConfig } from '../functions/core/libpq';
 import { backupTarget } from './support/bag';
 import { allKeys, freshBucket, getObjectBytes, restoreInto, s3Client, snapshot } from './support/env';
@@ -77,7 +77,6 @@ function makeCertificates(dir: string, ip: string | undefined) {
 }
 
 // The RDS bundle the default verify-full writes for libpq; a vitest worker may end without an exit event.
-afterAll(() => removeRdsCaFile());
 
 describe('database TLS against a real PostgreSQL with ssl = on', () => {
   const ip = networkAddress();
