@@ -5,7 +5,7 @@ import { afterAll } from 'vitest';
 import { removeRdsCaFile } from '../../functions/core/db-tls';
 import { removeAllTemps } from './temp';
 
-afterAll(() => {
+afterAll(async () => {
   removeRdsCaFile();
-  removeAllTemps();
+  await removeAllTemps();
 });
