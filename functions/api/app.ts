@@ -198,7 +198,7 @@ function routes(deps: ApiDependencies, now: () => Date): Route[] {
           ),
         ]);
         return html(
-          renderStatusPage({ dumps, now: now(), retention, basePath, nonce, keyBanner, globals }),
+          renderStatusPage({ dumps, retention, keyBanner, globals }, { basePath, nonce, now: now() }),
           nonce,
         );
       },

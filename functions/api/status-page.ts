@@ -8,19 +8,24 @@ export interface KeyBanner {
   readonly message: string;
 }
 
-export interface StatusPageInput {
+/** What the page shows: the same content renders alike under any stage, nonce or clock. */
+export interface StatusPageContent {
   /** Every dump, newest first, with its expiry. */
   readonly dumps: readonly ListedDump[];
-  readonly now: Date;
   readonly retention: RetentionPolicy;
-  /** Prefix of every link: the stage's path when the API is not on its default stage. */
-  readonly basePath: string;
-  /** The Content-Security-Policy nonce that lets the page's own script and style run, and nothing else. */
-  readonly nonce: string;
   /** Warnings about the recipients' keys, shown above everything. @default none */
   readonly keyBanner?: readonly KeyBanner[];
   /** The globals dumps (roles, tablespaces), newest first, with their expiry; the page shows the newest. @default none */
   readonly globals?: readonly ListedDump[];
+}
+
+/** Where and when one response renders the page. */
+export interface PageContext {
+  /** Prefix of every link: the stage's path when the API is not on its default stage. */
+  readonly basePath: string;
+  /** The Content-Security-Policy nonce that lets the page's own script and style run, and nothing else. */
+  readonly nonce: string;
+  readonly now: Date;
 }
 
 /** The banner naming keys about to expire (and how to renew them): a backup fails closed once one has. */
@@ -52,11 +57,11 @@ function whoCanDecrypt(dump: ListedDump): string {
     .join('')}</ul>`;
 }
 
-function deletion(dump: ListedDump, input: StatusPageInput): string {
+function deletion(dump: ListedDump, retention: RetentionPolicy, now: Date): string {
   if (dump.expiresAt === null) {
-    return `kept while among the newest ${input.retention.keepMin}`;
+    return `kept while among the newest ${retention.keepMin}`;
   }
-  const left = new Date(dump.expiresAt).getTime() - input.now.getTime();
+  const left = new Date(dump.expiresAt).getTime() - now.getTime();
   return `<time datetime="${escapeHtml(dump.expiresAt)}">${escapeHtml(utc(dump.expiresAt))}</time> ${
     left > 0 ? `(in ${formatDuration(left)})` : '(at the next backup)'
   }`;
@@ -70,9 +75,9 @@ const SIGNATURE_LABELS: Readonly<Record<string, string>> = {
   unchecked: 'not checked',
 };
 
-function row(dump: ListedDump, input: StatusPageInput): string {
-  const urlPath = `${input.basePath}${dumpPath(dump.database, dump.id, '/url')}`;
-  const age = input.now.getTime() - new Date(dump.createdAt).getTime();
+function row(dump: ListedDump, retention: RetentionPolicy, page: PageContext): string {
+  const urlPath = `${page.basePath}${dumpPath(dump.database, dump.id, '/url')}`;
+  const age = page.now.getTime() - new Date(dump.createdAt).getTime();
   return `<tr class="dump" data-id="${escapeHtml(dump.id)}">
 <td class="date"><time datetime="${escapeHtml(dump.createdAt)}">${escapeHtml(utc(dump.createdAt, true))}</time></td>
 <td class="age">${formatDuration(age)}</td>
@@ -81,18 +86,18 @@ function row(dump: ListedDump, input: StatusPageInput): string {
 <td class="runner">${escapeHtml(ranOn(dump))}</td>
 <td class="who">${whoCanDecrypt(dump)}</td>
 <td class="signature">${SIGNATURE_LABELS[dump.signatureState ?? 'unchecked']}</td>
-<td class="expires">${deletion(dump, input)}</td>
+<td class="expires">${deletion(dump, retention, page.now)}</td>
 <td class="restore">${typeof dump.restoreMajor === 'number' && Number.isSafeInteger(dump.restoreMajor) ? `pg_restore ${dump.restoreMajor}+` : ''}</td>
 <td><button type="button" class="download" data-url="${escapeHtml(urlPath)}">Download</button></td>
 </tr>`;
 }
 
 /** The newest globals dump (what a restore into a fresh server needs first), with its download button. */
-function globalsSection(input: StatusPageInput): string {
-  const latest = input.globals?.[0];
+function globalsSection(content: StatusPageContent, page: PageContext): string {
+  const latest = content.globals?.[0];
   if (!latest) return '';
-  const urlPath = `${input.basePath}/globals/${encodeURIComponent(latest.id)}/url`;
-  const count = input.globals?.length ?? 0;
+  const urlPath = `${page.basePath}/globals/${encodeURIComponent(latest.id)}/url`;
+  const count = content.globals?.length ?? 0;
   return `<section class="globals" id="globals">
 <h2>Globals: roles and tablespaces</h2>
 <p class="sub">The newest of ${count} globals dump${count === 1 ? '' : 's'} (pg_dumpall --globals-only, without passwords): restore it before the databases into a fresh server.</p>
@@ -101,11 +106,11 @@ function globalsSection(input: StatusPageInput): string {
 <tbody>
 <tr class="globals" data-id="${escapeHtml(latest.id)}">
 <td class="date"><time datetime="${escapeHtml(latest.createdAt)}">${escapeHtml(utc(latest.createdAt, true))}</time></td>
-<td class="age">${formatDuration(input.now.getTime() - new Date(latest.createdAt).getTime())}</td>
+<td class="age">${formatDuration(page.now.getTime() - new Date(latest.createdAt).getTime())}</td>
 <td class="size" data-bytes="${latest.bytes}">${formatSize(latest.bytes)}</td>
 <td class="trigger">${escapeHtml(latest.trigger)}</td>
 <td class="who">${whoCanDecrypt(latest)}</td>
-<td class="expires">${deletion(latest, input)}</td>
+<td class="expires">${deletion(latest, content.retention, page.now)}</td>
 <td><button type="button" class="download" data-url="${escapeHtml(urlPath)}">Download</button></td>
 </tr>
 </tbody>
@@ -157,15 +162,15 @@ for (const button of document.querySelectorAll('button.download')) {
 `;
 
 /** The status page: per database its dumps (date, age, size, trigger, where it ran, readers, deletion), and the totals. */
-export function renderStatusPage(input: StatusPageInput): string {
+export function renderStatusPage(content: StatusPageContent, page: PageContext): string {
   const byDatabase = new Map<string, ListedDump[]>();
-  for (const dump of input.dumps) {
+  for (const dump of content.dumps) {
     const list = byDatabase.get(dump.database) ?? [];
     list.push(dump);
     byDatabase.set(dump.database, list);
   }
   const names = [...byDatabase.keys()].sort((a, b) => a.localeCompare(b));
-  const total = input.dumps.reduce((sum, d) => sum + d.bytes, 0);
+  const total = content.dumps.reduce((sum, d) => sum + d.bytes, 0);
   const sections = names.map((name) => {
     const dumps = byDatabase.get(name) ?? [];
     const size = dumps.reduce((sum, d) => sum + d.bytes, 0);
@@ -175,7 +180,7 @@ export function renderStatusPage(input: StatusPageInput): string {
 <table>
 <thead><tr><th>Date</th><th>Age</th><th>Size</th><th>Trigger</th><th>Ran on</th><th>Who can decrypt</th><th>Signature</th><th>Deleted</th><th>Restore with</th><th></th></tr></thead>
 <tbody>
-${dumps.map((d) => row(d, input)).join('\n')}
+${dumps.map((d) => row(d, content.retention, page)).join('\n')}
 </tbody>
 </table>
 </section>`;
@@ -187,16 +192,16 @@ ${dumps.map((d) => row(d, input)).join('\n')}
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Dump Bag</title>
 <link rel="icon" href="data:,">
-<style nonce="${escapeHtml(input.nonce)}">${STYLE}</style>
+<style nonce="${escapeHtml(page.nonce)}">${STYLE}</style>
 </head>
 <body>
 <header>
 <h1>Dump Bag</h1>
-<p class="summary" id="total" data-bytes="${total}">${input.dumps.length} dump${input.dumps.length === 1 ? '' : 's'} of ${names.length} database${names.length === 1 ? '' : 's'}, ${formatSize(total)} in total. Scheduled dumps are kept ${input.retention.retentionDays} days, manual ones ${input.retention.manualRetentionDays}, and never fewer than ${input.retention.keepMin} per database. As of <time datetime="${input.now.toISOString()}">${utc(input.now.toISOString())}</time>.</p>
+<p class="summary" id="total" data-bytes="${total}">${content.dumps.length} dump${content.dumps.length === 1 ? '' : 's'} of ${names.length} database${names.length === 1 ? '' : 's'}, ${formatSize(total)} in total. Scheduled dumps are kept ${content.retention.retentionDays} days, manual ones ${content.retention.manualRetentionDays}, and never fewer than ${content.retention.keepMin} per database. As of <time datetime="${page.now.toISOString()}">${utc(page.now.toISOString())}</time>.</p>
 </header>
-${keyBanner(input.keyBanner)}<p id="message" role="status"></p>
-${globalsSection(input)}${sections.length > 0 ? sections.join('\n') : '<p>No dumps yet.</p>'}
-<script nonce="${escapeHtml(input.nonce)}">${SCRIPT}</script>
+${keyBanner(content.keyBanner)}<p id="message" role="status"></p>
+${globalsSection(content, page)}${sections.length > 0 ? sections.join('\n') : '<p>No dumps yet.</p>'}
+<script nonce="${escapeHtml(page.nonce)}">${SCRIPT}</script>
 </body>
 </html>
 `;
