@@ -62,6 +62,16 @@ export async function createDatabase(
   }
 }
 
+/** Drops the databases (any names) a test made; one already gone is no error. */
+export async function dropDatabases(names: Iterable<string>, pgEnv?: Record<string, string>): Promise<void> {
+  const admin = await pgClient('postgres', pgEnv);
+  try {
+    for (const name of names) await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
+  } finally {
+    await admin.end();
+  }
+}
+
 /** Rows of a query as JSON text, for comparing a database with its restored copy. */
 export async function snapshot(
   database: string,
@@ -121,4 +131,15 @@ export async function restoreInto(database: string, dump: Buffer): Promise<void>
     );
     child.stdin.end(dump);
   });
+}
+
+/** The rows `query` reads from `dump` restored into a scratch copy of `database`, dropped afterwards. */
+export async function restoredRows(dump: Buffer, database: string, query: string): Promise<string> {
+  const restored = `${database}_r_${randomBytes(2).toString('hex')}`;
+  await restoreInto(restored, dump);
+  try {
+    return await snapshot(restored, query);
+  } finally {
+    await dropDatabases([restored]);
+  }
 }

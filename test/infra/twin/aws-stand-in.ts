@@ -12,12 +12,6 @@ export interface StartedExecution {
   readonly input: unknown;
 }
 
-/**
- * A loopback stand-in for the two AWS JSON APIs the functions call besides S3: Secrets Manager's
- * GetSecretValue and Step Functions' StartExecution and ListExecutions. The bundled SDK reaches it through the SDK's
- * own AWS_ENDPOINT_URL_SECRETS_MANAGER / AWS_ENDPOINT_URL_SFN; it answers only the exact secret and
- * state machine the template names, so a wrong ARN in the environment fails the test.
- */
 /** What a task sent back for its token: SendTaskSuccess, SendTaskFailure or SendTaskHeartbeat. */
 export interface TaskReport {
   readonly action: 'SendTaskSuccess' | 'SendTaskFailure' | 'SendTaskHeartbeat';
@@ -29,6 +23,15 @@ export interface TaskReport {
   readonly request: { readonly headers: IncomingMessage['headers']; readonly body: string };
 }
 
+/** A test's own answer to one request of the stand-in: the status and the JSON body. */
+export type StandInRoute = (req: IncomingMessage, body: string) => { status: number; body: unknown };
+
+/**
+ * A loopback stand-in for the two AWS JSON APIs the functions call besides S3: Secrets Manager's
+ * GetSecretValue and Step Functions' StartExecution and ListExecutions. The bundled SDK reaches it through the SDK's
+ * own AWS_ENDPOINT_URL_SECRETS_MANAGER / AWS_ENDPOINT_URL_SFN; it answers only the exact secret and
+ * state machine the template names, so a wrong ARN in the environment fails the test.
+ */
 export class AwsStandIn {
   readonly secretReads: string[] = [];
   readonly executions: StartedExecution[] = [];
@@ -46,10 +49,7 @@ export class AwsStandIn {
   /** Tokens a waiting task state would accept; any other is refused as Step Functions does. */
   readonly openTokens = new Set<string>();
   /** Extra handlers by x-amz-target or by path (the Lambda API is REST), for a test's own stand-ins. */
-  readonly routes = new Map<
-    string,
-    (req: IncomingMessage, body: string) => { status: number; body: unknown }
-  >();
+  readonly routes = new Map<string, StandInRoute>();
   private server?: Server;
   endpoint = '';
 
