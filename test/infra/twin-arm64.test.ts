@@ -6,39 +6,41 @@
  * One database, two executions: a Lambda dump, then a Lambda dump killed and retried on Fargate.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DumpResult } from '../../functions/core/backup';
 import type { DumpRecord } from '../../functions/core/catalog';
 import { readPins } from '../../infra/constructs/pg-dump-layer/pins';
-import { DumpBagStack, type DumpBagStackProps } from '../../infra/dump-bag-stack';
+import type { DumpBagStackProps } from '../../infra/dump-bag-stack';
 import {
   createDatabase,
+  dropDatabases,
   freshBucket,
   getObjectBytes,
-  pgClient,
-  restoreInto,
+  restoredRows,
   s3Client,
-  services,
   snapshot,
 } from '../support/env';
 import { type GpgIdentity, gpgDecrypt, gpgIdentity } from '../support/gpg';
 import { tempDir } from '../support/temp';
-import { cdkJsonContext, stateMachineDefinition } from './support';
+import { stateMachineDefinition } from './support';
 import { arm64Node, NODE_ARM64, qemuPgCalls, qemuPgRoot, runtimesIn } from './twin/arm64';
-import { AwsStandIn } from './twin/aws-stand-in';
+import type { AwsStandIn } from './twin/aws-stand-in';
 import { FargateTwin, taskDefinitionTwin } from './twin/fargate-twin';
 import {
-  type BundledFunction,
-  bundledFunctions,
-  type Invocation,
-  invokeBundled,
-  resolveEnvironment,
-} from './twin/lambda-twin';
+  endpointEnv,
+  functionByArn,
+  lambdaEnv,
+  localRefs,
+  startStandIn,
+  synthTwin,
+  TWIN_VPC,
+  type TwinTemplate,
+  taskResult,
+} from './twin/harness';
+import { type BundledFunction, type Invocation, invokeBundled } from './twin/lambda-twin';
 import { runStateMachine } from './twin/state-machine';
 
 const database = `arm64 ${randomBytes(3).toString('hex')} ü`;
@@ -47,8 +49,7 @@ const STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:du
 const QUERY = 'SELECT id, note, attrs::text FROM t ORDER BY id';
 const RUNTIME = `arm64 v${NODE_ARM64.spec.split('@')[1]}`;
 
-let outdir: string;
-let template: { Resources: Record<string, Record<string, unknown>> };
+let template: TwinTemplate;
 let functions: BundledFunction[];
 let pgLayerDir: string;
 let majors: string[];
@@ -62,31 +63,13 @@ let goodSecret: Record<string, unknown>;
 const invocations: Invocation[] = [];
 const fargatePgRoots: string[] = [];
 
-const refs = () => ({
-  DumpsBucket: bucket,
-  DatabaseSecret: SECRET_ARN,
-  BackupStateMachine: STATE_MACHINE_ARN,
-  SigningKey: standIn.kmsKeyId,
-});
-
-function lambdaEnv(f: BundledFunction): Record<string, string> {
-  return {
-    PATH: '/usr/local/bin:/usr/bin:/bin',
-    TZ: ':UTC',
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_LAMBDA_FUNCTION_NAME: f.logicalId,
-    AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
-    AWS_ENDPOINT_URL_S3: services().s3Endpoint,
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: standIn.endpoint,
-    AWS_ENDPOINT_URL_SFN: standIn.endpoint,
-    AWS_ENDPOINT_URL_KMS: standIn.endpoint,
-    ...resolveEnvironment(f, refs()),
-    // The layer mounts at /opt/pg; here its tools run under qemu from the asset folder.
-    ...(f.layerDirs.includes(pgLayerDir) ? { DUMP_BAG_PG_ROOT: lambdaPgRoot } : {}),
-  };
-}
+// The layer mounts at /opt/pg; here its tools run under qemu from the asset folder.
+const env = (f: BundledFunction) =>
+  lambdaEnv(f, {
+    standIn,
+    refs: localRefs(bucket, standIn),
+    pgLayer: { dir: pgLayerDir, pgRoot: lambdaPgRoot },
+  });
 
 interface Run {
   readonly outcome: Awaited<ReturnType<typeof runStateMachine>>;
@@ -96,31 +79,24 @@ interface Run {
 
 async function execute(input: unknown, options: { killLambdaDumpAfterMs?: number } = {}): Promise<Run> {
   const definition = stateMachineDefinition(Template.fromJSON(template));
-  const byArn = new Map(functions.map((f) => [`<${f.logicalId}.Arn>`, f]));
+  const byArn = functionByArn(functions);
   const lambdaDumps: string[] = [];
   const fargateDumps: string[] = [];
   const outcome = await runStateMachine(definition, input, {
     async invokeLambda(arn, payload) {
-      const f = byArn.get(arn);
-      if (!f) throw new Error(`no function ${arn}`);
+      const f = byArn(arn);
       const isDump = f.logicalId.startsWith('BackupDump');
       // The run's globals dump (after the Map) is the dump function's too; lambdaDumps counts databases.
       const isGlobals = (payload as { globals?: boolean }).globals === true;
       if (isDump && !isGlobals) lambdaDumps.push(String((payload as { database: string }).database));
       const r = await invokeBundled(f, payload, {
-        env: lambdaEnv(f),
+        env: env(f),
         node,
         // Only a database's dump is killed; the globals dump after the Map runs as it is.
         killAfterMs: isDump && !isGlobals ? options.killLambdaDumpAfterMs : undefined,
       });
       invocations.push(r);
-      return r.ok
-        ? { ok: true, payload: r.result }
-        : {
-            ok: false,
-            error: r.errorType ?? 'Error',
-            cause: JSON.stringify({ errorMessage: r.errorMessage }),
-          };
+      return taskResult(r);
     },
     async putEvents() {},
     runTask(args, token) {
@@ -129,13 +105,7 @@ async function execute(input: unknown, options: { killLambdaDumpAfterMs?: number
         // The task unpacks the pg_dump layer into /opt/pg; its tools then run under qemu from there.
         const pgRoot = qemuPgRoot(join(optDir, 'pg'), majors);
         fargatePgRoots.push(pgRoot);
-        return {
-          AWS_ENDPOINT_URL_S3: services().s3Endpoint,
-          AWS_ENDPOINT_URL_SFN: standIn.endpoint,
-          AWS_ENDPOINT_URL_SECRETS_MANAGER: standIn.endpoint,
-          AWS_ENDPOINT_URL_KMS: standIn.endpoint,
-          DUMP_BAG_PG_ROOT: pgRoot,
-        };
+        return { ...endpointEnv(standIn), DUMP_BAG_PG_ROOT: pgRoot };
       });
     },
   });
@@ -155,18 +125,10 @@ async function expectRestores(result: DumpResult, runner: string) {
   const pinned = [...readPins().values()].map((p) => p.version);
   expect(pinned).toContain(record.pgDumpVersion);
   const plain = await gpgDecrypt(identity.home, stored);
-  const restored = `${database}_r_${randomBytes(2).toString('hex')}`;
-  await restoreInto(restored, plain);
-  try {
-    expect(await snapshot(restored, QUERY)).toBe(await snapshot(database, QUERY));
-  } finally {
-    const admin = await pgClient();
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(restored)}`).finally(() => admin.end());
-  }
+  expect(await restoredRows(plain, database, QUERY)).toBe(await snapshot(database, QUERY));
 }
 
 beforeAll(async () => {
-  const s = services();
   node = arm64Node();
   identity = gpgIdentity('cv25519', 'arm64@example.com');
   const keys = tempDir('dump-bag-arm64-keys-');
@@ -177,35 +139,17 @@ beforeAll(async () => {
        FROM generate_series(1, 20000) i;`,
   );
   bucket = await freshBucket();
-  goodSecret = {
-    username: s.pgEnv.PGUSER,
-    password: s.pgEnv.PGPASSWORD,
-    host: s.pgEnv.PGHOST,
-    port: Number(s.pgEnv.PGPORT),
-    dbname: 'postgres',
-  };
-  standIn = new AwsStandIn({ arn: SECRET_ARN, value: goodSecret }, STATE_MACHINE_ARN);
-  await standIn.start();
+  standIn = await startStandIn(SECRET_ARN, STATE_MACHINE_ARN);
+  goodSecret = standIn.secret.value;
   const props: DumpBagStackProps = {
     keys: { folder: keys },
-    connection: {
-      sslMode: 'disable',
-      vpcAttributes: {
-        vpcId: 'vpc-0a1b2c3d4e5f60718',
-        availabilityZones: ['us-east-1a'],
-        privateSubnetIds: ['subnet-0a1b2c3d4e5f6071a'],
-        privateSubnetRouteTableIds: ['rtb-0a1b2c3d4e5f6071a'],
-      },
-    },
+    connection: { sslMode: 'disable', vpcAttributes: TWIN_VPC },
     backup: { databases: [database] },
   };
   // A real synth: the pg_dump layer is the recipe's arm64 build (compiled once, then copied from the cache).
-  outdir = tempDir('dump-bag-arm64-cdk-');
-  const app = new App({ outdir, context: { ...cdkJsonContext(), layerBundling: 'local' } });
-  new DumpBagStack(app, 'DumpBagArm64', props);
-  template = app.synth().getStackByName('DumpBagArm64').template;
-  functions = bundledFunctions(outdir, template as never);
-  const task = taskDefinitionTwin(template as never, outdir, refs());
+  const twin = synthTwin('DumpBagArm64', props, { tempPrefix: 'dump-bag-arm64', recipeLayer: true });
+  ({ template, functions } = twin);
+  const task = taskDefinitionTwin(template, twin.outdir, localRefs(bucket, standIn));
   pgLayerDir = [...task.layerDirs].find(([id]) => id.startsWith('PgDump'))?.[1] as string;
   majors = readdirSync(join(pgLayerDir, 'pg')).filter((m) => /^\d+$/.test(m));
   lambdaPgRoot = qemuPgRoot(join(pgLayerDir, 'pg'), majors);
@@ -214,9 +158,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await standIn?.stop();
-  if (outdir) rmSync(outdir, { recursive: true, force: true });
-  const admin = await pgClient();
-  await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)}`).finally(() => admin.end());
+  await dropDatabases([database]);
 });
 
 describe('the bundles on Node.js 22 for arm64 with the layer’s arm64 pg_dump', () => {

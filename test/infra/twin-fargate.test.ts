@@ -6,38 +6,40 @@
  * stand-in's recorder of SendTaskSuccess/SendTaskFailure/SendTaskHeartbeat.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DumpResult } from '../../functions/core/backup';
 import type { DumpRecord } from '../../functions/core/catalog';
 import { TASK_TOKEN_ENV } from '../../functions/dump-task/env';
-import { DumpBagStack, type DumpBagStackProps } from '../../infra/dump-bag-stack';
+import type { DumpBagStackProps } from '../../infra/dump-bag-stack';
 import {
   createDatabase,
+  dropDatabases,
   freshBucket,
   getObjectBytes,
-  pgClient,
-  restoreInto,
+  restoredRows,
   s3Client,
-  services,
   snapshot,
 } from '../support/env';
 import { type GpgIdentity, gpgDecrypt, gpgIdentity } from '../support/gpg';
 import { tempDir } from '../support/temp';
-import { cdkJsonContext, stateMachineDefinition } from './support';
-import { AwsStandIn, type TaskReport } from './twin/aws-stand-in';
+import { stateMachineDefinition } from './support';
+import type { AwsStandIn, TaskReport } from './twin/aws-stand-in';
 import { FargateTwin, taskDefinitionTwin } from './twin/fargate-twin';
 import {
-  type BundledFunction,
-  bundledFunctions,
-  invokeBundled,
-  resolveEnvironment,
-} from './twin/lambda-twin';
-import { stageStandInPgLayer } from './twin/pg-layer';
+  endpointEnv,
+  functionByArn,
+  lambdaEnv,
+  localRefs,
+  startStandIn,
+  synthTwin,
+  TWIN_VPC,
+  type TwinTemplate,
+  taskResult,
+} from './twin/harness';
+import { type BundledFunction, invokeBundled } from './twin/lambda-twin';
 import { runStateMachine } from './twin/state-machine';
 
 const suffix = randomBytes(3).toString('hex');
@@ -49,8 +51,7 @@ const QUERY = 'SELECT id, note FROM t ORDER BY id';
 // An empty database is about 7.5 MB on disk, the large one about 40 MB: 16 MB sends only it to Fargate.
 const ABOVE_GB = 16 / 1024;
 
-let outdir: string;
-let template: { Resources: Record<string, Record<string, unknown>> };
+let template: TwinTemplate;
 let functions: BundledFunction[];
 let pgLayerRoot: string;
 let bucket: string;
@@ -59,28 +60,8 @@ let standIn: AwsStandIn;
 let fargate: FargateTwin;
 let goodSecret: Record<string, unknown>;
 
-const refs = () => ({
-  DumpsBucket: bucket,
-  DatabaseSecret: SECRET_ARN,
-  BackupStateMachine: STATE_MACHINE_ARN,
-  SigningKey: standIn.kmsKeyId,
-});
-
-function lambdaEnv(f: BundledFunction): Record<string, string> {
-  return {
-    PATH: '/usr/local/bin:/usr/bin:/bin',
-    TZ: ':UTC',
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_LAMBDA_FUNCTION_NAME: f.logicalId,
-    AWS_ENDPOINT_URL_S3: services().s3Endpoint,
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: standIn.endpoint,
-    AWS_ENDPOINT_URL_KMS: standIn.endpoint,
-    ...resolveEnvironment(f, refs()),
-    ...(f.layerDirs.includes(pgLayerRoot) ? { DUMP_BAG_PG_ROOT: join(pgLayerRoot, 'pg') } : {}),
-  };
-}
+const env = (f: BundledFunction) =>
+  lambdaEnv(f, { standIn, refs: localRefs(bucket, standIn), pgLayer: { dir: pgLayerRoot } });
 
 interface Run {
   readonly outcome: Awaited<ReturnType<typeof runStateMachine>>;
@@ -91,7 +72,7 @@ interface Run {
 
 async function execute(input: unknown, options: { killLambdaDumpAfterMs?: number } = {}): Promise<Run> {
   const definition = stateMachineDefinition(Template.fromJSON(template));
-  const byArn = new Map(functions.map((f) => [`<${f.logicalId}.Arn>`, f]));
+  const byArn = functionByArn(functions);
   const run: Run = {
     outcome: { status: 'SUCCEEDED', output: null },
     lambdaDumps: [],
@@ -100,24 +81,17 @@ async function execute(input: unknown, options: { killLambdaDumpAfterMs?: number
   };
   const outcome = await runStateMachine(definition, input, {
     async invokeLambda(arn, payload) {
-      const f = byArn.get(arn);
-      if (!f) throw new Error(`no function ${arn}`);
+      const f = byArn(arn);
       const isDump = f.logicalId.startsWith('BackupDump');
       // The run's globals dump (after the Map) is the dump function's too; lambdaDumps counts databases.
       const isGlobals = (payload as { globals?: boolean }).globals === true;
       if (isDump && !isGlobals) run.lambdaDumps.push(String((payload as { database: string }).database));
       const r = await invokeBundled(f, payload, {
-        env: lambdaEnv(f),
+        env: env(f),
         // Only a database's dump is killed; the globals dump after the Map runs as it is.
         killAfterMs: isDump && !isGlobals ? options.killLambdaDumpAfterMs : undefined,
       });
-      return r.ok
-        ? { ok: true, payload: r.result }
-        : {
-            ok: false,
-            error: r.errorType ?? 'Error',
-            cause: JSON.stringify({ errorMessage: r.errorMessage }),
-          };
+      return taskResult(r);
     },
     putEvents(entries) {
       for (const e of entries) run.events.push(JSON.parse(String(e.Detail)) as Record<string, unknown>);
@@ -132,12 +106,7 @@ async function execute(input: unknown, options: { killLambdaDumpAfterMs?: number
         database: string;
       };
       run.fargateDumps.push(input.database);
-      return fargate.runTask(args, token, {
-        AWS_ENDPOINT_URL_S3: services().s3Endpoint,
-        AWS_ENDPOINT_URL_SFN: standIn.endpoint,
-        AWS_ENDPOINT_URL_SECRETS_MANAGER: standIn.endpoint,
-        AWS_ENDPOINT_URL_KMS: standIn.endpoint,
-      });
+      return fargate.runTask(args, token, endpointEnv(standIn));
     },
   });
   return { ...run, outcome };
@@ -163,18 +132,10 @@ async function expectRestores(result: DumpResult, database: string) {
   ) as DumpRecord;
   expect(record).toMatchObject({ database, runner: result.runner, sha256: result.sha256 });
   const plain = await gpgDecrypt(identity.home, stored);
-  const restored = `${database}_r_${randomBytes(2).toString('hex')}`;
-  await restoreInto(restored, plain);
-  try {
-    expect(await snapshot(restored, QUERY)).toBe(await snapshot(database, QUERY));
-  } finally {
-    const admin = await pgClient();
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(restored)}`).finally(() => admin.end());
-  }
+  expect(await restoredRows(plain, database, QUERY)).toBe(await snapshot(database, QUERY));
 }
 
 beforeAll(async () => {
-  const s = services();
   identity = gpgIdentity('cv25519', 'fargate@example.com');
   const keys = tempDir('dump-bag-fargate-keys-');
   writeFileSync(join(keys, 'fargate.asc'), identity.publicKey);
@@ -187,46 +148,22 @@ beforeAll(async () => {
     `CREATE TABLE t AS SELECT i AS id, md5(i::text) || md5((i * 3)::text) AS note FROM generate_series(1, 300000) i;`,
   );
   bucket = await freshBucket();
-  goodSecret = {
-    username: s.pgEnv.PGUSER,
-    password: s.pgEnv.PGPASSWORD,
-    host: s.pgEnv.PGHOST,
-    port: Number(s.pgEnv.PGPORT),
-    dbname: 'postgres',
-  };
-  standIn = new AwsStandIn({ arn: SECRET_ARN, value: goodSecret }, STATE_MACHINE_ARN);
-  await standIn.start();
+  standIn = await startStandIn(SECRET_ARN, STATE_MACHINE_ARN);
+  goodSecret = standIn.secret.value;
   const props: DumpBagStackProps = {
     keys: { folder: keys },
-    connection: {
-      sslMode: 'disable',
-      vpcAttributes: {
-        vpcId: 'vpc-0a1b2c3d4e5f60718',
-        availabilityZones: ['us-east-1a'],
-        privateSubnetIds: ['subnet-0a1b2c3d4e5f6071a'],
-        privateSubnetRouteTableIds: ['rtb-0a1b2c3d4e5f6071a'],
-      },
-    },
+    connection: { sslMode: 'disable', vpcAttributes: TWIN_VPC },
     backup: { databases: [small, large], fargateAboveGb: ABOVE_GB },
   };
-  outdir = tempDir('dump-bag-fargate-cdk-');
-  pgLayerRoot = stageStandInPgLayer(outdir, props);
-  const app = new App({ outdir, context: cdkJsonContext() });
-  new DumpBagStack(app, 'DumpBagTwin', props);
-  template = app.synth().getStackByName('DumpBagTwin').template;
-  functions = bundledFunctions(outdir, template as never);
-  fargate = new FargateTwin(standIn, taskDefinitionTwin(template as never, outdir, refs()));
+  const twin = synthTwin('DumpBagTwin', props, { tempPrefix: 'dump-bag-fargate' });
+  ({ template, functions } = twin);
+  pgLayerRoot = twin.standInPgLayer as string;
+  fargate = new FargateTwin(standIn, taskDefinitionTwin(template, twin.outdir, localRefs(bucket, standIn)));
 }, 600_000);
 
 afterAll(async () => {
   await standIn?.stop();
-  if (outdir) rmSync(outdir, { recursive: true, force: true });
-  const admin = await pgClient();
-  try {
-    for (const db of [small, large]) await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(db)}`);
-  } finally {
-    await admin.end();
-  }
+  await dropDatabases([small, large]);
 });
 
 describe('the Fargate runner, from the bundles through the state machine definition', () => {

@@ -8,26 +8,24 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { NotifyResult } from '../../functions/notify/handler';
-import { DumpBagStack, type DumpBagStackProps } from '../../infra/dump-bag-stack';
-import { createDatabase, freshBucket, pgClient, services } from '../support/env';
-import { tempDir } from '../support/temp';
-import { cdkJsonContext, keyFolder, stateMachineDefinition } from './support';
-import { AwsStandIn } from './twin/aws-stand-in';
+import type { DumpBagStackProps } from '../../infra/dump-bag-stack';
+import { createDatabase, dropDatabases, freshBucket } from '../support/env';
+import { keyFolder, stateMachineDefinition } from './support';
+import type { AwsStandIn, StandInRoute } from './twin/aws-stand-in';
 import { eventEnvelope, matchesPattern } from './twin/event-pattern';
 import {
-  type BundledFunction,
-  bundledFunctions,
-  type Invocation,
-  invokeBundled,
-  resolveEnvironment,
-} from './twin/lambda-twin';
-import { stageStandInPgLayer } from './twin/pg-layer';
+  functionByArn,
+  lambdaEnv,
+  localRefs,
+  startStandIn,
+  synthTwin,
+  type TwinTemplate,
+  taskResult,
+} from './twin/harness';
+import { type BundledFunction, type Invocation, invokeBundled } from './twin/lambda-twin';
 import { runStateMachine } from './twin/state-machine';
 
 const suffix = randomBytes(3).toString('hex');
@@ -41,8 +39,7 @@ const EXECUTION_ARN = 'arn:aws:states:us-east-1:123456789012:execution:dump-bag-
 const TOKEN = `T0KEN${suffix}WEBHOOK`;
 
 type Json = Record<string, unknown>;
-let outdir: string;
-let template: { Resources: Record<string, Json> };
+let template: TwinTemplate;
 let functions: BundledFunction[];
 let pgLayerRoot: string;
 let bucket: string;
@@ -58,32 +55,12 @@ let posts = 0;
 const notifierRuns: Invocation<NotifyResult>[] = [];
 
 const fn = (prefix: string) => functions.find((f) => f.logicalId.startsWith(prefix)) as BundledFunction;
-const refs = () => ({
-  DumpsBucket: bucket,
-  DatabaseSecret: DB_SECRET_ARN,
-  BackupStateMachine: STATE_MACHINE_ARN,
-});
-
-function lambdaEnv(f: BundledFunction): Record<string, string> {
-  return {
-    PATH: '/usr/local/bin:/usr/bin:/bin',
-    TZ: ':UTC',
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_LAMBDA_FUNCTION_NAME: f.logicalId,
-    AWS_ENDPOINT_URL_S3: services().s3Endpoint,
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: standIn.endpoint,
-    AWS_ENDPOINT_URL_KMS: standIn.endpoint,
-    AWS_ENDPOINT_URL_SFN: standIn.endpoint,
-    ...resolveEnvironment(f, { ...refs(), SigningKey: standIn.kmsKeyId }),
-    ...(f.layerDirs.includes(pgLayerRoot) ? { DUMP_BAG_PG_ROOT: join(pgLayerRoot, 'pg') } : {}),
-  };
-}
+const env = (f: BundledFunction) =>
+  lambdaEnv(f, { standIn, refs: localRefs(bucket, standIn), pgLayer: { dir: pgLayerRoot } });
 
 async function notify(event: unknown): Promise<Invocation<NotifyResult>> {
   const f = fn('NotifyHandler');
-  const run = await invokeBundled<NotifyResult>(f, event, { env: lambdaEnv(f) });
+  const run = await invokeBundled<NotifyResult>(f, event, { env: env(f) });
   notifierRuns.push(run);
   return run;
 }
@@ -96,9 +73,34 @@ async function publish(event: Json): Promise<Invocation<NotifyResult>[]> {
   const out: Invocation<NotifyResult>[] = [];
   for (const rule of rules) {
     const p = rule.Properties as { EventPattern: Json };
-    if (matchesPattern(p.EventPattern, event, refs())) out.push(await notify(event));
+    if (matchesPattern(p.EventPattern, event, localRefs(bucket, standIn))) out.push(await notify(event));
   }
   return out;
+}
+
+/** Step Functions' own event for this test's execution ending with `status`, with whatever else `fields` adds. */
+const runStatusEvent = (status: string, fields: Json = {}) =>
+  eventEnvelope('aws.states', 'Step Functions Execution Status Change', {
+    executionArn: EXECUTION_ARN,
+    stateMachineArn: STATE_MACHINE_ARN,
+    status,
+    ...fields,
+  });
+
+/**
+ * A run's event without its error and cause (AWS's schema of it promises neither), published while
+ * the stand-in answers the notifier's DescribeExecution with `describe`.
+ */
+async function publishBareRunEvent(
+  status: string,
+  describe: StandInRoute,
+): Promise<Invocation<NotifyResult>[]> {
+  standIn.routes.set('AWSStepFunctions.DescribeExecution', describe);
+  try {
+    return await publish(runStatusEvent(status));
+  } finally {
+    standIn.routes.delete('AWSStepFunctions.DescribeExecution');
+  }
 }
 
 /** An SNS delivery of a CloudWatch alarm message to the notifier, as the topic's subscription makes it. */
@@ -142,7 +144,6 @@ function alarmMessage(metricName: string, state: string, reason: string, databas
 }
 
 beforeAll(async () => {
-  const s = services();
   await createDatabase(GOOD, 'CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2);');
   bucket = await freshBucket();
   const keys = await keyFolder();
@@ -166,25 +167,16 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   webhook = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/${TOKEN}`;
 
-  const dbSecret = {
-    username: s.pgEnv.PGUSER,
-    password: s.pgEnv.PGPASSWORD,
-    host: s.pgEnv.PGHOST,
-    port: Number(s.pgEnv.PGPORT),
-    dbname: 'postgres',
-    engine: 'postgres',
-  };
-  standIn = new AwsStandIn({ arn: DB_SECRET_ARN, value: dbSecret }, STATE_MACHINE_ARN);
+  standIn = await startStandIn(DB_SECRET_ARN, STATE_MACHINE_ARN);
   // The stand-in's Secrets Manager, holding the webhook secret beside the database login.
   standIn.routes.set('secretsmanager.GetSecretValue', (_req, body) => {
     const id = String((JSON.parse(body) as Json).SecretId);
     standIn.secretReads.push(id);
     if (id === NOTIFY_SECRET_ARN) return { status: 200, body: { ARN: id, SecretString: secretValue } };
     if (id === DB_SECRET_ARN)
-      return { status: 200, body: { ARN: id, SecretString: JSON.stringify(dbSecret) } };
+      return { status: 200, body: { ARN: id, SecretString: JSON.stringify(standIn.secret.value) } };
     return { status: 400, body: { __type: 'ResourceNotFoundException', message: 'no such secret' } };
   });
-  await standIn.start();
 
   const props: DumpBagStackProps = {
     keys: { folder: keys.folder },
@@ -192,23 +184,15 @@ beforeAll(async () => {
     backup: { databases: [GOOD, MISSING], concurrency: 2 },
     notify: { secret: NOTIFY_SECRET_ARN, digest: true },
   };
-  outdir = tempDir('dump-bag-notify-cdk-');
-  pgLayerRoot = stageStandInPgLayer(outdir, props);
-  const app = new App({ outdir, context: cdkJsonContext() });
-  new DumpBagStack(app, 'DumpBagTwin', props);
-  template = app.synth().getStackByName('DumpBagTwin').template;
-  functions = bundledFunctions(outdir, template);
+  const twin = synthTwin('DumpBagTwin', props, { tempPrefix: 'dump-bag-notify' });
+  ({ template, functions } = twin);
+  pgLayerRoot = twin.standInPgLayer as string;
 });
 
 afterAll(async () => {
   await standIn?.stop();
   await new Promise<void>((resolve) => (receiver ? receiver.close(() => resolve()) : resolve()));
-  const admin = await pgClient();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(GOOD)}`);
-  } finally {
-    await admin.end();
-  }
+  await dropDatabases([GOOD]);
 });
 
 beforeEach(() => {
@@ -221,19 +205,15 @@ beforeEach(() => {
 describe('a backup run with a failed database, through the rules to the notifier bundle', () => {
   it('posts one well-formed message for the failed database, none for the one that succeeded', async () => {
     const definition = stateMachineDefinition(Template.fromJSON(template));
-    const byArn = new Map(functions.map((f) => [`<${f.logicalId}.Arn>`, f]));
+    const byArn = functionByArn(functions);
     const emitted: Json[] = [];
     const outcome = await runStateMachine(
       definition,
       { trigger: 'schedule' },
       {
         async invokeLambda(arn, payload) {
-          const f = byArn.get(arn);
-          if (!f) throw new Error(`no function ${arn}`);
-          const r = await invokeBundled(f, payload, { env: lambdaEnv(f) });
-          return r.ok
-            ? { ok: true, payload: r.result }
-            : { ok: false, error: r.errorType ?? 'Error', cause: String(r.errorMessage) };
+          const f = byArn(arn);
+          return taskResult(await invokeBundled(f, payload, { env: env(f) }));
         },
         putEvents(entries) {
           for (const e of entries)
@@ -249,10 +229,7 @@ describe('a backup run with a failed database, through the rules to the notifier
     const runs = [];
     for (const event of emitted) runs.push(...(await publish(event)));
     // Step Functions' own event for the failed execution: its databases were told one by one already.
-    const failedRun = eventEnvelope('aws.states', 'Step Functions Execution Status Change', {
-      executionArn: EXECUTION_ARN,
-      stateMachineArn: STATE_MACHINE_ARN,
-      status: 'FAILED',
+    const failedRun = runStatusEvent('FAILED', {
       error: 'DumpsFailed',
       cause: (outcome as { cause: string }).cause,
     });
@@ -261,21 +238,13 @@ describe('a backup run with a failed database, through the rules to the notifier
     expect(fromRun[0]?.result?.notices).toEqual([]);
     // AWS's schema of that event promises no error or cause: without them the notifier asks Step Functions.
     const described: string[] = [];
-    standIn.routes.set('AWSStepFunctions.DescribeExecution', (_req, body) => {
+    const bare = await publishBareRunEvent('FAILED', (_req, body) => {
       const { executionArn } = JSON.parse(body) as { executionArn: string };
       described.push(executionArn);
       return executionArn === EXECUTION_ARN
         ? { status: 200, body: { executionArn, stateMachineArn: STATE_MACHINE_ARN, ...outcome } }
         : { status: 400, body: { __type: 'ExecutionDoesNotExist', message: 'Execution Does Not Exist' } };
     });
-    const bare = await publish(
-      eventEnvelope('aws.states', 'Step Functions Execution Status Change', {
-        executionArn: EXECUTION_ARN,
-        stateMachineArn: STATE_MACHINE_ARN,
-        status: 'FAILED',
-      }),
-    );
-    standIn.routes.delete('AWSStepFunctions.DescribeExecution');
     expect(described).toEqual([EXECUTION_ARN]);
     expect(bare).toHaveLength(1);
     expect(bare[0]).toMatchObject({ ok: true, result: { notices: [] } });
@@ -318,21 +287,13 @@ describe('a backup run with a failed database, through the rules to the notifier
 
 describe("a failed run's event without its error", () => {
   it('is told once with its status when DescribeExecution is refused, and the log says why', async () => {
-    standIn.routes.set('AWSStepFunctions.DescribeExecution', () => ({
+    const runs = await publishBareRunEvent('TIMED_OUT', () => ({
       status: 400,
       body: {
         __type: 'AccessDeniedException',
         message: 'not authorized to perform: states:DescribeExecution',
       },
     }));
-    const runs = await publish(
-      eventEnvelope('aws.states', 'Step Functions Execution Status Change', {
-        executionArn: EXECUTION_ARN,
-        stateMachineArn: STATE_MACHINE_ARN,
-        status: 'TIMED_OUT',
-      }),
-    );
-    standIn.routes.delete('AWSStepFunctions.DescribeExecution');
     expect(runs).toHaveLength(1);
     expect(runs[0]).toMatchObject({ ok: true, result: { notices: ['database-failed'] } });
     expect(bodies).toHaveLength(1);

@@ -8,11 +8,9 @@
  * restored with pg_restore to compare rows.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DumpResult } from '../../functions/core/backup';
 import type { DumpRecord } from '../../functions/core/catalog';
@@ -20,32 +18,34 @@ import type { GlobalsResult } from '../../functions/core/globals';
 import { checkRecordSignature } from '../../functions/core/signing';
 import { DEADLINE_MARGIN_MS } from '../../functions/dump/handler';
 import type { PlanOutput } from '../../functions/shared/events';
-import { DumpBagStack, type DumpBagStackProps } from '../../infra/dump-bag-stack';
+import type { DumpBagStackProps } from '../../infra/dump-bag-stack';
 import {
   allKeys,
   createDatabase,
+  dropDatabases,
   freshBucket,
   getObjectBytes,
   openUploads,
   pgClient,
   restoreInto,
   s3Client,
-  services,
   snapshot,
 } from '../support/env';
 import { type GpgIdentity, gpgDecrypt, gpgIdentity } from '../support/gpg';
 import { tempDir } from '../support/temp';
-import { cdkJsonContext, stateMachineDefinition } from './support';
-import { AwsStandIn } from './twin/aws-stand-in';
+import { stateMachineDefinition } from './support';
+import type { AwsStandIn } from './twin/aws-stand-in';
 import {
-  type BundledFunction,
-  bundledFunctions,
-  emfLines,
-  type Invocation,
-  invokeBundled,
-  resolveEnvironment,
-} from './twin/lambda-twin';
-import { breakStandInPgDumpall, stageStandInPgLayer } from './twin/pg-layer';
+  functionByArn,
+  lambdaEnv,
+  localRefs,
+  startStandIn,
+  synthTwin,
+  type TwinTemplate,
+  taskResult,
+} from './twin/harness';
+import { type BundledFunction, emfLines, type Invocation, invokeBundled } from './twin/lambda-twin';
+import { breakStandInPgDumpall } from './twin/pg-layer';
 import { runStateMachine, type TwinServices } from './twin/state-machine';
 
 const suffix = randomBytes(3).toString('hex');
@@ -60,9 +60,8 @@ const STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:du
 const QUERY_A = 'SELECT id, note, amount::text FROM items ORDER BY id';
 const QUERY_B = 'SELECT k, v FROM "odd table" ORDER BY k';
 
-let outdir: string;
-let template: Record<string, unknown> & { Resources: Record<string, Record<string, unknown>> };
-let functions: Map<string, BundledFunction>;
+let template: TwinTemplate;
+let functions: BundledFunction[];
 let pgLayerRoot: string;
 let bucket: string;
 let identity: GpgIdentity;
@@ -71,42 +70,9 @@ let goodSecret: Record<string, unknown>;
 const invocations: Invocation[] = [];
 
 function fn(prefix: string): BundledFunction {
-  const found = [...functions.values()].find((f) => f.logicalId.startsWith(prefix));
+  const found = functions.find((f) => f.logicalId.startsWith(prefix));
   if (!found) throw new Error(`no function ${prefix}*`);
   return found;
-}
-
-/** Exactly what Lambda would set, plus the template's environment with its Refs made local. */
-function lambdaEnv(f: BundledFunction): Record<string, string> {
-  const s = services();
-  return {
-    PATH: '/usr/local/bin:/usr/bin:/bin',
-    LANG: 'C.UTF-8',
-    TZ: ':UTC',
-    AWS_REGION: 'us-east-1',
-    AWS_DEFAULT_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_LAMBDA_FUNCTION_NAME: f.logicalId,
-    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(f.memoryMb),
-    AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
-    AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
-    LAMBDA_TASK_ROOT: f.codeDir,
-    _HANDLER: 'index.handler',
-    // The SDK's own per-service endpoints: S3 on the local S3 API server, the rest on the stand-in.
-    AWS_ENDPOINT_URL_S3: s.s3Endpoint,
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: standIn.endpoint,
-    AWS_ENDPOINT_URL_SFN: standIn.endpoint,
-    AWS_ENDPOINT_URL_KMS: standIn.endpoint,
-    ...resolveEnvironment(f, {
-      DumpsBucket: bucket,
-      DatabaseSecret: SECRET_ARN,
-      BackupStateMachine: STATE_MACHINE_ARN,
-      SigningKey: standIn.kmsKeyId,
-    }),
-    // The pg_dump layer mounts at /opt/pg; here its folder is the stand-in layer staged below.
-    ...(f.layerDirs.some((d) => d === pgLayerRoot) ? { DUMP_BAG_PG_ROOT: join(pgLayerRoot, 'pg') } : {}),
-  };
 }
 
 async function invoke<T>(
@@ -114,7 +80,8 @@ async function invoke<T>(
   event: unknown,
   options: { remainingMs?: number; killAfterMs?: number } = {},
 ): Promise<Invocation<T>> {
-  const result = await invokeBundled<T>(f, event, { env: lambdaEnv(f), ...options });
+  const env = lambdaEnv(f, { standIn, refs: localRefs(bucket, standIn), pgLayer: { dir: pgLayerRoot } });
+  const result = await invokeBundled<T>(f, event, { env, ...options });
   invocations.push(result);
   return result;
 }
@@ -139,24 +106,17 @@ async function execute(
   const events: Run['events'] = [];
   const dumps: Invocation<DumpResult>[] = [];
   const globals: Invocation<GlobalsResult>[] = [];
-  const byArn = new Map([...functions.values()].map((f) => [`<${f.logicalId}.Arn>`, f]));
+  const byArn = functionByArn(functions);
   const twin: TwinServices = {
     async invokeLambda(arn, payload) {
-      const f = byArn.get(arn);
-      if (!f) throw new Error(`the state machine invokes ${arn}, which the template does not define`);
+      const f = byArn(arn);
       const isDump = f.logicalId.startsWith('BackupDump');
       standIn.secret.value = isDump && options.dumpSecret ? options.dumpSecret : goodSecret;
       const run = await invoke(f, payload, { killAfterMs: isDump ? options.dumpKillAfterMs : undefined });
       if (isDump && (payload as { globals?: boolean }).globals === true) {
         globals.push(run as Invocation<GlobalsResult>);
       } else if (isDump) dumps.push(run as Invocation<DumpResult>);
-      return run.ok
-        ? { ok: true, payload: run.result }
-        : {
-            ok: false,
-            error: run.errorType ?? 'Error',
-            cause: JSON.stringify({ errorType: run.errorType, errorMessage: run.errorMessage }),
-          };
+      return taskResult(run);
     },
     putEvents(entries) {
       for (const e of entries) {
@@ -175,7 +135,6 @@ async function execute(
 }
 
 beforeAll(async () => {
-  const s = services();
   identity = gpgIdentity('cv25519', 'twin@example.com');
   const keys = tempDir('dump-bag-twin-keys-');
   writeFileSync(join(keys, 'twin.asc'), identity.publicKey);
@@ -204,16 +163,8 @@ beforeAll(async () => {
   }
 
   bucket = await freshBucket();
-  goodSecret = {
-    username: s.pgEnv.PGUSER,
-    password: s.pgEnv.PGPASSWORD,
-    host: s.pgEnv.PGHOST,
-    port: Number(s.pgEnv.PGPORT),
-    dbname: 'postgres',
-    engine: 'postgres',
-  };
-  standIn = new AwsStandIn({ arn: SECRET_ARN, value: goodSecret }, STATE_MACHINE_ARN);
-  await standIn.start();
+  standIn = await startStandIn(SECRET_ARN, STATE_MACHINE_ARN);
+  goodSecret = standIn.secret.value;
 
   const props: DumpBagStackProps = {
     keys: { folder: keys },
@@ -221,23 +172,16 @@ beforeAll(async () => {
     connection: { sslMode: 'disable' },
     backup: { databases: [dbA, dbB], concurrency: 2, retention: { days: 30, keepMin: 2 } },
   };
-  outdir = tempDir('dump-bag-twin-cdk-');
-  pgLayerRoot = stageStandInPgLayer(outdir, props);
-  const app = new App({ outdir, context: cdkJsonContext() });
-  new DumpBagStack(app, 'DumpBagTwin', props);
-  const assembly = app.synth();
-  template = assembly.getStackByName('DumpBagTwin').template;
-  functions = new Map(bundledFunctions(outdir, template).map((f) => [f.logicalId, f]));
+  const twin = synthTwin('DumpBagTwin', props, { tempPrefix: 'dump-bag-twin' });
+  ({ template, functions } = twin);
+  pgLayerRoot = twin.standInPgLayer as string;
 });
 
 afterAll(async () => {
   await standIn?.stop();
-  if (outdir) rmSync(outdir, { recursive: true, force: true });
+  await dropDatabases([dbA, dbB, dbBig, `${dbA}_restored`, `${dbB}_restored`]);
   const admin = await pgClient();
   try {
-    for (const db of [dbA, dbB, dbBig, `${dbA}_restored`, `${dbB}_restored`]) {
-      await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(db)}`);
-    }
     await admin.query(`DROP ROLE IF EXISTS ${role}`);
   } finally {
     await admin.end();
@@ -246,13 +190,13 @@ afterAll(async () => {
 
 describe('the synthesized assembly', () => {
   it('holds the four functions, each bundled into one index.js with its source map', () => {
-    expect([...functions.keys()].map((id) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
+    expect(functions.map((f) => f.logicalId.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual([
       'ApiHandler',
       'BackupDump',
       'BackupPlan',
       'BackupPrune',
     ]);
-    for (const f of functions.values()) {
+    for (const f of functions) {
       expect(readdirSync(f.codeDir).sort()).toEqual(['index.js', 'index.js.map']);
     }
     // The keys layer holds exactly the key file, where DUMP_BAG_PUBLIC_KEYS points.
