@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { startLocalPostgres } from '../cli/local/services';
 import { defaultCompression } from '../functions/core/pg-dump';
 import { type BenchKeys, benchKeys, leaverKey } from './keys';
+import { layerTools } from './layer';
 import { have, measure, round } from './measure';
 import { ONE_CORE, pinServer } from './pin';
 import { type BenchResult, peakRssAgainst, printResult, type Rounds, summarizeRounds } from './report';
@@ -51,6 +52,8 @@ const { values: flags } = parseArgs({
     'no-restore': { type: 'boolean', default: false },
     'no-rekey': { type: 'boolean', default: false },
     'no-stage': { type: 'boolean', default: false },
+    /** The pg_dump layer's tools (bench/layer.ts), as the dump function runs them; else DUMP_BAG_PG_DUMP or the PATH's. */
+    layer: { type: 'boolean', default: false },
     /** Appended to the results file's name, e.g. `pg18` for a run with DUMP_BAG_PG_DUMP set. */
     tag: { type: 'string' },
     /** A folder for V8 CPU profiles of the backup processes (node --cpu-prof). */
@@ -211,17 +214,32 @@ function resultsSuffix(oneCore: boolean): string {
   return `${oneCore ? '-one-core' : ''}${flags.tag ? `-${flags.tag.replace(/[^\w.-]/g, '_')}` : ''}`;
 }
 
+/** With `--layer`, the layer's tools for the server, and the backup told to take the same pg_dump. */
+async function chooseTools(
+  given: Options,
+  serverEnv: NodeJS.ProcessEnv,
+): Promise<{ options: Options; env: NodeJS.ProcessEnv }> {
+  if (!flags.layer) return { options: given, env: serverEnv };
+  const layer = await layerTools(serverEnv, scratch);
+  log(`pg_dump: ${layer.pgDump}`);
+  return {
+    options: { ...given, pgDump: layer.pgDump, pgRestore: layer.pgRestore },
+    env: { ...serverEnv, DUMP_BAG_PG_DUMP: layer.pgDump },
+  };
+}
+
 async function main(): Promise<void> {
-  const options = readOptions();
-  const { size, oneCore, pgDump } = options;
+  const given = readOptions();
   mkdirSync(scratch, { recursive: true });
 
   // PostgreSQL: the caller's when PGHOST is set, else the embedded one whose data is kept between runs.
   const local = process.env.PGHOST ? undefined : await startLocalPostgres(join(benchDir, 'postgres'));
   const targets: S3Target[] = [];
   try {
-    for (const choice of options.choices) targets.push(await startS3Target(choice, benchDir));
-    const env: NodeJS.ProcessEnv = { ...process.env, ...local?.env };
+    for (const choice of given.choices) targets.push(await startS3Target(choice, benchDir));
+    const serverEnv: NodeJS.ProcessEnv = { ...process.env, ...local?.env };
+    const { options, env } = await chooseTools(given, serverEnv);
+    const { size, oneCore, pgDump } = options;
     const workload = await ensureWorkload(env, size, log);
     log(`${workload.database}: ${(workload.sizeBytes / 1e6).toFixed(0)} MB on disk`);
     if (oneCore)

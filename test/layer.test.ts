@@ -3,7 +3,7 @@
  * what its ELF files ask of the system, and its tools run against a real server with a scrubbed
  * environment. The construct's hash and validation: layer-recipe.test.ts.
  */
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
@@ -32,6 +32,17 @@ const ARCHES: LayerArch[] = ['arm64', 'x86_64'];
 const TOOLS = ['pg_dump', 'pg_dumpall', 'pg_restore'];
 const DB = 'layer test ✓';
 const ROWS = 500;
+/** A database whose plain archive spans several 256 KiB writes. */
+const BIG_DB = 'layer test big ✓';
+const BIG_ROWS = 30_000;
+const STDOUT_BUFFER_BYTES = 256 * 1024;
+
+/** strace, by absolute path: the tools run with PATH=/nonexistent. */
+function strace(): string {
+  const found = ['/usr/bin/strace', '/bin/strace'].find((path) => existsSync(path));
+  if (!found) throw new Error('this test traces pg_dump’s writes: apt-get install strace');
+  return found;
+}
 // Roles are cluster-wide: names of this run only, so parallel runs never meet.
 const READER = `layer reader ✓ ${process.pid}`;
 const MEMBER = `layer member "${process.pid}"`;
@@ -80,6 +91,10 @@ beforeAll(async () => {
        timestamptz '2024-01-01 00:00:00+00' + i * interval '1 minute' FROM generate_series(1, ${ROWS}) AS i;
      CREATE VIEW big_items AS SELECT * FROM items WHERE amount > 300;`,
   );
+  await createDatabase(
+    BIG_DB,
+    `CREATE TABLE lines AS SELECT i AS id, md5(i::text) AS note FROM generate_series(1, ${BIG_ROWS}) AS i`,
+  );
   const admin = await pgClient();
   try {
     await admin.query(`CREATE ROLE ${pg.escapeIdentifier(READER)} NOLOGIN`);
@@ -101,6 +116,7 @@ afterAll(async () => {
       }
     }
     await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(DB)}`);
+    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(BIG_DB)}`);
     await admin.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(MEMBER)}`);
     await admin.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(READER)}`);
   } finally {
@@ -252,6 +268,34 @@ describe.each(ARCHES)('the assembled %s layer', (arch) => {
       await snapshot(DB, 'SELECT count(*) AS n FROM big_items'),
     );
   });
+
+  it.each(PINNED)(
+    'pg_dump %i hands its archive to a pipe in 256 KiB writes, not glibc’s 4 KiB (stdout-buffer.c)',
+    (major) => {
+      const { tools } = layer(arch);
+      const trace = join(scratch, `writes-${arch}-${major}.txt`);
+      const tracer = [strace(), '-f', '-qq', '-s0', '-etrace=write', '-esignal=none', `-o${trace}`];
+      const dump = tools.run(
+        major,
+        'pg_dump',
+        ['--format=custom', '--compress=0', `--dbname=${BIG_DB}`],
+        serverEnv(),
+        tracer,
+      );
+      expect(dump.stderr.toString()).toBe('');
+      expect(dump.status).toBe(0);
+      const writes = readFileSync(trace, 'utf8')
+        .split('\n')
+        .map((line) => /\bwrite\(1, .*\)\s+= (\d+)$/.exec(line)?.[1])
+        .filter((written) => written !== undefined)
+        .map(Number);
+      expect(writes.reduce((sum, n) => sum + n, 0)).toBe(dump.stdout.length);
+      expect(dump.stdout.length).toBeGreaterThan(2 * STDOUT_BUFFER_BYTES);
+      // Full buffers but for the flushes at the end; with glibc's own 4 KiB there would be hundreds.
+      expect(writes.filter((n) => n !== STDOUT_BUFFER_BYTES).length).toBeLessThanOrEqual(2);
+      expect(writes.length).toBeLessThanOrEqual(Math.ceil(dump.stdout.length / STDOUT_BUFFER_BYTES) + 1);
+    },
+  );
 
   it('is described by its construct: majors, tools and architecture', () => {
     const { construct, template } = layer(arch);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds pg_dump, pg_restore and pg_dumpall of one PostgreSQL major from its pinned source tarball into
-# <out>/<major>/{bin,lib}, with every library they load except base glibc. The one build of the
+# <out>/<major>/{bin,lib}, with every library they load except base glibc, and stdout-buffer.c (beside
+# this script) linked in. The one build of the
 # recipe: the Dockerfile runs it on Amazon Linux 2023, the construct's local path runs it on a Debian machine
 # (native or cross) against Debian's libraries unpacked under DEPS_ROOT.
 #
@@ -16,6 +17,7 @@
 set -euo pipefail
 
 tarball=$1 sha256=$2 major=$3 out=$4
+recipe=$(cd "$(dirname "$0")" && pwd)
 prefix=/opt/pg/$major
 work=${WORK:-$(mktemp -d)}
 jobs=${JOBS:-$(nproc)}
@@ -59,9 +61,12 @@ cd "$src"
   CC="$cc" CFLAGS='-O2' CPPFLAGS="$cppflags" LDFLAGS="$ldflags" \
   LZ4_CFLAGS=' ' LZ4_LIBS=-llz4 ZSTD_CFLAGS=' ' ZSTD_LIBS=-lzstd
 
+# The tools' stdout gets a 256 KiB stdio buffer instead of 4 KiB (stdout-buffer.c, beside this script).
+buffer_object=$work/stdout-buffer-$major.o
+"$cc" -O2 -c "$recipe/stdout-buffer.c" -o "$buffer_object"
 # DT_RPATH (not RUNPATH) $ORIGIN/../lib: it also serves libpq's own dependencies, so the binaries
 # find their libraries from wherever the layer is unpacked, even without LD_LIBRARY_PATH.
-rpath='LDFLAGS_EX=-Wl,--disable-new-dtags,-rpath,\$$ORIGIN/../lib'
+rpath="LDFLAGS_EX=-Wl,--disable-new-dtags,-rpath,\\\$\$ORIGIN/../lib $buffer_object"
 make --silent -j"$jobs" -C src/backend generated-headers
 # One folder at a time: pg_dump's own submakes of these run side by side under -j and race on
 # the same archives (libpgcommon_shlib.a). The frontend archives only: no server (_srv) ones.

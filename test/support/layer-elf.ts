@@ -164,8 +164,15 @@ export function layerRunner(arch: LayerArch, pgRoot: string, scratch: string) {
   };
   return {
     emulated: prefix.length > 0,
-    run(major: number, tool: string, args: readonly string[], env: Record<string, string> = {}) {
-      const [command, ...rest] = [...prefix, binary(major, tool), ...args];
+    /** `wrapper` goes in front of everything, emulator included (e.g. strace with its options). */
+    run(
+      major: number,
+      tool: string,
+      args: readonly string[],
+      env: Record<string, string> = {},
+      wrapper: readonly string[] = [],
+    ) {
+      const [command, ...rest] = [...wrapper, ...prefix, binary(major, tool), ...args];
       const scrubbed = {
         PATH: '/nonexistent',
         LD_LIBRARY_PATH: join(pgRoot, String(major), 'lib'),

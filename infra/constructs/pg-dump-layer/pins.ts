@@ -19,6 +19,7 @@ export const RECIPE_FILES = [
   'build.sh',
   'debian-libraries.txt',
   'debian-sources.list',
+  'stdout-buffer.c',
   'versions.txt',
 ] as const;
 /** Files of the recipe folder that document it without changing what gets built. */

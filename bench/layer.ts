@@ -1,0 +1,35 @@
+/**
+ * `--layer`: the bench runs the pg_dump and pg_restore of the pg_dump layer for this machine's
+ * architecture, built as the construct builds it (or taken from its cache), of the major the dump
+ * function picks for the server: the binaries AWS runs, not the distribution's.
+ */
+import { join } from 'node:path';
+import { resolvePgDump } from '../functions/core/pg-dump';
+import { assembleLayer } from '../infra/constructs/pg-dump-layer/local-build';
+import { PG_DUMP_RECIPE_DIR, readPins } from '../infra/constructs/pg-dump-layer/pins';
+import { withClient } from './workload';
+
+export interface LayerTools {
+  readonly pgDump: string;
+  /** pg_dump's neighbour; both find the layer's libraries through their $ORIGIN rpath. */
+  readonly pgRestore: string;
+}
+
+export async function layerTools(env: NodeJS.ProcessEnv, scratch: string): Promise<LayerTools> {
+  const architecture = process.arch === 'arm64' ? 'arm64' : 'x86_64';
+  const outputDir = join(scratch, `layer-${architecture}`);
+  const built = assembleLayer({
+    recipeDir: PG_DUMP_RECIPE_DIR,
+    outputDir,
+    architecture,
+    majors: [...readPins(PG_DUMP_RECIPE_DIR).keys()],
+  });
+  if (!built.ok)
+    throw new Error(`--layer: the ${architecture} pg_dump layer cannot be built here: ${built.reason}`);
+  const serverMajor = await withClient(env, 'postgres', async (client) => {
+    const { rows } = await client.query<{ n: string }>("SELECT current_setting('server_version_num') AS n");
+    return Math.floor(Number(rows[0]?.n) / 10_000);
+  });
+  const binary = resolvePgDump({ pgRoot: join(outputDir, 'pg') }, serverMajor);
+  return { pgDump: binary.path, pgRestore: join(binary.path, '..', 'pg_restore') };
+}
