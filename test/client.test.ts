@@ -3,7 +3,6 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { progressLine } from '../cli/client/progress';
 import { freePort } from '../cli/local/services';
@@ -23,10 +22,12 @@ import {
   uniqueSuffix,
 } from './support/bag';
 import {
+  conninfo,
   createDatabase,
+  emptyDatabase,
   freshBucket,
   getObjectBytes,
-  pgClient,
+  publicTables,
   s3Client,
   services,
   snapshot,
@@ -52,30 +53,6 @@ function fill(rows: number): string {
 
 function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
-}
-
-function conninfo(database: string): string {
-  return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
-
-async function freshDatabase(name: string): Promise<void> {
-  const admin = await pgClient();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
-    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
-  } finally {
-    await admin.end();
-  }
-}
-
-async function tableCount(database: string): Promise<number> {
-  const db = await pgClient(database);
-  try {
-    const r = await db.query("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'");
-    return r.rows[0].n as number;
-  } finally {
-    await db.end();
-  }
 }
 
 /** Everything in a folder but the given names: to prove no temporary file was left. */
@@ -226,7 +203,7 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
 
   it('get --restore fills a fresh database with the same rows, with a passphrase-protected key', async () => {
     const target = `client restored ${suffix}`;
-    await freshDatabase(target);
+    await emptyDatabase(target);
     const result = await runCli(
       ['get', SOURCE, '--restore', conninfo(target), '--key', keys[alice.email] as string],
       {
@@ -241,7 +218,7 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
 
   it('get --restore passes --table, --jobs, --clean and --if-exists to pg_restore, and refuses bad ones', async () => {
     const target = `client restored parts ${suffix}`;
-    await freshDatabase(target);
+    await emptyDatabase(target);
     const withKey = { ...env, DUMP_BAG_KEY_PASSPHRASE: ALICE_PASSPHRASE };
     const key = ['--key', keys[alice.email] as string];
     const parallel = await runCli(
@@ -277,7 +254,7 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
 
   it('get of a passphrase-mode dump needs the passphrase, and restores with it', async () => {
     const target = `client pass restored ${suffix}`;
-    await freshDatabase(target);
+    await emptyDatabase(target);
     const missing = await runCli(['get', PASSPHRASE_DB, '--restore', conninfo(target)], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('encrypted with a passphrase');
@@ -353,7 +330,7 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
     expect(leftovers(dir)).toEqual([]);
 
     const target = `client not restored ${suffix}`;
-    await freshDatabase(target);
+    await emptyDatabase(target);
     const restore = await runCli(
       ['get', REWRITTEN, '--restore', conninfo(target), '--key', keys[bob.email] as string],
       env,
@@ -361,7 +338,7 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
     expect(restore.code).toBe(1);
     expect(restore.stderr).toMatch(/modification detected/i);
     // The plaintext was intact up to the MDC, yet pg_restore never got its end and committed nothing.
-    expect(await tableCount(target)).toBe(0);
+    expect(await publicTables(target)).toEqual([]);
 
     const verify = await runCli(['verify', REWRITTEN, '--key', keys[bob.email] as string], env);
     expect(verify.code).toBe(1);

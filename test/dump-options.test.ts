@@ -27,7 +27,17 @@ import {
   tempDir,
   uniqueSuffix,
 } from './support/bag';
-import { createDatabase, freshBucket, pgClient, s3Client, services, snapshot } from './support/env';
+import {
+  conninfo,
+  createDatabase,
+  emptyDatabase,
+  freshBucket,
+  pgClient,
+  publicTables,
+  s3Client,
+  services,
+  snapshot,
+} from './support/env';
 
 const suffix = uniqueSuffix();
 const SHOP = `opts shop ${suffix}`;
@@ -36,30 +46,6 @@ const PART = `opts part ${suffix}`;
 const PARALLEL = `opts parallel ${suffix}`;
 const READER = `opts reader ${suffix}`;
 const MEMBER = `opts member ${suffix}`;
-
-async function freshDatabase(name: string): Promise<void> {
-  const admin = await pgClient();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
-    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
-  } finally {
-    await admin.end();
-  }
-}
-
-async function tables(database: string): Promise<string[]> {
-  const db = await pgClient(database);
-  try {
-    const r = await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1");
-    return r.rows.map((row) => row.tablename as string);
-  } finally {
-    await db.end();
-  }
-}
-
-function conninfo(database: string): string {
-  return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
 
 describe('dump options: the allow-list', () => {
   const refused = [
@@ -219,22 +205,22 @@ describe('a bag with dump options, partial restores, the version check and globa
   });
 
   it('an excluded table is absent after restore, the others whole', async () => {
-    await freshDatabase(TARGET);
+    await emptyDatabase(TARGET);
     const restored = await runCli(['get', SHOP, shop().id, '--restore', conninfo(TARGET)], env);
     expect(restored.code, restored.stderr).toBe(0);
-    expect(await tables(TARGET)).toEqual(['customers', 'orders']);
+    expect(await publicTables(TARGET)).toEqual(['customers', 'orders']);
     const q = 'SELECT id, total::text FROM orders ORDER BY id';
     expect(await snapshot(TARGET, q)).toBe(await snapshot(SHOP, q));
   });
 
   it('get --restore --table restores one table', async () => {
-    await freshDatabase(PART);
+    await emptyDatabase(PART);
     const restored = await runCli(
       ['get', SHOP, 'latest', '--restore', conninfo(PART), '--table', 'customers'],
       env,
     );
     expect(restored.code, restored.stderr).toBe(0);
-    expect(await tables(PART)).toEqual(['customers']);
+    expect(await publicTables(PART)).toEqual(['customers']);
     const q = 'SELECT id, name FROM customers ORDER BY id';
     expect(await snapshot(PART, q)).toBe(await snapshot(SHOP, q));
     // --data-only with --clean refused by pg_restore is its own business; --if-exists without --clean is ours.
@@ -244,14 +230,14 @@ describe('a bag with dump options, partial restores, the version check and globa
   });
 
   it('get --restore --jobs restores from a checked work file, which is gone afterwards', async () => {
-    await freshDatabase(PARALLEL);
+    await emptyDatabase(PARALLEL);
     const work = tempDir('dump-bag-jobs-');
     const restored = await runCli(['get', SHOP, '--restore', conninfo(PARALLEL), '--jobs', '2'], {
       ...env,
       DUMP_BAG_WORK_DIR: work,
     });
     expect(restored.code, restored.stderr).toBe(0);
-    expect(await tables(PARALLEL)).toEqual(['customers', 'orders']);
+    expect(await publicTables(PARALLEL)).toEqual(['customers', 'orders']);
     expect(execFileSync('ls', ['-A', work]).toString()).toBe('');
     const outside = await runCli(['get', SHOP, '--jobs', '2'], env);
     expect(outside.code).toBe(2);
@@ -312,7 +298,7 @@ describe('a bag with dump options, partial restores, the version check and globa
     await s3.send(
       new PutObjectCommand({ Bucket: bucket, Key: `${record.key}.json`, Body: JSON.stringify(record) }),
     );
-    await freshDatabase(TARGET);
+    await emptyDatabase(TARGET);
     const stopped = await runCli(
       ['get', SHOP, record.id, '--restore', conninfo(TARGET), '--allow-unsigned'],
       env,
@@ -322,7 +308,7 @@ describe('a bag with dump options, partial restores, the version check and globa
     expect(stopped.stderr).toContain('nothing was downloaded');
     expect(stopped.stderr).toContain('postgresql-client-17');
     expect(stopped.stderr).toContain('brew install postgresql@17');
-    expect(await tables(TARGET)).toEqual([]);
+    expect(await publicTables(TARGET)).toEqual([]);
     const verify = await runCli(['verify', SHOP, record.id, '--allow-unsigned'], env);
     expect(verify.code).toBe(1);
     expect(verify.stdout.toString()).toContain('needs pg_restore 17');

@@ -27,7 +27,7 @@ import {
   tempDir,
   uniqueSuffix,
 } from './support/bag';
-import { createDatabase, freshBucket, pgClient, snapshot } from './support/env';
+import { conninfo, createDatabase, freshBucket, pgClient, publicTables, snapshot } from './support/env';
 import {
   type MajorServer,
   SERVER_MAJORS,
@@ -98,20 +98,6 @@ async function readerRights(database: string, env: Record<string, string>): Prom
   } finally {
     await db.end();
   }
-}
-
-async function tableNames(database: string, env: Record<string, string>): Promise<string[]> {
-  const db = await pgClient(database, env);
-  try {
-    const r = await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1");
-    return r.rows.map((row) => row.tablename as string);
-  } finally {
-    await db.end();
-  }
-}
-
-function conninfo(database: string): string {
-  return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
 /** The lines of a tool's stderr that report errors. */
@@ -305,7 +291,7 @@ describe.each(SERVER_MAJORS)('a PostgreSQL %i server', (major) => {
       expect(stopped.stderr).toContain('the local pg_restore is 15: nothing was downloaded');
       expect(stopped.stderr).toContain(`postgresql-client-${expected.restore}`);
       expect(readdirSync(work)).toEqual([]);
-      expect(await tableNames(copy, server?.env ?? {})).toEqual([]);
+      expect(await publicTables(copy, server?.env ?? {})).toEqual([]);
     });
   }
 });

@@ -4,7 +4,6 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import * as openpgp from 'openpgp';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DumpRecord } from '../functions/core/catalog';
 import type { ListedDump } from '../functions/core/listing';
@@ -21,7 +20,15 @@ import {
   tempDir,
   uniqueSuffix,
 } from './support/bag';
-import { createDatabase, freshBucket, getObjectBytes, pgClient, s3Client, services } from './support/env';
+import {
+  createDatabase,
+  emptyDatabase,
+  freshBucket,
+  getObjectBytes,
+  publicTables,
+  s3Client,
+  services,
+} from './support/env';
 import { testSigner } from './support/signing';
 
 const suffix = uniqueSuffix();
@@ -38,26 +45,6 @@ function fill(rows: number): string {
 
 function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
-}
-
-async function freshDatabase(name: string): Promise<void> {
-  const admin = await pgClient();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
-    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
-  } finally {
-    await admin.end();
-  }
-}
-
-async function tableCount(database: string): Promise<number> {
-  const db = await pgClient(database);
-  try {
-    const r = await db.query("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'");
-    return r.rows[0].n as number;
-  } finally {
-    await db.end();
-  }
 }
 
 describe('get releases nothing before the SHA-256 and the MDC held', () => {
@@ -157,11 +144,11 @@ describe('get releases nothing before the SHA-256 and the MDC held', () => {
       expect(readdirSync(dir)).toEqual([]);
 
       const target = `release target ${suffix} ${database === CHANGED ? 'c' : 'r'}`;
-      await freshDatabase(target);
+      await emptyDatabase(target);
       const restore = await runCli(['get', database, '--restore', `dbname='${target}'`], withWork);
       expect(restore.stderr).toMatch(error);
       expect(restore.code).toBe(1);
-      expect(await tableCount(target)).toBe(0);
+      expect(await publicTables(target)).toEqual([]);
       expect(readdirSync(work)).toEqual([]);
     });
   }

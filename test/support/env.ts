@@ -41,12 +41,8 @@ export async function pgClient(database = 'postgres', e = services().pgEnv): Pro
   return client;
 }
 
-/** Creates a database (any name) filled by `sql`, dropping an older one of the same name. */
-export async function createDatabase(
-  name: string,
-  sql: string,
-  pgEnv?: Record<string, string>,
-): Promise<void> {
+/** Creates an empty database (any name), dropping an older one of the same name. */
+export async function emptyDatabase(name: string, pgEnv?: Record<string, string>): Promise<void> {
   const admin = await pgClient('postgres', pgEnv);
   try {
     await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
@@ -54,6 +50,15 @@ export async function createDatabase(
   } finally {
     await admin.end();
   }
+}
+
+/** Creates a database (any name) filled by `sql`, dropping an older one of the same name. */
+export async function createDatabase(
+  name: string,
+  sql: string,
+  pgEnv?: Record<string, string>,
+): Promise<void> {
+  await emptyDatabase(name, pgEnv);
   const db = await pgClient(name, pgEnv);
   try {
     await db.query(sql);
@@ -70,6 +75,22 @@ export async function dropDatabases(names: Iterable<string>, pgEnv?: Record<stri
   } finally {
     await admin.end();
   }
+}
+
+/** The names of a database's tables in its public schema, sorted. */
+export async function publicTables(database: string, pgEnv?: Record<string, string>): Promise<string[]> {
+  const db = await pgClient(database, pgEnv);
+  try {
+    const r = await db.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1");
+    return r.rows.map((row) => row.tablename as string);
+  } finally {
+    await db.end();
+  }
+}
+
+/** A libpq connection string naming `database` (any name), for a tool's --dbname. */
+export function conninfo(database: string): string {
+  return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
 /** Rows of a query as JSON text, for comparing a database with its restored copy. */
@@ -111,16 +132,9 @@ export async function openUploads(client: S3Client, bucket: string): Promise<str
 /** Restores a custom-format dump into a new database with the system's pg_restore. */
 export async function restoreInto(database: string, dump: Buffer): Promise<void> {
   const { spawn } = await import('node:child_process');
-  const admin = await pgClient();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(database)}`);
-    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
-  } finally {
-    await admin.end();
-  }
-  const conninfo = `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  await emptyDatabase(database);
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('pg_restore', ['--no-owner', '--exit-on-error', `--dbname=${conninfo}`], {
+    const child = spawn('pg_restore', ['--no-owner', '--exit-on-error', `--dbname=${conninfo(database)}`], {
       env: { ...process.env, ...services().pgEnv },
       stdio: ['pipe', 'ignore', 'pipe'],
     });
