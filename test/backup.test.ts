@@ -3,21 +3,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type BackupTarget, runBackup } from '../functions/core/backup';
+import { runBackup } from '../functions/core/backup';
 import { getDump, listDumps } from '../functions/core/catalog';
 import type { DumpBagConfig } from '../functions/core/config';
 import { parseDumpKey } from '../functions/core/naming';
-import {
-  createDatabase,
-  freshBucket,
-  getObjectBytes,
-  restoreInto,
-  s3Client,
-  services,
-  snapshot,
-} from './support/env';
+import { backupTarget } from './support/bag';
+import { createDatabase, freshBucket, getObjectBytes, restoreInto, s3Client, snapshot } from './support/env';
 import { type GpgIdentity, gpgDecrypt, gpgIdentity } from './support/gpg';
-import { testSigner } from './support/signing';
 import { gnupgHome, tempDir } from './support/temp';
 
 /** Names PostgreSQL allows and naive code mishandles. */
@@ -29,17 +21,6 @@ function fill(name: string): string {
   return `CREATE TABLE items (id int PRIMARY KEY, label text, amount numeric(12,2), payload jsonb);
           INSERT INTO items SELECT i, ${literal} || ' #' || i, i * 1.5, jsonb_build_object('n', i, 'db', ${literal})
             FROM generate_series(1, 2000) i;`;
-}
-
-function target(bucket: string, env = services().pgEnv): BackupTarget {
-  return {
-    s3: s3Client(),
-    bucket,
-    connection: { host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, password: env.PGPASSWORD },
-    pgDump: {},
-    retention: { retentionDays: 30, manualRetentionDays: 7, keepMin: 3 },
-    signer: testSigner(),
-  };
 }
 
 function config(overrides: Partial<DumpBagConfig>): BackupRequestConfig {
@@ -67,7 +48,7 @@ describe('backup round trip', () => {
 
   it('stores every database encrypted for both recipients, restorable to the same rows', async () => {
     const bucket = await freshBucket();
-    const summary = await runBackup(target(bucket), {
+    const summary = await runBackup(backupTarget(bucket), {
       config: config({ databases: NAMES, publicKeys: keyFile }),
       trigger: 'schedule',
     });
@@ -110,7 +91,7 @@ describe('backup round trip', () => {
   it('each recipient can decrypt alone, by gpg and by openpgp', async () => {
     const bucket = await freshBucket();
     const name = NAMES[0] as string;
-    const summary = await runBackup(target(bucket), {
+    const summary = await runBackup(backupTarget(bucket), {
       config: config({ databases: [name], publicKeys: keyFile }),
       trigger: 'manual',
     });
@@ -147,7 +128,7 @@ describe('backup round trip', () => {
   it('selects recipients by e-mail and fingerprint: only the chosen one can decrypt', async () => {
     const bucket = await freshBucket();
     const name = NAMES[1] as string;
-    const summary = await runBackup(target(bucket), {
+    const summary = await runBackup(backupTarget(bucket), {
       config: config({ databases: [name], publicKeys: keyFile, recipients: 'curve@example.com' }),
       trigger: 'schedule',
     });
@@ -165,7 +146,7 @@ describe('backup round trip', () => {
     const passphraseFile = join(dir, 'passphrase');
     writeFileSync(passphraseFile, 'correct horse battery staple\n');
     const name = NAMES[2] as string;
-    const summary = await runBackup(target(bucket), {
+    const summary = await runBackup(backupTarget(bucket), {
       config: config({ databases: [name], encryption: 'passphrase', passphraseFile }),
       trigger: 'schedule',
     });
@@ -190,7 +171,7 @@ describe('backup round trip', () => {
   it('encryption none stores the plain archive under .pg', async () => {
     const bucket = await freshBucket();
     const name = NAMES[3] as string;
-    const summary = await runBackup(target(bucket), {
+    const summary = await runBackup(backupTarget(bucket), {
       config: config({ databases: [name], encryption: 'none' }),
       trigger: 'schedule',
     });

@@ -7,9 +7,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { type BackupTarget, dumpDatabase, runBackup } from '../functions/core/backup';
 import { listDumps } from '../functions/core/catalog';
 import { createS3Client } from '../functions/core/s3';
+import { backupTarget } from './support/bag';
 import { allKeys, createDatabase, freshBucket, openUploads, s3Client, services } from './support/env';
 import { startFaultProxy } from './support/fault-proxy';
-import { testSigner } from './support/signing';
 import { tempDir } from './support/temp';
 
 const MiB = 1024 * 1024;
@@ -20,18 +20,9 @@ const SMALL2 = 'fail small two';
 let keyFile: string;
 let scratch: string;
 
+/** The shared target with 5 MiB parts (S3's least), two at a time, and whatever a test changes. */
 function target(bucket: string, overrides: Partial<BackupTarget> = {}): BackupTarget {
-  const env = services().pgEnv;
-  return {
-    s3: s3Client(),
-    bucket,
-    connection: { host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, password: env.PGPASSWORD },
-    pgDump: {},
-    retention: { retentionDays: 30, manualRetentionDays: 7, keepMin: 3 },
-    upload: { partSize: 5 * MiB, concurrency: 2 },
-    signer: testSigner(),
-    ...overrides,
-  };
+  return { ...backupTarget(bucket), upload: { partSize: 5 * MiB, concurrency: 2 }, ...overrides };
 }
 
 /** A stand-in pg_dump for faults the real one cannot produce on cue; `--version` still answers truly. */
