@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { runBackup } from '../functions/core/backup';
-import { type DumpRecord, listDumps, writeRecord } from '../functions/core/catalog';
+import { listDumps, writeRecord } from '../functions/core/catalog';
 import { cleanupIncomplete, DEFAULT_CLEANUP_AGE_MS, parseDuration } from '../functions/core/cleanup';
 import { dumpId, dumpKey, uniqueDumpId } from '../functions/core/naming';
 import { backupTarget, bagEnv, runCli, uniqueSuffix } from './support/bag';
@@ -19,6 +19,7 @@ import {
   snapshot,
 } from './support/env';
 import { gpgDecrypt, gpgIdentity } from './support/gpg';
+import { placeholderRecord } from './support/records';
 import { tempDir } from './support/temp';
 
 const suffix = uniqueSuffix();
@@ -31,21 +32,7 @@ describe('cleanup', () => {
     const id = dumpId(new Date(Date.now() - 3_600_000));
     const complete = dumpKey('db one', id, true);
     const orphan = dumpKey('db two', id, true);
-    const record: DumpRecord = {
-      database: 'db one',
-      id,
-      key: complete,
-      createdAt: new Date().toISOString(),
-      trigger: 'schedule',
-      encryption: 'gpg',
-      recipients: [],
-      pgDumpVersion: '15',
-      serverVersion: '15',
-      compression: 'gzip:1',
-      sha256: '0'.repeat(64),
-      bytes: 1,
-      seconds: 1,
-    };
+    const record = placeholderRecord({ database: 'db one', id, key: complete, encryption: 'gpg' });
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: complete, Body: 'x' }));
     await writeRecord(client, bucket, record);
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: orphan, Body: 'x' }));

@@ -10,11 +10,12 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { type DumpRecord, writeRecord } from '../functions/core/catalog';
+import { writeRecord } from '../functions/core/catalog';
 import { removeOwnDump } from '../functions/core/cleanup';
 import { dumpKey, uniqueDumpId } from '../functions/core/naming';
 import { uploadStream } from '../functions/core/upload';
 import { freshBucket, getObjectBytes, openUploads, s3Client } from './support/env';
+import { placeholderRecord } from './support/records';
 
 const MiB = 1024 * 1024;
 
@@ -101,23 +102,8 @@ describe('the local S3 API server answers conditional writes as S3 does', () => 
   });
 });
 
-function record(key: string, id: string): DumpRecord {
-  return {
-    database: 'db',
-    id,
-    key,
-    createdAt: new Date().toISOString(),
-    trigger: 'schedule',
-    encryption: 'none',
-    recipients: [],
-    pgDumpVersion: '15',
-    serverVersion: '15',
-    compression: 'gzip:1',
-    sha256: '0'.repeat(64),
-    bytes: 1,
-    seconds: 1,
-  };
-}
+const record = (key: string, id: string) =>
+  placeholderRecord({ database: 'db', id, key, encryption: 'none' });
 
 describe('Dump Bag never writes over, nor deletes, another run’s object', () => {
   it('a second upload to a taken key fails, small or multipart, and leaves the first whole', async () => {
