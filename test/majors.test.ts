@@ -27,7 +27,15 @@ import {
   tempDir,
   uniqueSuffix,
 } from './support/bag';
-import { conninfo, createDatabase, freshBucket, pgClient, publicTables, snapshot } from './support/env';
+import {
+  conninfo,
+  createDatabase,
+  freshBucket,
+  pgClient,
+  pgConnection,
+  publicTables,
+  snapshot,
+} from './support/env';
 import {
   type MajorServer,
   SERVER_MAJORS,
@@ -169,16 +177,10 @@ describe.each(SERVER_MAJORS)('a PostgreSQL %i server', (major) => {
     await createDatabase(DB, FILL, server.env);
     before = await contents(DB, server.env);
     const bucket = await freshBucket();
-    const env = server.env;
     summary = await runBackup(
       {
         ...backupTarget(bucket),
-        connection: {
-          host: env.PGHOST,
-          port: Number(env.PGPORT),
-          user: env.PGUSER,
-          password: env.PGPASSWORD,
-        },
+        connection: pgConnection(server.env),
         pgDump: { pgRoot },
       },
       { config: { exclude: [], encryption: 'gpg', publicKeys, databases: [DB] }, trigger: 'manual' },

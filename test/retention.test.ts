@@ -8,7 +8,7 @@ import type { RetentionPolicy } from '../functions/core/config';
 import { dumpId, dumpKey } from '../functions/core/naming';
 import { planRetention, pruneDatabase, RetentionError, withExpiry } from '../functions/core/retention';
 import type { PruneResult } from '../functions/prune/handler';
-import { allKeys, createDatabase, freshBucket, s3Client, services } from './support/env';
+import { allKeys, createDatabase, freshBucket, pgConnection, s3Client, services } from './support/env';
 import { testSigner } from './support/signing';
 import { tempDir } from './support/temp';
 
@@ -81,11 +81,10 @@ describe('retention against the bucket', () => {
   });
 
   function target(bucket: string, pgDumpPath?: string): BackupTarget {
-    const env = services().pgEnv;
     return {
       s3: s3Client(),
       bucket,
-      connection: { host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, password: env.PGPASSWORD },
+      connection: pgConnection(),
       pgDump: { pgDumpPath },
       retention: POLICY,
       signer: testSigner(),

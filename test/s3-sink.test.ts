@@ -10,7 +10,7 @@ import { libpqEnv } from '../functions/core/libpq';
 import { resolvePgDump, startPgDump } from '../functions/core/pg-dump';
 import { createS3Client } from '../functions/core/s3';
 import { keyFolder, keyPair, RETENTION, uniqueSuffix } from './support/bag';
-import { createDatabase, services } from './support/env';
+import { createDatabase, pgConnection } from './support/env';
 import { testSigner } from './support/signing';
 
 /** Bytes a stream yields, counted without keeping them. */
@@ -44,13 +44,7 @@ describe('the bench S3 sink', () => {
   });
 
   it('takes a whole backup: the record comes back and the stored size is what pg_dump and encryption made', async () => {
-    const env = services().pgEnv;
-    const connection = {
-      host: env.PGHOST,
-      port: Number(env.PGPORT),
-      user: env.PGUSER,
-      password: env.PGPASSWORD,
-    };
+    const connection = pgConnection();
     const summary = await runBackup(
       { s3: client, bucket: sink.bucket, connection, pgDump: {}, retention: RETENTION, signer: testSigner() },
       {

@@ -14,7 +14,7 @@ import { dumpGlobals, globalsKey, pruneAfterGlobals } from '../../functions/core
 import { dumpId } from '../../functions/core/naming';
 import { parseGlobalsEvent } from '../../functions/dump/globals';
 import { handler as pruneHandler } from '../../functions/prune/handler';
-import { allKeys, freshBucket, getObjectBytes, openUploads, s3Client, services } from '../support/env';
+import { allKeys, freshBucket, getObjectBytes, openUploads, pgConnection, s3Client } from '../support/env';
 import { testSigner } from '../support/signing';
 import { tempDir } from '../support/temp';
 import {
@@ -251,17 +251,11 @@ describe('a pg_dumpall that fails', () => {
       '#!/bin/sh\ncase "$1" in --version) echo "pg_dumpall (PostgreSQL) 17.2"; exit 0;; esac\necho "pg_dumpall: error: query failed: ERROR:  permission denied for table pg_authid" >&2\nexit 1\n',
       { mode: 0o755 },
     );
-    const env = services().pgEnv;
     const result = await dumpGlobals(
       {
         s3,
         bucket,
-        connection: {
-          host: env.PGHOST,
-          port: Number(env.PGPORT),
-          user: env.PGUSER,
-          password: env.PGPASSWORD,
-        },
+        connection: pgConnection(),
         pgDump: { pgDumpPath: join(bin, 'pg_dump') },
         signer: testSigner(),
       },
@@ -282,13 +276,7 @@ describe('retention of globals dumps (the prune step calls pruneAfterGlobals)', 
   it('keeps keep-min and young ones, deletes the old ones with their records, and only after a listed new one', async () => {
     const s3 = s3Client();
     const bucket = await freshBucket(s3);
-    const env = services().pgEnv;
-    const connection = {
-      host: env.PGHOST,
-      port: Number(env.PGPORT),
-      user: env.PGUSER,
-      password: env.PGPASSWORD,
-    };
+    const connection = pgConnection();
     const retention = { retentionDays: 30, manualRetentionDays: 7, keepMin: 2 };
     const fresh = await dumpGlobals(
       { s3, bucket, connection, pgDump: {}, signer: testSigner() },

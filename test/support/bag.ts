@@ -11,7 +11,7 @@ import { createApp, keySources } from '../../functions/api/app';
 import { type BackupSummary, type BackupTarget, runBackup } from '../../functions/core/backup';
 import type { DumpBagConfig, RetentionPolicy } from '../../functions/core/config';
 import { loadLocalSigner } from '../../functions/core/signing';
-import { s3Client, services } from './env';
+import { pgConnection, s3Client, services } from './env';
 import { TEST_CONFIG_HOME, TEST_SIGNING_KEY_FILE, testSigner } from './signing';
 import { tempDir as makeTempDir } from './temp';
 
@@ -65,11 +65,10 @@ export const RETENTION: RetentionPolicy = { retentionDays: 30, manualRetentionDa
 
 /** A backup target on the shared PostgreSQL and S3 server. */
 export function backupTarget(bucket: string, retention: RetentionPolicy = RETENTION): BackupTarget {
-  const env = services().pgEnv;
   return {
     s3: s3Client(),
     bucket,
-    connection: { host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, password: env.PGPASSWORD },
+    connection: pgConnection(),
     pgDump: {},
     retention,
     signer: testSigner(),

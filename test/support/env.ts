@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { inject } from 'vitest';
+import type { PgConnection } from '../../functions/core/libpq';
 import { createS3Client } from '../../functions/core/s3';
 
 /** The shared services, and environments for the tools and the code under test. */
@@ -39,6 +40,11 @@ export async function pgClient(database = 'postgres', e = services().pgEnv): Pro
   });
   await client.connect();
   return client;
+}
+
+/** A server's login (the shared PostgreSQL's by default) as the core's connection settings. */
+export function pgConnection(e = services().pgEnv): PgConnection {
+  return { host: e.PGHOST, port: Number(e.PGPORT), user: e.PGUSER, password: e.PGPASSWORD };
 }
 
 /** Creates an empty database (any name), dropping an older one of the same name. */
