@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -12,6 +11,7 @@ import { type BackupSummary, type BackupTarget, runBackup } from '../../function
 import type { DumpBagConfig, RetentionPolicy } from '../../functions/core/config';
 import { loadLocalSigner } from '../../functions/core/signing';
 import { pgConnection, s3Client, services } from './env';
+import { type ProcessResult, runProcess } from './process';
 import { TEST_CONFIG_HOME, TEST_SIGNING_KEY_FILE, testSigner } from './signing';
 import { tempDir as makeTempDir } from './temp';
 
@@ -176,11 +176,8 @@ export function rawRequest(
   });
 }
 
-export interface CliResult {
-  readonly code: number | null;
-  readonly stdout: Buffer;
-  readonly stderr: string;
-}
+/** What `dump-bag` exited with and wrote. */
+export type CliResult = ProcessResult;
 
 /** Runs `dump-bag <args>` as a user would, with only the given environment added to PATH and HOME. */
 export function runCli(
@@ -189,8 +186,10 @@ export function runCli(
   options: { cwd?: string; input?: Buffer } = {},
 ): Promise<CliResult> {
   testSigner();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, 'bin', 'dump-bag.js'), ...args], {
+  return runProcess(
+    process.execPath,
+    [join(root, 'bin', 'dump-bag.js'), ...args],
+    {
       cwd: options.cwd ?? root,
       env: {
         PATH: process.env.PATH ?? '',
@@ -200,16 +199,7 @@ export function runCli(
         DUMP_BAG_SIGNING_KEY_FILE: TEST_SIGNING_KEY_FILE,
         ...env,
       },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }),
-    );
-    child.stdin.end(options.input);
-  });
+    },
+    options.input,
+  );
 }

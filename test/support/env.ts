@@ -4,6 +4,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import type { PgConnection } from '../../functions/core/libpq';
 import { createS3Client } from '../../functions/core/s3';
+import { runProcess } from './process';
 
 /** The shared services, and environments for the tools and the code under test. */
 export function services() {
@@ -137,20 +138,14 @@ export async function openUploads(client: S3Client, bucket: string): Promise<str
 
 /** Restores a custom-format dump into a new database with the system's pg_restore. */
 export async function restoreInto(database: string, dump: Buffer): Promise<void> {
-  const { spawn } = await import('node:child_process');
   await emptyDatabase(database);
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('pg_restore', ['--no-owner', '--exit-on-error', `--dbname=${conninfo(database)}`], {
-      env: { ...process.env, ...services().pgEnv },
-      stdio: ['pipe', 'ignore', 'pipe'],
-    });
-    const err: Buffer[] = [];
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('close', (code) =>
-      code === 0 ? resolve() : reject(new Error(`pg_restore exited ${code}: ${Buffer.concat(err)}`)),
-    );
-    child.stdin.end(dump);
-  });
+  const { code, stderr } = await runProcess(
+    'pg_restore',
+    ['--no-owner', '--exit-on-error', `--dbname=${conninfo(database)}`],
+    { env: { ...process.env, ...services().pgEnv } },
+    dump,
+  );
+  if (code !== 0) throw new Error(`pg_restore exited ${code}: ${stderr}`);
 }
 
 /** The rows `query` reads from `dump` restored into a scratch copy of `database`, dropped afterwards. */

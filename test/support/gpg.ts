@@ -1,6 +1,7 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { runProcess } from './process';
 import { gnupgHome } from './temp';
 
 export interface GpgIdentity {
@@ -43,22 +44,13 @@ export function gpgIdentity(kind: keyof typeof PARAMS, email: string): GpgIdenti
 }
 
 /** Decrypts bytes with `gpg --decrypt` in a keyring; rejects with gpg's stderr on failure. */
-export function gpgDecrypt(home: string, data: Buffer, extra: string[] = []): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('gpg', ['--homedir', home, '--batch', '--yes', ...extra, '--decrypt'], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0
-        ? resolve(Buffer.concat(out))
-        : reject(new Error(`gpg exited ${code}: ${Buffer.concat(err).toString()}`)),
-    );
-    child.stdin.on('error', () => {});
-    child.stdin.end(data);
-  });
+export async function gpgDecrypt(home: string, data: Buffer, extra: string[] = []): Promise<Buffer> {
+  const { code, stdout, stderr } = await runProcess(
+    'gpg',
+    ['--homedir', home, '--batch', '--yes', ...extra, '--decrypt'],
+    {},
+    data,
+  );
+  if (code !== 0) throw new Error(`gpg exited ${code}: ${stderr}`);
+  return stdout;
 }
