@@ -1,3 +1,10 @@
+/**
+ * The API's Lambda adapter (functions/api/handler.ts) with API Gateway HTTP API v2 events: on-demand
+ * POSTs against a loopback Step Functions stand-in that keeps its executions running, stage
+ * routing, presigned URLs over the real S3 API server, and the JSON log. The routes themselves:
+ * api-routes.test.ts. Over 300 lines: the event, context and log-capture builders and the stand-in
+ * server are shared by every case, and the 409 case depends on the executions it keeps running.
+ */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { S3Client } from '@aws-sdk/client-s3';

@@ -1,3 +1,10 @@
+/**
+ * Every route of the HTTP API over real HTTP: the bag's API served on loopback over the real S3 API
+ * server, with dumps the product made of real PostgreSQL databases (one with a hostile name);
+ * GnuPG imports what GET /keys serves, and a table of hostile requests must get 4xx. The Lambda
+ * adapter: api-handler.test.ts. Over 300 lines: one route per case plus the hostile table, all
+ * against the one set of dumps and started bag beforeAll builds, which a split would build again.
+ */
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';

@@ -1,3 +1,11 @@
+/**
+ * The dump-bag command's client side (list, get, get --restore, verify, keys, recipients, serve)
+ * run as bin/dump-bag.js against a bag's API over the real S3 API server, with dumps the product
+ * made of real PostgreSQL databases: GnuPG checks what get decrypts, pg_restore restores it, and
+ * objects changed in the bucket must fail get and verify. Over 300 lines: every case reads the one
+ * setup beforeAll builds (three key pairs, four databases and their dumps, two tampered objects, the
+ * started bag), which each file of a split would build again.
+ */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';

@@ -1,6 +1,8 @@
 /**
  * Dump options (allow-list), the archive version in the record, restoring a part with get --restore,
- * the pg_restore version check before any download, and the globals dump of a run.
+ * the pg_restore version check before any download, and the globals dump of a run, against a real
+ * PostgreSQL, the real S3 API server and a bag started on loopback. Over 300 lines: the restore
+ * and globals cases all read the one backup beforeAll makes with options, roles and a started bag.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';

@@ -1,3 +1,10 @@
+/**
+ * The failure rules of a backup, each forced on the real path: an unknown database and a wrong
+ * password on the real PostgreSQL, pg_dump killed, failing or silent (fake pg_dump scripts), S3
+ * failing mid-upload (a fault proxy before the real S3 API server), time running out, and bad keys,
+ * with what each may leave in the bucket. Over 300 lines: one table of failure rules, a case
+ * each, sharing the ~20 MB database beforeAll creates so uploads span several parts.
+ */
 import { execFile } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,7 +1,9 @@
 /**
  * The built pg_dump layer, arm64 (under qemu-user here) and x86_64 (native here): what it holds,
  * what its ELF files ask of the system, and its tools run against a real server with a scrubbed
- * environment. The construct's hash and validation: layer-recipe.test.ts.
+ * environment. The construct's hash and validation: layer-recipe.test.ts. Over 300 lines: every
+ * case reads the two layers (one per architecture) beforeAll assembles, a build of minutes on a
+ * fresh machine, and the same cases run for each architecture and pinned major.
  */
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,3 +1,10 @@
+/**
+ * The notifier: a real `dump-bag backup` of one good and one missing database posting to a local
+ * webhook receiver, the webhook secret's parsing and the messages (pure), and the handler's
+ * DescribeExecution lookup for a failed run's event, against a loopback Step Functions stand-in.
+ * The same through the synthesized stack: infra/twin-notify.test.ts. Over 300 lines: the notifier's
+ * three parts read together as one behaviour, each with its own small setup (receiver, stand-in).
+ */
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SFNClient } from '@aws-sdk/client-sfn';

@@ -1,3 +1,10 @@
+/**
+ * Database TLS: a real PostgreSQL started with ssl = on and certificates made by openssl here, so
+ * that verify-full refuses the wrong name and the wrong CA (in the plan's pg and in pg_dump) and
+ * backs up by the right name, while require skips the check; then the rule itself (loopback keeps
+ * libpq's default, other hosts verify-full against the shipped RDS CA bundle). Over 300 lines: the
+ * one TLS server and its certificates, started once in beforeAll, which a split would start again.
+ */
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { appendFileSync, chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';

@@ -1,7 +1,9 @@
 /**
  * The run's globals dump in the stack (issue 11 item 2): who may write, read and delete under
  * globals/, where the state machine runs it, what a failure of it does to the report, and the
- * retention of globals dumps (the core's one pruneGlobals, run by the prune step).
+ * retention of globals dumps (the core's one pruneGlobals, run by the prune step). Over 300 lines:
+ * one feature followed through the template, the state machine, the handlers and the core, so
+ * its rights and its run are read together; the template is synthesized once in beforeAll.
  */
 import { execFileSync } from 'node:child_process';
 import { symlinkSync, writeFileSync } from 'node:fs';

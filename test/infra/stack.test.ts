@@ -1,3 +1,10 @@
+/**
+ * The synthesized DumpBagStack template (bundling skipped), part by part: the dump bucket, each
+ * function's role, settings and layers, the backup state machine, schedules, the HTTP API and the
+ * alarms. Most cases read one default template synthesized in beforeAll; the others build a stack
+ * with the props they need. Invalid props: validation.test.ts. Over 300 lines: one section per part
+ * of the stack, all reading that one template, which each file of a split would synthesize again.
+ */
 import { Duration } from 'aws-cdk-lib';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';

@@ -3,7 +3,9 @@
  * The backup's own state machine definition runs the plan, dump and prune bundles against the
  * real PostgreSQL (one database that exists, one that does not); each event it emits goes through
  * the template's own rule patterns to the bundled notifier, a plain Node process, which reads its
- * webhooks from the stand-in's Secrets Manager and posts to a local HTTP receiver.
+ * webhooks from the stand-in's Secrets Manager and posts to a local HTTP receiver. Over 300 lines:
+ * every case reads the one synthesized, bundled assembly with its stand-ins and receiver started in
+ * beforeAll; each file of a split would synthesize and bundle again.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';

@@ -5,7 +5,9 @@
  * server, a Secrets Manager and Step Functions stand-in on loopback), its /opt paths the layer
  * folders. The state machine's own JSONata definition moves the data: plan → dump of every
  * database against the real PostgreSQL → report, and the dumps are decrypted with GnuPG and
- * restored with pg_restore to compare rows.
+ * restored with pg_restore to compare rows. Over 300 lines: every case reads the one synthesized,
+ * esbuild-bundled assembly, the databases and the stand-ins beforeAll sets up, and the API cases
+ * list what the first run stored; each file of a split would synthesize and bundle again.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, writeFileSync } from 'node:fs';

@@ -1,3 +1,10 @@
+/**
+ * Invalid stack props and cdk.json context: each rule of the constructs' validation throws naming
+ * the prop (or context key) and the fix, checked by building the real DumpBagStack with bundling
+ * skipped; and settingsFromContext reads cdk.json as `npx cdk synth` does. Over 300 lines: one table
+ * of rules, a short case each, grouped by the prop they check; splitting it would scatter the list
+ * of rules a reviewer holds against the constructs.
+ */
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duration, Stack } from 'aws-cdk-lib';
