@@ -33,3 +33,18 @@ export async function layerTools(env: NodeJS.ProcessEnv, scratch: string): Promi
   const binary = resolvePgDump({ pgRoot: join(outputDir, 'pg') }, serverMajor);
   return { pgDump: binary.path, pgRestore: join(binary.path, '..', 'pg_restore') };
 }
+
+/** `options` with the layer's tools, and `env` telling the backup to take the same pg_dump. */
+export async function withLayerTools<T extends { readonly pgDump: string; readonly pgRestore: string }>(
+  options: T,
+  env: NodeJS.ProcessEnv,
+  scratch: string,
+  log: (line: string) => void,
+): Promise<{ options: T; env: NodeJS.ProcessEnv }> {
+  const layer = await layerTools(env, scratch);
+  log(`pg_dump: ${layer.pgDump}`);
+  return {
+    options: { ...options, pgDump: layer.pgDump, pgRestore: layer.pgRestore },
+    env: { ...env, DUMP_BAG_PG_DUMP: layer.pgDump },
+  };
+}

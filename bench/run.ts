@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- [--size reference|small] [--runs N] [--s3 sink] [--s3 local] [--one-core]
- *   [--restore-runs N] [--no-shell] [--no-restore] [--no-rekey] [--no-stage] [--tag NAME] [--profile DIR]`
+ *   [--restore-runs N] [--no-shell] [--no-restore] [--no-rekey] [--no-stage] [--layer] [--tag NAME]
+ *   [--profile DIR]`
  *
  * Runs the scenarios of bench/scenarios/ on the workload (bench/workload.ts) in turn, A B A B: for
  * each S3 choice a full encrypted `dump-bag backup` (its own process), then `pg_dump` alone with the
@@ -18,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { startLocalPostgres } from '../cli/local/services';
 import { defaultCompression } from '../functions/core/pg-dump';
 import { type BenchKeys, benchKeys, leaverKey } from './keys';
-import { layerTools } from './layer';
+import { withLayerTools } from './layer';
 import { have, measure, round } from './measure';
 import { ONE_CORE, pinServer } from './pin';
 import { type BenchResult, peakRssAgainst, printResult, type Rounds, summarizeRounds } from './report';
@@ -214,20 +215,6 @@ function resultsSuffix(oneCore: boolean): string {
   return `${oneCore ? '-one-core' : ''}${flags.tag ? `-${flags.tag.replace(/[^\w.-]/g, '_')}` : ''}`;
 }
 
-/** With `--layer`, the layer's tools for the server, and the backup told to take the same pg_dump. */
-async function chooseTools(
-  given: Options,
-  serverEnv: NodeJS.ProcessEnv,
-): Promise<{ options: Options; env: NodeJS.ProcessEnv }> {
-  if (!flags.layer) return { options: given, env: serverEnv };
-  const layer = await layerTools(serverEnv, scratch);
-  log(`pg_dump: ${layer.pgDump}`);
-  return {
-    options: { ...given, pgDump: layer.pgDump, pgRestore: layer.pgRestore },
-    env: { ...serverEnv, DUMP_BAG_PG_DUMP: layer.pgDump },
-  };
-}
-
 async function main(): Promise<void> {
   const given = readOptions();
   mkdirSync(scratch, { recursive: true });
@@ -238,7 +225,9 @@ async function main(): Promise<void> {
   try {
     for (const choice of given.choices) targets.push(await startS3Target(choice, benchDir));
     const serverEnv: NodeJS.ProcessEnv = { ...process.env, ...local?.env };
-    const { options, env } = await chooseTools(given, serverEnv);
+    const { options, env } = flags.layer
+      ? await withLayerTools(given, serverEnv, scratch, log)
+      : { options: given, env: serverEnv };
     const { size, oneCore, pgDump } = options;
     const workload = await ensureWorkload(env, size, log);
     log(`${workload.database}: ${(workload.sizeBytes / 1e6).toFixed(0)} MB on disk`);

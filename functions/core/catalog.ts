@@ -1,3 +1,9 @@
+/**
+ * The bucket as a catalog of dumps: each dump's record (what it holds, who can read it, its signature),
+ * written next to it and read back as hostile input; listing, lookup, deletion and presigned downloads.
+ * Over 300 lines: every reader (API, command line, retention, rekey) goes through these few S3 calls,
+ * so the record's shape and its checks stay in one place.
+ */
 import {
   DeleteObjectCommand,
   GetObjectCommand,
