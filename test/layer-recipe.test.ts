@@ -97,6 +97,16 @@ describe('the recipe', () => {
   });
 });
 
+describe('a recipe folder that lacks a recipe file', () => {
+  it('is refused at synth, naming the file and where to take it from', () => {
+    const recipe = recipeCopy('recipe-without-stdout-buffer');
+    rmSync(join(recipe, 'stdout-buffer.c'));
+    expect(() => new PgDumpLayer(new Stack(new App(), 'Bad'), 'PgDump', { recipeDirectory: recipe })).toThrow(
+      /lacks stdout-buffer\.c: copy them from the repository's layers\/pg-dump/,
+    );
+  });
+});
+
 describe('the PgDumpLayer asset hash', () => {
   const base = synth({}).hash;
 

@@ -178,9 +178,9 @@ class PartialBody extends PartialBodies {
 }
 
 /**
- * The same partial bodies, gathered into one reused buffer of 2^bits bytes: pg_dump writes 4 KiB at a
- * time, and hashing and encrypting each piece alone costs more than copying it (bench/README.md). A
- * part goes out whole, in one call, and `emit` must be done with it when it returns.
+ * The same partial bodies, gathered into one reused buffer of 2^bits bytes: a pg_dump other than the
+ * layer's writes 4 KiB at a time, and hashing and encrypting each piece alone costs more than copying it
+ * (bench/README.md). A part goes out whole, in one call, and `emit` must be done with it when it returns.
  */
 class GatheredBody extends PartialBodies {
   private readonly part = Buffer.allocUnsafe(2 ** this.bits);
@@ -253,9 +253,10 @@ class SeipdEncryptor extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    // pg_dump writes 4 KiB at a time; taking each alone costs more CPU than encrypting it. When a
-    // piece comes small and nothing else waits, its callback is held on a timer (the event loop
-    // stays free), so the writes that arrive meanwhile are taken together when it fires.
+    // A pg_dump other than the layer's (layers/pg-dump/stdout-buffer.c) writes 4 KiB at a time; taking
+    // each alone costs more CPU than encrypting it. When a piece comes small and nothing else waits, its
+    // callback is held on a timer (the event loop stays free), so the writes that arrive meanwhile are
+    // taken together when it fires.
     const trickling =
       this.coalesceMs > 0 && chunk.length < SMALL_PIECE && this.writableLength <= chunk.length;
     if (!trickling) {

@@ -13,7 +13,7 @@ export interface PgDumpLayerProps {
   readonly majors?: readonly number[];
   /** 'auto' tries the local path then Docker; 'local' never uses Docker; 'docker' never builds locally. @default 'auto' */
   readonly bundling?: 'auto' | 'docker' | 'local';
-  /** The recipe folder (data only: versions.txt, build.sh, Dockerfile, debian-*). @default the repository's layers/pg-dump */
+  /** The recipe folder (versions.txt, build.sh, stdout-buffer.c, Dockerfile, debian-*; no TypeScript). @default the repository's layers/pg-dump */
   readonly recipeDirectory?: string;
 }
 

@@ -61,12 +61,12 @@ cd "$src"
   CC="$cc" CFLAGS='-O2' CPPFLAGS="$cppflags" LDFLAGS="$ldflags" \
   LZ4_CFLAGS=' ' LZ4_LIBS=-llz4 ZSTD_CFLAGS=' ' ZSTD_LIBS=-lzstd
 
-# The tools' stdout gets a 256 KiB stdio buffer instead of 4 KiB (stdout-buffer.c, beside this script).
-buffer_object=$work/stdout-buffer-$major.o
-"$cc" -O2 -c "$recipe/stdout-buffer.c" -o "$buffer_object"
+# The tools' stdout gets a 256 KiB stdio buffer instead of 4 KiB (stdout-buffer.c, beside this script):
+# compiled by PostgreSQL's own rule (configure's compiler and flags), linked in by its name in that folder.
+cp "$recipe/stdout-buffer.c" src/bin/pg_dump/
 # DT_RPATH (not RUNPATH) $ORIGIN/../lib: it also serves libpq's own dependencies, so the binaries
 # find their libraries from wherever the layer is unpacked, even without LD_LIBRARY_PATH.
-rpath="LDFLAGS_EX=-Wl,--disable-new-dtags,-rpath,\\\$\$ORIGIN/../lib $buffer_object"
+link="LDFLAGS_EX=-Wl,--disable-new-dtags,-rpath,\\\$\$ORIGIN/../lib stdout-buffer.o"
 make --silent -j"$jobs" -C src/backend generated-headers
 # One folder at a time: pg_dump's own submakes of these run side by side under -j and race on
 # the same archives (libpgcommon_shlib.a). The frontend archives only: no server (_srv) ones.
@@ -74,9 +74,10 @@ make --silent -j"$jobs" -C src/port libpgport.a libpgport_shlib.a
 make --silent -j"$jobs" -C src/common libpgcommon.a libpgcommon_shlib.a
 make --silent -j"$jobs" -C src/interfaces/libpq
 make --silent -j"$jobs" -C src/fe_utils
-make --silent -j"$jobs" -C src/bin/pg_dump "$rpath" pg_dump pg_restore pg_dumpall
+make --silent -C src/bin/pg_dump stdout-buffer.o
+make --silent -j"$jobs" -C src/bin/pg_dump "$link" pg_dump pg_restore pg_dumpall
 make --silent -C src/interfaces/libpq install DESTDIR="$stage"
-make --silent -C src/bin/pg_dump "$rpath" install DESTDIR="$stage"
+make --silent -C src/bin/pg_dump "$link" install DESTDIR="$stage"
 
 dest=$out/$major
 rm -rf "$dest"

@@ -4,13 +4,13 @@
  * recipe: editing them rebuilds nothing).
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export type LayerArchitecture = 'arm64' | 'x86_64';
 
-/** The one recipe folder: data only, plus its README. */
+/** The one recipe folder: the recipe's data, scripts and C source, plus its README. */
 export const PG_DUMP_RECIPE_DIR = fileURLToPath(new URL('../../../layers/pg-dump/', import.meta.url));
 
 /** What the layer is built from, and so what its asset hash covers. */
@@ -109,6 +109,12 @@ export function recipeHash(
   architecture: LayerArchitecture,
   majors: readonly number[],
 ): string {
+  const missing = RECIPE_FILES.filter((file) => !existsSync(join(recipeDir, file)));
+  if (missing.length > 0) {
+    throw new LayerBuildError(
+      `the pg_dump recipe folder ${recipeDir} lacks ${missing.join(', ')}: copy them from the repository's layers/pg-dump`,
+    );
+  }
   const hash = createHash('sha256');
   for (const file of RECIPE_FILES) {
     hash.update(`${file}\0`);
