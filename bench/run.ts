@@ -57,7 +57,7 @@ const { values: flags } = parseArgs({
     layer: { type: 'boolean', default: false },
     /** Appended to the results file's name, e.g. `pg18` for a run with DUMP_BAG_PG_DUMP set. */
     tag: { type: 'string' },
-    /** A folder for V8 CPU profiles of the backup processes (node --cpu-prof). */
+    /** A folder for V8 CPU profiles of the backup and `get --restore` processes (node --cpu-prof). */
     profile: { type: 'string' },
   },
 });
@@ -196,6 +196,7 @@ async function restoreIfKept(
     plainFile,
     pgRestore: options.pgRestore,
     runs: options.restoreRuns,
+    profile: flags.profile,
   });
 }
 

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { freePort } from '../../cli/local/services';
 import { measure, median, round } from '../measure';
@@ -54,6 +54,8 @@ export async function restoreComparison(
     readonly plainFile: string;
     readonly pgRestore: string;
     readonly runs: number;
+    /** A folder for V8 CPU profiles of `get --restore` (node --cpu-prof). */
+    readonly profile?: string;
   },
 ): Promise<RestoreComparison> {
   const { env, scratch } = options;
@@ -72,6 +74,7 @@ export async function restoreComparison(
       const got = await measure(
         [
           process.execPath,
+          ...(options.profile ? ['--cpu-prof', '--cpu-prof-dir', resolve(options.profile)] : []),
           join(options.root, 'bin', 'dump-bag.js'),
           'get',
           options.database,
