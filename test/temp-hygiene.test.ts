@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { startLocalPostgres } from '../cli/local/services';
 import {
   checkAndRemoveTempRoot,
   gnupgDaemonsIn,
@@ -55,4 +57,20 @@ describe('the end-of-suite check for leftovers', () => {
     expect(existsSync(home)).toBe(false);
     expect(existsSync(`/proc/${agent?.pid}`)).toBe(false);
   });
+});
+
+describe('a throwaway PostgreSQL (the suite’s own)', () => {
+  it('leaves no folder behind once stopped, also where root had its data moved out of a private folder', async () => {
+    const serverFolders = () => readdirSync(tmpdir()).filter((name) => name.startsWith('dump-bag-postgres-'));
+    const before = serverFolders();
+    const postgres = await startLocalPostgres(join(tempDir('dump-bag-hygiene-pg-'), 'postgres'), {
+      persistent: false,
+    });
+    try {
+      expect(postgres.port).toBeGreaterThan(0);
+    } finally {
+      await postgres.stop();
+    }
+    expect(serverFolders()).toEqual(before);
+  }, 120_000);
 });

