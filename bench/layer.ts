@@ -4,10 +4,11 @@
  * function picks for the server: the binaries AWS runs, not the distribution's.
  */
 import { join } from 'node:path';
+import { planBackup } from '../functions/core/databases';
+import { connectionFromEnv } from '../functions/core/libpq';
 import { resolvePgDump } from '../functions/core/pg-dump';
 import { assembleLayer } from '../infra/constructs/pg-dump-layer/local-build';
 import { PG_DUMP_RECIPE_DIR, readPins } from '../infra/constructs/pg-dump-layer/pins';
-import { withClient } from './workload';
 
 export interface LayerTools {
   readonly pgDump: string;
@@ -26,11 +27,9 @@ export async function layerTools(env: NodeJS.ProcessEnv, scratch: string): Promi
   });
   if (!built.ok)
     throw new Error(`--layer: the ${architecture} pg_dump layer cannot be built here: ${built.reason}`);
-  const serverMajor = await withClient(env, 'postgres', async (client) => {
-    const { rows } = await client.query<{ n: string }>("SELECT current_setting('server_version_num') AS n");
-    return Math.floor(Number(rows[0]?.n) / 10_000);
-  });
-  const binary = resolvePgDump({ pgRoot: join(outputDir, 'pg') }, serverMajor);
+  // The server's major as the dump function reads it; no database is listed.
+  const { server } = await planBackup(connectionFromEnv(env), { databases: [] });
+  const binary = resolvePgDump({ pgRoot: join(outputDir, 'pg') }, server.major);
   return { pgDump: binary.path, pgRestore: join(binary.path, '..', 'pg_restore') };
 }
 

@@ -16,6 +16,7 @@ import { progressLine } from '../cli/client/progress';
 import { freePort } from '../cli/local/services';
 import type { DumpRecord } from '../functions/core/catalog';
 import type { ListedDump } from '../functions/core/listing';
+import { databaseConninfo } from '../functions/core/pg-dump';
 import { signRecord } from '../functions/core/signing';
 import {
   bagEnv,
@@ -30,7 +31,6 @@ import {
   uniqueSuffix,
 } from './support/bag';
 import {
-  conninfo,
   createDatabase,
   emptyDatabase,
   freshBucket,
@@ -213,7 +213,7 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
     const target = `client restored ${suffix}`;
     await emptyDatabase(target);
     const result = await runCli(
-      ['get', SOURCE, '--restore', conninfo(target), '--key', keys[alice.email] as string],
+      ['get', SOURCE, '--restore', databaseConninfo(target), '--key', keys[alice.email] as string],
       {
         ...env,
         DUMP_BAG_KEY_PASSPHRASE: ALICE_PASSPHRASE,
@@ -230,30 +230,33 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
     const withKey = { ...env, DUMP_BAG_KEY_PASSPHRASE: ALICE_PASSPHRASE };
     const key = ['--key', keys[alice.email] as string];
     const parallel = await runCli(
-      ['get', SOURCE, '--restore', conninfo(target), '--table', 't', '--jobs', '2', ...key],
+      ['get', SOURCE, '--restore', databaseConninfo(target), '--table', 't', '--jobs', '2', ...key],
       withKey,
     );
     expect(parallel.code).toBe(0);
     expect(await snapshot(target, ROWS)).toBe(await snapshot(SOURCE, ROWS));
     // Over the restored table: without --clean pg_restore meets the existing one; with it, the same rows again.
     const again = await runCli(
-      ['get', SOURCE, '--restore', conninfo(target), '--clean', '--if-exists', ...key],
+      ['get', SOURCE, '--restore', databaseConninfo(target), '--clean', '--if-exists', ...key],
       withKey,
     );
     expect(again.code).toBe(0);
     expect(await snapshot(target, ROWS)).toBe(await snapshot(SOURCE, ROWS));
 
     const alone = await runCli(
-      ['get', SOURCE, '--restore', conninfo(target), '--if-exists', ...key],
+      ['get', SOURCE, '--restore', databaseConninfo(target), '--if-exists', ...key],
       withKey,
     );
     expect(alone.code).not.toBe(0);
     expect(alone.stderr).toContain('--if-exists goes with --clean');
-    const zero = await runCli(['get', SOURCE, '--restore', conninfo(target), '--jobs', '0', ...key], withKey);
+    const zero = await runCli(
+      ['get', SOURCE, '--restore', databaseConninfo(target), '--jobs', '0', ...key],
+      withKey,
+    );
     expect(zero.code).not.toBe(0);
     expect(zero.stderr).toContain('--jobs must be a whole number from 1 to 64, got "0"');
     const dashed = await runCli(
-      ['get', SOURCE, '--restore', conninfo(target), '--table=-x', ...key],
+      ['get', SOURCE, '--restore', databaseConninfo(target), '--table=-x', ...key],
       withKey,
     );
     expect(dashed.code).not.toBe(0);
@@ -263,10 +266,10 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
   it('get of a passphrase-mode dump needs the passphrase, and restores with it', async () => {
     const target = `client pass restored ${suffix}`;
     await emptyDatabase(target);
-    const missing = await runCli(['get', PASSPHRASE_DB, '--restore', conninfo(target)], env);
+    const missing = await runCli(['get', PASSPHRASE_DB, '--restore', databaseConninfo(target)], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('encrypted with a passphrase');
-    const result = await runCli(['get', PASSPHRASE_DB, '--restore', conninfo(target)], {
+    const result = await runCli(['get', PASSPHRASE_DB, '--restore', databaseConninfo(target)], {
       ...env,
       DUMP_BAG_PASSPHRASE: DUMP_PASSPHRASE,
     });
@@ -340,7 +343,7 @@ describe('dump-bag client: list, get, restore, verify, keys, recipients', () => 
     const target = `client not restored ${suffix}`;
     await emptyDatabase(target);
     const restore = await runCli(
-      ['get', REWRITTEN, '--restore', conninfo(target), '--key', keys[bob.email] as string],
+      ['get', REWRITTEN, '--restore', databaseConninfo(target), '--key', keys[bob.email] as string],
       env,
     );
     expect(restore.code).toBe(1);

@@ -19,6 +19,7 @@ import {
 } from '../functions/core/dump-options';
 import { GLOBALS_NAME, listGlobals } from '../functions/core/globals';
 import type { ListedDump } from '../functions/core/listing';
+import { databaseConninfo } from '../functions/core/pg-dump';
 import { readSetting, SETTINGS } from '../functions/core/settings';
 import {
   backupTarget,
@@ -30,7 +31,6 @@ import {
   uniqueSuffix,
 } from './support/bag';
 import {
-  conninfo,
   createDatabase,
   emptyDatabase,
   freshBucket,
@@ -208,7 +208,7 @@ describe('a bag with dump options, partial restores, the version check and globa
 
   it('an excluded table is absent after restore, the others whole', async () => {
     await emptyDatabase(TARGET);
-    const restored = await runCli(['get', SHOP, shop().id, '--restore', conninfo(TARGET)], env);
+    const restored = await runCli(['get', SHOP, shop().id, '--restore', databaseConninfo(TARGET)], env);
     expect(restored.code, restored.stderr).toBe(0);
     expect(await publicTables(TARGET)).toEqual(['customers', 'orders']);
     const q = 'SELECT id, total::text FROM orders ORDER BY id';
@@ -218,7 +218,7 @@ describe('a bag with dump options, partial restores, the version check and globa
   it('get --restore --table restores one table', async () => {
     await emptyDatabase(PART);
     const restored = await runCli(
-      ['get', SHOP, 'latest', '--restore', conninfo(PART), '--table', 'customers'],
+      ['get', SHOP, 'latest', '--restore', databaseConninfo(PART), '--table', 'customers'],
       env,
     );
     expect(restored.code, restored.stderr).toBe(0);
@@ -226,7 +226,7 @@ describe('a bag with dump options, partial restores, the version check and globa
     const q = 'SELECT id, name FROM customers ORDER BY id';
     expect(await snapshot(PART, q)).toBe(await snapshot(SHOP, q));
     // --data-only with --clean refused by pg_restore is its own business; --if-exists without --clean is ours.
-    const bad = await runCli(['get', SHOP, '--restore', conninfo(PART), '--if-exists'], env);
+    const bad = await runCli(['get', SHOP, '--restore', databaseConninfo(PART), '--if-exists'], env);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--if-exists goes with --clean');
   });
@@ -234,7 +234,7 @@ describe('a bag with dump options, partial restores, the version check and globa
   it('get --restore --jobs restores from a checked work file, which is gone afterwards', async () => {
     await emptyDatabase(PARALLEL);
     const work = tempDir('dump-bag-jobs-');
-    const restored = await runCli(['get', SHOP, '--restore', conninfo(PARALLEL), '--jobs', '2'], {
+    const restored = await runCli(['get', SHOP, '--restore', databaseConninfo(PARALLEL), '--jobs', '2'], {
       ...env,
       DUMP_BAG_WORK_DIR: work,
     });
@@ -302,7 +302,7 @@ describe('a bag with dump options, partial restores, the version check and globa
     );
     await emptyDatabase(TARGET);
     const stopped = await runCli(
-      ['get', SHOP, record.id, '--restore', conninfo(TARGET), '--allow-unsigned'],
+      ['get', SHOP, record.id, '--restore', databaseConninfo(TARGET), '--allow-unsigned'],
       env,
     );
     expect(stopped.code).not.toBe(0);

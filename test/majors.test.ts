@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { majorOf } from '../functions/core/archive-version';
 import { type BackupSummary, runBackup } from '../functions/core/backup';
 import type { ListedDump } from '../functions/core/listing';
+import { databaseConninfo } from '../functions/core/pg-dump';
 import { assembleLayer } from '../infra/constructs/pg-dump-layer/local-build';
 import { PG_DUMP_RECIPE_DIR, readPins } from '../infra/constructs/pg-dump-layer/pins';
 import {
@@ -27,15 +28,7 @@ import {
   tempDir,
   uniqueSuffix,
 } from './support/bag';
-import {
-  conninfo,
-  createDatabase,
-  freshBucket,
-  pgClient,
-  pgConnection,
-  publicTables,
-  snapshot,
-} from './support/env';
+import { createDatabase, freshBucket, pgClient, pgConnection, publicTables, snapshot } from './support/env';
 import {
   type MajorServer,
   SERVER_MAJORS,
@@ -243,7 +236,7 @@ describe.each(SERVER_MAJORS)('a PostgreSQL %i server', (major) => {
     const tolerant = refusesTimeout(major, expected.pgDump);
     const restore = pgRestore(expected.pgDump, [
       ...(tolerant ? [] : ['--exit-on-error']),
-      `--dbname=${conninfo(copy)}`,
+      `--dbname=${databaseConninfo(copy)}`,
       archive,
     ]);
     if (tolerant) {
@@ -266,7 +259,10 @@ describe.each(SERVER_MAJORS)('a PostgreSQL %i server', (major) => {
   it(`get --restore with pg_restore ${expected.pgDump} first on the PATH restores it whole`, async () => {
     const copy = `${DB} get restore`;
     await createDatabase(copy, 'SELECT 1', server?.env);
-    const restored = await client(['get', DB, record.id, '--restore', conninfo(copy)], expected.pgDump);
+    const restored = await client(
+      ['get', DB, record.id, '--restore', databaseConninfo(copy)],
+      expected.pgDump,
+    );
     expect(restored.code, restored.stderr).toBe(0);
     expect(await contents(copy, server?.env ?? {})).toBe(before);
     expect(readdirSync(work)).toEqual([]);
@@ -277,7 +273,10 @@ describe.each(SERVER_MAJORS)('a PostgreSQL %i server', (major) => {
     it(`the record's oldest reader, pg_restore ${expected.restore}, restores it whole too`, async () => {
       const copy = `${DB} oldest reader`;
       await createDatabase(copy, 'SELECT 1', server?.env);
-      const restored = await client(['get', DB, record.id, '--restore', conninfo(copy)], expected.restore);
+      const restored = await client(
+        ['get', DB, record.id, '--restore', databaseConninfo(copy)],
+        expected.restore,
+      );
       expect(restored.code, restored.stderr).toBe(0);
       expect(await contents(copy, server?.env ?? {})).toBe(before);
     });
@@ -287,7 +286,7 @@ describe.each(SERVER_MAJORS)('a PostgreSQL %i server', (major) => {
     it(`a local pg_restore 15 stops get --restore before the download, naming pg_restore ${expected.restore}`, async () => {
       const copy = `${DB} too old`;
       await createDatabase(copy, 'SELECT 1', server?.env);
-      const stopped = await client(['get', DB, record.id, '--restore', conninfo(copy)], 15);
+      const stopped = await client(['get', DB, record.id, '--restore', databaseConninfo(copy)], 15);
       expect(stopped.code).toBe(1);
       expect(stopped.stderr).toContain(`needs pg_restore ${expected.restore} or newer`);
       expect(stopped.stderr).toContain('the local pg_restore is 15: nothing was downloaded');

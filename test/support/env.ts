@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { inject } from 'vitest';
-import type { PgConnection } from '../../functions/core/libpq';
+import { connectionFromEnv, type PgConnection } from '../../functions/core/libpq';
+import { databaseConninfo } from '../../functions/core/pg-dump';
 import { createS3Client } from '../../functions/core/s3';
 import { runProcess } from './process';
 
@@ -45,7 +46,7 @@ export async function pgClient(database = 'postgres', e = services().pgEnv): Pro
 
 /** A server's login (the shared PostgreSQL's by default) as the core's connection settings. */
 export function pgConnection(e = services().pgEnv): PgConnection {
-  return { host: e.PGHOST, port: Number(e.PGPORT), user: e.PGUSER, password: e.PGPASSWORD };
+  return connectionFromEnv(e);
 }
 
 /** Creates an empty database (any name), dropping an older one of the same name. */
@@ -95,11 +96,6 @@ export async function publicTables(database: string, pgEnv?: Record<string, stri
   }
 }
 
-/** A libpq connection string naming `database` (any name), for a tool's --dbname. */
-export function conninfo(database: string): string {
-  return `dbname='${database.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
-
 /** Rows of a query as JSON text, for comparing a database with its restored copy. */
 export async function snapshot(
   database: string,
@@ -141,7 +137,7 @@ export async function restoreInto(database: string, dump: Buffer): Promise<void>
   await emptyDatabase(database);
   const { code, stderr } = await runProcess(
     'pg_restore',
-    ['--no-owner', '--exit-on-error', `--dbname=${conninfo(database)}`],
+    ['--no-owner', '--exit-on-error', `--dbname=${databaseConninfo(database)}`],
     { env: { ...process.env, ...services().pgEnv } },
     dump,
   );
