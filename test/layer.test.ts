@@ -16,7 +16,7 @@ import { ConfigError } from '../functions/core/errors';
 import { resolvePgDump } from '../functions/core/pg-dump';
 import { PG_DUMP_RECIPE_DIR, PgDumpLayer } from '../infra/constructs/pg-dump-layer';
 import { readPins } from '../infra/constructs/pg-dump-layer/pins';
-import { createDatabase, pgClient, services, snapshot } from './support/env';
+import { createDatabase, dropDatabases, pgClient, services, snapshot } from './support/env';
 import {
   BASE_GLIBC,
   ELF_MACHINE,
@@ -111,17 +111,10 @@ beforeAll(async () => {
 }, 60 * 60_000);
 
 afterAll(async () => {
+  const restored = ARCHES.flatMap((arch) => PINNED.map((major) => `${DB} restored ${arch} ${major}`));
+  await dropDatabases([...restored, DB, BIG_DB]);
   const admin = await pgClient();
   try {
-    for (const arch of ARCHES) {
-      for (const major of PINNED) {
-        await admin.query(
-          `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(`${DB} restored ${arch} ${major}`)}`,
-        );
-      }
-    }
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(DB)}`);
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(BIG_DB)}`);
     await admin.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(MEMBER)}`);
     await admin.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(READER)}`);
   } finally {
