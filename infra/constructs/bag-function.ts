@@ -121,6 +121,9 @@ export class BagFunction extends NodejsFunction {
         sourceMap: true,
         // The SDK goes into the bundle: the code runs with the versions it was tested with, not the runtime's.
         bundleAwsSDK: true,
+        // Packages' ES module builds where they have one (the SDK's dist-es), so that esbuild leaves out
+        // what the function never imports: a smaller bundle that starts with less CPU.
+        mainFields: ['module', 'main'],
         // pg's optional native binding, never loaded.
         externalModules: ['pg-native'],
         // ESM packages bundled into CommonJS (openpgp calls createRequire(import.meta.url)) need

@@ -263,6 +263,8 @@ function bundleEntryPoint(outputDir: string): boolean {
     outfile: join(outputDir, TASK_ENTRY),
     bundle: true,
     platform: 'node',
+    // As the functions: packages' ES module builds where they have one, so unused SDK code is left out.
+    mainFields: ['module', 'main'],
     target: 'node22',
     format: 'cjs',
     minify: true,
