@@ -32,6 +32,10 @@ export interface BackupSummary {
   /** Median backup wall over median `pg_dump` alone with the same compression. */
   readonly ratioToPgDump: number;
   readonly cpuSeconds: Spread;
+  /** The cipher and hash floor of each run (`cryptoFloorSeconds`). */
+  readonly cryptoFloorSeconds: Spread;
+  /** Own CPU less that run's floor: what the backup adds to its cryptography, whatever the machine's speed. */
+  readonly cpuAboveFloorSeconds: Spread;
   readonly pgDumpCpuSeconds?: Spread;
   readonly peakRssMiB: number;
   readonly storedBytes: number;
@@ -84,6 +88,8 @@ export function summarizeBackups(runs: readonly BackupRun[], pgDumpWall: number)
     wallSeconds: wall,
     ratioToPgDump: round(wall.median / pgDumpWall, 3),
     cpuSeconds: spread(runs.map((r) => r.cpuSeconds)),
+    cryptoFloorSeconds: spread(runs.map((r) => r.cryptoFloorSeconds)),
+    cpuAboveFloorSeconds: spread(runs.map((r) => r.cpuSeconds - r.cryptoFloorSeconds)),
     pgDumpCpuSeconds: optionalSpread(runs.map((r) => r.childCpuSeconds)),
     peakRssMiB: round(Math.max(...runs.map((r) => r.peakRssBytes)) / MiB, 1),
     storedBytes: median(runs.map((r) => r.storedBytes)),
@@ -170,6 +176,8 @@ export function printResult(result: BenchResult, out: string): void {
     rows.push(
       [`backup, S3 ${choice}: wall`, `${range(b.wallSeconds, ' s')} = ${b.ratioToPgDump} × pg_dump`],
       [`backup, S3 ${choice}: own CPU`, range(b.cpuSeconds, ' s')],
+      [`backup, S3 ${choice}: cipher and hash floor`, range(b.cryptoFloorSeconds, ' s')],
+      [`backup, S3 ${choice}: own CPU above it`, range(b.cpuAboveFloorSeconds, ' s')],
       [`backup, S3 ${choice}: peak RSS`, `${b.peakRssMiB} MiB`],
       [`backup, S3 ${choice}: stored / plain`, `${b.storedBytes} / ${result.plainBytes} bytes`],
     );

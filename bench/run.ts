@@ -146,7 +146,7 @@ async function runRounds(
       });
       rounds.backups.get(s3.choice)?.push(run);
       log(
-        `run ${i + 1}/${runs}: backup, S3 ${s3.choice}: ${run.wallSeconds.toFixed(2)} s, own CPU ${run.cpuSeconds.toFixed(2)} s, peak RSS ${(run.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
+        `run ${i + 1}/${runs}: backup, S3 ${s3.choice}: ${run.wallSeconds.toFixed(2)} s, own CPU ${run.cpuSeconds.toFixed(2)} s (cipher and hash floor ${run.cryptoFloorSeconds.toFixed(2)} s), peak RSS ${(run.peakRssBytes / 2 ** 20).toFixed(0)} MiB`,
       );
     }
     const dump = await pgDumpAlone({ ...common, compression });

@@ -1,13 +1,15 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { busyShare, machineTicks, measure, processCpuSeconds, round } from '../measure';
+import { busyShare, cryptoFloorSeconds, machineTicks, measure, processCpuSeconds, round } from '../measure';
 import type { S3Target } from '../s3-targets';
 
 export interface BackupRun {
   readonly wallSeconds: number;
   /** The backup process itself: its own user + system CPU, without pg_dump (bench/probe.mjs). */
   readonly cpuSeconds: number;
+  /** AES-256-CFB, SHA-1 and SHA-256 of the stored bytes on one core, measured right after the run. */
+  readonly cryptoFloorSeconds: number;
   /** Of which in the kernel: pipe reads, socket writes and, on loopback, the receiving side's TCP work too. */
   readonly systemSeconds: number;
   /** CPU seconds of the main thread and of the others: V8's helpers (GC, compilers), libuv's pool. */
@@ -93,6 +95,7 @@ export async function backupOnce(options: BackupOptions): Promise<BackupRun> {
     key: entry.key,
     wallSeconds: round(measured.wallSeconds, 3),
     cpuSeconds: round(cpuSeconds, 3),
+    cryptoFloorSeconds: round(cryptoFloorSeconds(entry.bytes), 3),
     systemSeconds: round(usage.systemSeconds, 3),
     threads: usage.threads ?? {},
     childCpuSeconds:
