@@ -1,5 +1,5 @@
 import { DumpBagError, errorMessage } from '../functions/core/errors';
-import { keepYoungGenerationSmall } from '../functions/core/young-generation';
+import { tuneHeapForStreaming } from '../functions/core/heap-settings';
 import { helpText, type OptionSpec, type Parsed, parseCommand, UsageError, usageLine } from './command-line';
 import { type CommandName, commandSpecs } from './command-specs';
 
@@ -46,8 +46,8 @@ function usageMessage(error: UsageError): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  // backup, get and rekey stream dumps through this process: see young-generation.ts.
-  keepYoungGenerationSmall();
+  // backup, get and rekey stream dumps through this process: see heap-settings.ts.
+  tuneHeapForStreaming();
   const [name, ...rest] = argv;
   if (name === undefined) {
     console.error(overview());

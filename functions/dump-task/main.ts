@@ -15,13 +15,13 @@ import {
 } from '@aws-sdk/client-sfn';
 import type { DumpResult } from '../core/backup';
 import { errorMessage } from '../core/errors';
+import { tuneHeapForStreaming } from '../core/heap-settings';
 import { createS3Client } from '../core/s3';
-import { keepYoungGenerationSmall } from '../core/young-generation';
 import { dumpOne } from '../shared/dump-one';
 import { logger } from '../shared/lambda';
 import { HEARTBEAT_MS, TASK_INPUT_ENV, TASK_TIMEOUT_ENV, TASK_TOKEN_ENV } from './env';
 
-keepYoungGenerationSmall();
+tuneHeapForStreaming();
 
 /** Kept back from the ceiling to abort the upload and report; the image pull already ate into it. */
 export const TASK_DEADLINE_MARGIN_MS = 5 * 60_000;

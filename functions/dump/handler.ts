@@ -3,8 +3,8 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
 import type { DumpResult } from '../core/backup';
 import type { GlobalsResult } from '../core/globals';
+import { tuneHeapForStreaming } from '../core/heap-settings';
 import { createS3Client } from '../core/s3';
-import { keepYoungGenerationSmall } from '../core/young-generation';
 import { dumpOne } from '../shared/dump-one';
 import type { DumpEvent, GlobalsEvent } from '../shared/events';
 import { logger } from '../shared/lambda';
@@ -16,7 +16,7 @@ import { dumpGlobalsOnce, isGlobalsEvent } from './globals';
  */
 export const DEADLINE_MARGIN_MS = 10_000;
 
-keepYoungGenerationSmall();
+tuneHeapForStreaming();
 
 // Built once per container and reused by every invocation it serves.
 const clients = { s3: createS3Client(), secrets: new SecretsManagerClient({}), kms: new KMSClient({}) };
