@@ -41,7 +41,8 @@ function youngGenerationAfterChurn(tuned: boolean): number {
 /**
  * A dump's shape of allocation: a 10 MB JavaScript heap that hardly grows, and 64 KiB Buffers passing
  * outside it (256 KiB a millisecond for a second, the last 19 MiB of them alive). Returns the growing
- * factor of every old-generation limit V8 set meanwhile, from its --trace-gc-verbose lines.
+ * factor of each old-generation limit V8 set meanwhile, from its --trace-gc-verbose lines as V8 11 and 12
+ * (Node 20 and 22) write them: "[HeapController] Limit: old size: 14244 KB, new limit: 23442 KB (1.1)".
  */
 function oldGenerationFactorsUnderBufferChurn(tuned: boolean): number[] {
   const out = inFreshProcess(
