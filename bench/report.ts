@@ -34,7 +34,7 @@ export interface BackupSummary {
   readonly cpuSeconds: Spread;
   /** The cipher and hash floor of each run (`cryptoFloorSeconds`). */
   readonly cryptoFloorSeconds: Spread;
-  /** Own CPU less that run's floor: what the backup adds to its cryptography, whatever the machine's speed. */
+  /** Own CPU less that run's floor: what the backup adds to its cryptography (it slows with the machine too). */
   readonly cpuAboveFloorSeconds: Spread;
   readonly pgDumpCpuSeconds?: Spread;
   readonly peakRssMiB: number;
