@@ -40,7 +40,7 @@ function youngGenerationAfterChurn(tuned: boolean): number {
 
 /**
  * A dump's shape of allocation: a 10 MB JavaScript heap that hardly grows, and 64 KiB Buffers passing
- * outside it (256 KiB a millisecond for a second, the last 19 MiB of them alive). Returns the growing
+ * outside it (1 MiB every 4 ms for two seconds, the last 19 MiB of them alive). Returns the growing
  * factor of each old-generation limit V8 set meanwhile, from its --trace-gc-verbose lines as V8 11 and 12
  * (Node 20 and 22) write them: "[HeapController] Limit: old size: 14244 KB, new limit: 23442 KB (1.1)".
  */
@@ -51,9 +51,9 @@ function oldGenerationFactorsUnderBufferChurn(tuned: boolean): number[] {
     import { setTimeout as sleep } from 'node:timers/promises';
     const heap = Array.from({ length: 100_000 }, (_, i) => ({ i, name: 'item ' + i }));
     const ring = new Array(300);
-    for (let i = 0; i < 1000; i++) {
-      for (let k = 0; k < 4; k++) ring[(i * 4 + k) % ring.length] = Buffer.allocUnsafeSlow(64 * 1024);
-      await sleep(1);
+    for (let i = 0; i < 500; i++) {
+      for (let k = 0; k < 16; k++) ring[(i * 16 + k) % ring.length] = Buffer.allocUnsafeSlow(64 * 1024);
+      await sleep(4);
     }
     console.log('kept', heap.length);
   `,
@@ -72,11 +72,14 @@ describe('tuneHeapForStreaming', () => {
   }, 60_000);
 
   it('keeps the old generation growing by a fixed factor where Buffer churn would bring V8 down to 1.1', () => {
-    const untuned = oldGenerationFactorsUnderBufferChurn(false);
+    // Without the setting V8 shrinks the slack: the mark-compact storm of a reference backup. When it
+    // does depends on the machine's load, so up to three tries.
+    let untuned: number[] = [];
+    for (let attempt = 0; attempt < 3 && !(Math.min(...untuned) < 2); attempt++)
+      untuned = oldGenerationFactorsUnderBufferChurn(false);
     const tuned = oldGenerationFactorsUnderBufferChurn(true);
-    // Without the setting V8 shrinks the slack: the mark-compact storm of a reference backup.
     expect(Math.min(...untuned)).toBeLessThan(2);
     expect(tuned.length).toBeGreaterThanOrEqual(2);
     expect(new Set(tuned)).toEqual(new Set([1 + OLD_GENERATION_GROWING_PERCENT / 100]));
-  }, 60_000);
+  }, 120_000);
 });
