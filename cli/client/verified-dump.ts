@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DumpRecord } from '../../functions/core/catalog';
 import { DumpBagError, errorMessage } from '../../functions/core/errors';
@@ -32,8 +32,46 @@ async function drain(stream: Readable): Promise<void> {
   }
 }
 
-/** Downloads the stored bytes into `path` (created 0600), failing unless their size and SHA-256 are the record's. */
-async function download(options: VerifiedDumpOptions, path: string): Promise<void> {
+/** A failure of the download or of the work file, worded for the user. */
+function downloadFailure(error: unknown, failedOnDisk: boolean, workDir: string): Error {
+  if (failedOnDisk) return workFileFailure(error, workDir);
+  if (error instanceof DumpBagError) return error;
+  return new IntegrityError(`the download broke off: ${errorMessage(error)}`);
+}
+
+/**
+ * Decrypts `copy` into nothing: fails unless the MDC holds. A dump that cannot be opened (wrong
+ * passphrase, not Dump Bag's shape) stops the download at once through `abort`; a failure later on
+ * waits for the download's end, whose verdict on the bytes comes first.
+ */
+async function checkMdc(
+  copy: Readable,
+  options: VerifiedDumpOptions,
+  abort: (error: Error) => void,
+): Promise<void> {
+  let plaintext: Readable;
+  try {
+    plaintext = await decryptStream(copy, options);
+  } catch (error: unknown) {
+    const failure = plaintextFailure(error, options.decryption);
+    abort(failure);
+    throw failure;
+  }
+  try {
+    await drain(plaintext);
+  } catch (error: unknown) {
+    // The copy's reader stops here; the file goes on to the download's end.
+    copy.destroy();
+    throw plaintextFailure(error, options.decryption);
+  }
+}
+
+/**
+ * Downloads the stored bytes into `path` (created 0600), failing unless their size and SHA-256 are the
+ * record's. An encrypted dump is decrypted as it arrives, into nothing, and fails unless its MDC holds:
+ * the check runs while the bytes come in instead of after them (bench/README.md, restore).
+ */
+async function downloadAndCheck(options: VerifiedDumpOptions, path: string): Promise<void> {
   const stored = await fetchStored(options.url);
   const check = new RecordCheck(options.record, options.onBytes);
   const file = createWriteStream(path, { flags: 'wx', mode: 0o600 });
@@ -41,13 +79,20 @@ async function download(options: VerifiedDumpOptions, path: string): Promise<voi
   file.once('error', () => {
     failedOnDisk = true;
   });
-  try {
-    await pipeline(stored, check, file);
-  } catch (error: unknown) {
-    if (failedOnDisk) throw workFileFailure(error, options.workDir);
-    if (error instanceof DumpBagError) throw error;
-    throw new IntegrityError(`the download broke off: ${errorMessage(error)}`);
-  }
+  const encrypted = options.decryption.mode !== 'none';
+  // The same bytes as the file gets, for the MDC check; piping waits for the slower of the two.
+  const copy = new PassThrough();
+  if (encrypted) check.pipe(copy);
+  const written = pipeline(stored, check, file).catch((error: unknown) => {
+    // A download that stopped never ends the copy: the check would wait for it forever.
+    copy.destroy();
+    throw downloadFailure(error, failedOnDisk, options.workDir);
+  });
+  const decrypted = encrypted ? checkMdc(copy, options, (error) => stored.destroy(error)) : Promise.resolve();
+  const [download, mdc] = await Promise.allSettled([written, decrypted]);
+  // Bytes that are not the recorded ones explain whatever the decryption said of them.
+  if (download.status === 'rejected') throw download.reason;
+  if (mdc.status === 'rejected') throw mdc.reason;
 }
 
 /** The plaintext of the checked work file, errors worded for the user. */
@@ -66,15 +111,8 @@ export async function withVerifiedDump<T>(
 ): Promise<T> {
   const work = await createWorkFile(options.workDir, options.record.bytes + (options.alsoNeeded ?? 0));
   try {
-    await download(options, work.path);
-    if (options.decryption.mode !== 'none') {
-      // Decrypting twice (check, then release) costs one more AES pass, cheaper than a plaintext work file's disk and writes.
-      try {
-        await drain(await plaintextOf(work.path, options));
-      } catch (error: unknown) {
-        throw plaintextFailure(error, options.decryption);
-      }
-    }
+    // Decrypting twice (check, then release) costs one more AES pass, cheaper than a plaintext work file's disk and writes.
+    await downloadAndCheck(options, work.path);
     await options.checkRecord?.(options.record);
     return await use(await plaintextOf(work.path, options));
   } finally {
