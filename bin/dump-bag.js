@@ -68,7 +68,9 @@ async function bundled() {
   const partial = `${out}.${process.pid}.tmp`;
   try {
     await build({
-      entryPoints: [join(root, 'cli', 'main.ts')],
+      // The command, and the integrity check's worker thread (cli/client/mdc-check.ts), side by side.
+      entryPoints: [join(root, 'cli', 'main.ts'), join(root, 'cli', 'client', 'mdc-check-worker.ts')],
+      entryNames: '[name]',
       outdir: partial,
       outExtension: { '.js': '.mjs' },
       bundle: true,

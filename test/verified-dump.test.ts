@@ -9,13 +9,15 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkedInWorker } from '../cli/client/mdc-check';
 import { withVerifiedDump } from '../cli/client/verified-dump';
 import type { DumpRecord } from '../functions/core/catalog';
 import { createEncryptor } from '../functions/core/encrypt';
 import { tempDir } from './support/bag';
 
 const PASSPHRASE = 'correct horse battery staple';
-const PLAIN = randomBytes(6 * 1024 * 1024 + 5);
+/** Over the 8 MiB the check's worker may hold, so that the download waits for it at times. */
+const PLAIN = randomBytes(20 * 1024 * 1024 + 5);
 let stored: Buffer;
 let server: Server;
 let base: string;
@@ -135,5 +137,18 @@ describe('withVerifiedDump', () => {
     expect(seconds).toBeLessThan(30);
     expect(released).toBeUndefined();
     expect(left).toEqual([]);
+  });
+
+  it('a check whose worker cannot start fails, instead of leaving the download waiting', async () => {
+    const verdict = checkedInWorker(
+      { cipher: 'no-such-cipher', key: new Uint8Array(32), firstPart: { length: 64, partial: false } },
+      Readable.from([Buffer.alloc(64)]),
+    );
+    const drained = (async () => {
+      for await (const _ of verdict) {
+        // No data comes: the stream ends or errors.
+      }
+    })();
+    await expect(drained).rejects.toThrow(/cipher/i);
   });
 });

@@ -6,6 +6,7 @@ import type { ReadableStream as NodeWebReadableStream } from 'node:stream/web';
 import * as openpgp from 'openpgp';
 import type { DumpRecord } from '../../functions/core/catalog';
 import { DumpBagError, errorMessage } from '../../functions/core/errors';
+import type { SeipdKey } from '../../functions/core/seipd-body';
 import { openSeipd, SeipdShapeError } from '../../functions/core/seipd-reader';
 import type { Decryption } from './decryption';
 
@@ -150,6 +151,8 @@ export interface DecryptOptions {
   readonly decryption: Decryption;
   /** Read messages of another shape than Dump Bag's with openpgp.js, under an output limit. */
   readonly foreign?: boolean;
+  /** What decrypts Dump Bag's own shape's SEIPD body: by default this thread (openSeipd). */
+  readonly readBody?: (seipd: SeipdKey, body: Readable) => Readable;
 }
 
 function decryptFailure(error: unknown, decryption: Decryption): Error {
@@ -175,7 +178,7 @@ export async function decryptStream(input: Readable, options: DecryptOptions): P
       decryption.mode === 'gpg'
         ? { decryptionKeys: [...decryption.keys] }
         : { passwords: [decryption.passphrase] };
-    const opened = await openSeipd(input, secrets);
+    const opened = await openSeipd(input, secrets, options.readBody);
     if (opened.plaintext) return opened.plaintext;
     if (!options.foreign) {
       opened.replay.destroy();

@@ -11,6 +11,7 @@ import {
   plaintextFailure,
   RecordCheck,
 } from './dump-stream';
+import { checkedInWorker } from './mdc-check';
 import { createWorkFile, workFileFailure } from './work-file';
 
 export interface VerifiedDumpOptions extends OpenDumpOptions {
@@ -40,7 +41,8 @@ function downloadFailure(error: unknown, failedOnDisk: boolean, workDir: string)
 }
 
 /**
- * Decrypts `copy` into nothing: fails unless the MDC holds. A dump that cannot be opened (wrong
+ * Decrypts `copy` into nothing, Dump Bag's own shape in a worker thread (mdc-check.ts), a --foreign
+ * message here with openpgp.js: fails unless the MDC holds. A dump that cannot be opened (wrong
  * passphrase, not Dump Bag's shape) stops the download at once through `abort`; a failure later on
  * waits for the download's end, whose verdict on the bytes comes first.
  */
@@ -51,7 +53,7 @@ async function checkMdc(
 ): Promise<void> {
   let plaintext: Readable;
   try {
-    plaintext = await decryptStream(copy, options);
+    plaintext = await decryptStream(copy, { ...options, readBody: checkedInWorker });
   } catch (error: unknown) {
     const failure = plaintextFailure(error, options.decryption);
     abort(failure);

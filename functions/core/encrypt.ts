@@ -2,6 +2,7 @@ import { type Cipher, createCipheriv, createHash, type Hash, randomBytes } from 
 import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import * as openpgp from 'openpgp';
 import type { Encryption } from './encryption';
+import { BLOCK, TAG_LITERAL, TAG_MDC, TAG_SEIPD } from './seipd-body';
 import { settle } from './transform';
 
 /**
@@ -26,11 +27,6 @@ const CIPHERS = {
   aes128: { id: openpgp.enums.symmetric.aes128, keyBytes: 16 },
 } as const;
 type CipherName = keyof typeof CIPHERS;
-
-export const BLOCK = 16;
-export const TAG_LITERAL = 11;
-export const TAG_SEIPD = 18;
-export const TAG_MDC = 19;
 
 /** Sizes of the stream's pieces, powers of two for the partial lengths; tests make them small. */
 export interface EncryptorLayout {

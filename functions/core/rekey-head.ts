@@ -1,8 +1,9 @@
 import { createDecipheriv } from 'node:crypto';
 import * as openpgp from 'openpgp';
-import { BLOCK, OPENPGP_CFB } from './encrypt';
+import { OPENPGP_CFB } from './encrypt';
 import type { Encryption } from './encryption';
 import { DumpBagError, errorMessage } from './errors';
+import { BLOCK } from './seipd-body';
 import { HeadReader, MAX_KEY_PACKETS_BYTES, type Secrets } from './seipd-reader';
 
 /** A dump's head cannot be re-keyed: another shape, a key that does not open it, or damaged bytes. */

@@ -1,57 +1,33 @@
 /**
- * Reads OpenPGP messages of the shape encrypt.ts writes (RFC 9580 §5.1, §5.3, §5.9, §5.13.1), with every
- * length bounded: one file, over 300 lines, because the head parser, the session-key opener and the
- * SEIPD decrypter share the packet framing rules and their limits.
+ * Opens OpenPGP messages of the shape encrypt.ts writes (RFC 9580 §5.1, §5.3, §5.13.1), with every
+ * length bounded: the head parser and the session-key opener. The bulk, the SEIPD body, is
+ * seipd-body.ts's, which loads without openpgp.js.
  */
-import { createDecipheriv, createHash, type Decipher, type Hash } from 'node:crypto';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { createDecipheriv } from 'node:crypto';
+import { Readable } from 'node:stream';
 import * as openpgp from 'openpgp';
 import { chunksOf } from './chunks';
-import { BLOCK, OPENPGP_CFB, TAG_LITERAL, TAG_MDC, TAG_SEIPD } from './encrypt';
-import { settle } from './transform';
+import { OPENPGP_CFB } from './encrypt';
+import {
+  BLOCK,
+  LITERAL_HEADER,
+  lengthSize,
+  PREFIX,
+  readLength,
+  SeipdError,
+  type SeipdKey,
+  seipdBodyReader,
+  TAG_SEIPD,
+} from './seipd-body';
 
-/** The message does not decrypt: a wrong key or passphrase, or damaged bytes. The caller says which dump. */
-export class SeipdError extends Error {
-  override name = 'SeipdError';
-}
+export { SeipdError } from './seipd-body';
 
 const TAG_PKESK = 1;
 const TAG_SKESK = 3;
-const LITERAL_HEADER = 0xc0 | TAG_LITERAL;
-const MDC = Buffer.of(0xc0 | TAG_MDC, 20);
-/** The MDC packet: its two header bytes and SHA-1's 20. */
-const MDC_BYTES = 22;
-const PREFIX = BLOCK + 2;
-const PIECE = 64 * 1024;
 
 export interface Secrets {
   readonly decryptionKeys?: openpgp.PrivateKey[];
   readonly passwords?: string[];
-}
-
-/** The size of a new-format length header, from its first byte. */
-function lengthSize(first: number): number {
-  return first < 192 ? 1 : first < 224 ? 2 : first < 255 ? 1 : 5;
-}
-
-/** A new-format packet length at `at`: the body's length, whether it is partial, and the header's size. */
-function readLength(
-  buffer: Buffer,
-  at: number,
-): { length: number; partial: boolean; size: number } | undefined {
-  const first = buffer[at];
-  if (first === undefined) return undefined;
-  if (first < 192) return { length: first, partial: false, size: 1 };
-  if (first < 224) {
-    const second = buffer[at + 1];
-    return second === undefined
-      ? undefined
-      : { length: ((first - 192) << 8) + second + 192, partial: false, size: 2 };
-  }
-  if (first < 255) return { length: 1 << (first & 0x1f), partial: true, size: 1 };
-  return at + 5 <= buffer.length
-    ? { length: buffer.readUInt32BE(at + 1), partial: false, size: 5 }
-    : undefined;
 }
 
 export interface Head {
@@ -157,6 +133,8 @@ export class HeadReader {
 export async function openSeipd(
   input: Readable,
   secrets: Secrets,
+  /** What reads the SEIPD body after its version byte: by default in this thread. */
+  readBody: (seipd: SeipdKey, body: Readable) => Readable = readBodyHere,
 ): Promise<
   | { readonly plaintext: Readable }
   | { readonly plaintext: undefined; readonly replay: Readable; readonly shape: string }
@@ -220,11 +198,12 @@ export async function openSeipd(
     };
   }
 
-  // The version byte (1, checked above) is no ciphertext.
-  const reader = new SeipdReader(createDecipheriv(cipher, sessionKey.data, Buffer.alloc(BLOCK)), {
-    length: head.firstPart.length - 1,
-    partial: head.firstPart.partial,
-  });
+  const seipd: SeipdKey = {
+    cipher,
+    key: sessionKey.data,
+    // The version byte (1, checked above) is no ciphertext.
+    firstPart: { length: head.firstPart.length - 1, partial: head.firstPart.partial },
+  };
   const body = head.body.subarray(1);
   const rest = Readable.from(
     (async function* () {
@@ -233,173 +212,12 @@ export async function openSeipd(
       yield* chunks;
     })(),
   );
-  rest.once('error', (error) => reader.destroy(error));
-  return { plaintext: rest.pipe(reader) };
+  return { plaintext: readBody(seipd, rest) };
 }
 
-/**
- * The SEIPD packet's ciphertext (its body after the version byte) in, the literal packet's data out. The last 22
- * plaintext bytes, the MDC packet, are held back until the end, where they must match the SHA-1 of
- * everything before them.
- */
-class SeipdReader extends Transform {
-  /** Ciphertext bytes left in the SEIPD part being read, and whether more parts follow it. */
-  private outer: { left: number; partial: boolean };
-  /** A length header split across input chunks. */
-  private pendingHeader = Buffer.alloc(0);
-  private readonly mdc: Hash = createHash('sha1');
-  /** The last plaintext bytes, which may be the MDC packet. */
-  private tail = Buffer.alloc(0);
-  /** Plaintext bytes still to be taken before the literal data: the prefix, the packet's header, its own header. */
-  private preamble = Buffer.alloc(0);
-  private state: 'preamble' | 'data' | 'length' | 'done' = 'preamble';
-  /** Literal data bytes left in the inner part being read, and whether more parts follow. */
-  private inner = { left: 0, partial: false };
-
-  constructor(
-    private readonly decipher: Decipher,
-    first: { readonly length: number; readonly partial: boolean },
-  ) {
-    super();
-    this.outer = { left: first.length, partial: first.partial };
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    settle(callback, () => {
-      this.outerBytes(chunk);
-    });
-  }
-
-  override _flush(callback: TransformCallback): void {
-    settle(callback, () => {
-      if (this.outer.left > 0 || this.outer.partial || this.pendingHeader.length > 0) {
-        throw new SeipdError('the encrypted data ends early: a damaged or incomplete dump');
-      }
-      if (this.state !== 'done' || this.tail.length !== MDC_BYTES || !this.tail.subarray(0, 2).equals(MDC)) {
-        throw new SeipdError('the encrypted data is not one literal packet and its MDC: a damaged dump');
-      }
-      this.mdc.update(this.tail.subarray(0, 2));
-      if (!this.mdc.digest().equals(this.tail.subarray(2))) {
-        throw new SeipdError('modification detected: the integrity check (MDC) failed');
-      }
-    });
-  }
-
-  /** Strips the SEIPD part headers and decrypts what lies between them. */
-  private outerBytes(chunk: Buffer): void {
-    let at = 0;
-    while (at < chunk.length) {
-      if (this.outer.left === 0) {
-        if (!this.outer.partial)
-          throw new SeipdError('bytes after the encrypted data packet: a damaged dump');
-        // A length header is 1 to 5 bytes, and may be split between two chunks.
-        const window = Buffer.concat([this.pendingHeader, chunk.subarray(at, at + 5)]);
-        const length = readLength(window, 0);
-        if (!length) {
-          this.pendingHeader = window;
-          return;
-        }
-        at += length.size - this.pendingHeader.length;
-        this.pendingHeader = Buffer.alloc(0);
-        this.outer = { left: length.length, partial: length.partial };
-        continue;
-      }
-      const take = Math.min(this.outer.left, chunk.length - at);
-      const piece = chunk.subarray(at, at + take);
-      at += take;
-      this.outer.left -= take;
-      for (let offset = 0; offset < piece.length; offset += PIECE) {
-        this.plain(this.decipher.update(piece.subarray(offset, offset + PIECE)));
-      }
-    }
-  }
-
-  /** Plaintext in order; all but the last 22 bytes seen so far go on to be parsed. */
-  private plain(bytes: Buffer): void {
-    const total = this.tail.length + bytes.length;
-    if (total <= MDC_BYTES) {
-      this.tail = Buffer.concat([this.tail, bytes]);
-      return;
-    }
-    const release = total - MDC_BYTES;
-    if (release <= this.tail.length) {
-      this.settled(this.tail.subarray(0, release));
-      this.tail = Buffer.concat([this.tail.subarray(release), bytes]);
-    } else {
-      if (this.tail.length > 0) this.settled(this.tail);
-      const cut = release - this.tail.length;
-      this.settled(bytes.subarray(0, cut));
-      this.tail = Buffer.from(bytes.subarray(cut));
-    }
-  }
-
-  /** Plaintext that is not the MDC packet: hashed, then parsed as the prefix and one literal packet. */
-  private settled(bytes: Buffer): void {
-    this.mdc.update(bytes);
-    let at = 0;
-    while (at < bytes.length) {
-      if (this.state === 'done') throw new SeipdError('more than one packet inside the encrypted data');
-      at += this.state === 'data' ? this.literalData(bytes, at) : this.headerBytes(bytes, at);
-    }
-  }
-
-  /** Gathers the prefix and the literal packet's headers, or a partial length header; returns bytes taken. */
-  private headerBytes(bytes: Buffer, at: number): number {
-    const preamble = this.state === 'preamble';
-    const need = preamble ? this.preambleNeeds() : this.lengthNeeds();
-    const take = Math.min(need, bytes.length - at);
-    this.preamble = Buffer.concat([this.preamble, bytes.subarray(at, at + take)]);
-    if (take === need) {
-      if (preamble) this.takePreamble();
-      else this.takeLength();
-    }
-    return take;
-  }
-
-  /** Passes on the literal packet's data; returns bytes taken. */
-  private literalData(bytes: Buffer, at: number): number {
-    const take = Math.min(this.inner.left, bytes.length - at);
-    if (take > 0) this.push(bytes.subarray(at, at + take));
-    this.inner.left -= take;
-    if (this.inner.left === 0) this.state = this.inner.partial ? 'length' : 'done';
-    return take;
-  }
-
-  /** How many more bytes the prefix, the literal packet's header and its own header need. */
-  private preambleNeeds(): number {
-    const have = this.preamble;
-    if (have.length < PREFIX + 1) return PREFIX + 1 - have.length;
-    const length = readLength(have, PREFIX + 1);
-    if (!length) return PREFIX + 1 + lengthSize(have[PREFIX + 1] as number) - have.length;
-    const bodyStart = PREFIX + 1 + length.size;
-    // format, file name length, file name, date
-    if (have.length < bodyStart + 2) return bodyStart + 2 - have.length;
-    return bodyStart + 2 + (have[bodyStart + 1] as number) + 4 - have.length;
-  }
-
-  private takePreamble(): void {
-    if (this.preambleNeeds() > 0) return;
-    const have = this.preamble;
-    if (have[PREFIX] !== LITERAL_HEADER) throw new SeipdError('the encrypted data holds no literal packet');
-    const length = readLength(have, PREFIX + 1) as { length: number; partial: boolean; size: number };
-    const headerBytes = have.length - (PREFIX + 1 + length.size);
-    if (headerBytes > length.length) throw new SeipdError('a literal packet shorter than its own header');
-    this.inner = { left: length.length - headerBytes, partial: length.partial };
-    this.preamble = Buffer.alloc(0);
-    this.state = 'data';
-    if (this.inner.left === 0) this.state = this.inner.partial ? 'length' : 'done';
-  }
-
-  private lengthNeeds(): number {
-    const first = this.preamble[0];
-    return first === undefined ? 1 : lengthSize(first) - this.preamble.length;
-  }
-
-  private takeLength(): void {
-    if (this.lengthNeeds() > 0) return;
-    const length = readLength(this.preamble, 0) as { length: number; partial: boolean };
-    this.preamble = Buffer.alloc(0);
-    this.inner = { left: length.length, partial: length.partial };
-    this.state = this.inner.left === 0 ? (this.inner.partial ? 'length' : 'done') : 'data';
-  }
+/** The SEIPD body decrypted in this thread. */
+function readBodyHere(seipd: SeipdKey, body: Readable): Readable {
+  const reader = seipdBodyReader(seipd);
+  body.once('error', (error) => reader.destroy(error));
+  return body.pipe(reader);
 }
