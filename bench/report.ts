@@ -216,7 +216,7 @@ export function printResult(result: BenchResult, out: string): void {
     const r = result.restore;
     rows.push([
       'restore: get --restore / pg_restore of a file',
-      `${r.fromBucketMedianSeconds} s / ${r.fromFileMedianSeconds} s (${r.speedRelativeToFile} × the speed)`,
+      `${r.fromBucketMedianSeconds} s / ${r.fromFileMedianSeconds} s (medians); ${r.speedRelativeToFile} × the speed (${r.speedRange[0]}–${r.speedRange[1]}), the median of each pair`,
     ]);
   }
   if (result.rekey) {

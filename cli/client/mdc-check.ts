@@ -63,7 +63,9 @@ export function checkedInWorker(seipd: SeipdKey, body: Readable): Readable {
   );
   const feed = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      worker.postMessage(chunk);
+      // Cloning a Buffer would copy the whole memory it is a view of; a copy of its own bytes moves as it is.
+      const own = new Uint8Array(chunk);
+      worker.postMessage(own, [own.buffer]);
       inFlight += chunk.length;
       if (inFlight < IN_FLIGHT_BYTES) callback();
       else resume = callback;
