@@ -41,7 +41,7 @@ describe('the dump-bag process', () => {
   });
 
   it('a new bundle removes the bundles of earlier sources made over a day ago, and keeps newer ones a running command may still load', () => {
-    // A checkout of its own (bin, a one-line cli/main.ts, esbuild), so that its bundle cache is apart from this one's.
+    // A checkout of its own (bin, a one-line cli/main.ts, an empty worker, esbuild), so that its bundle cache is apart from this one's.
     const checkout = tempDir('dump-bag-bundles-');
     mkdirSync(join(checkout, 'bin'));
     mkdirSync(join(checkout, 'cli'));
@@ -50,6 +50,9 @@ describe('the dump-bag process', () => {
     copyFileSync(bin, join(checkout, 'bin', 'dump-bag.js'));
     writeFileSync(join(checkout, 'package-lock.json'), '{}');
     writeFileSync(join(checkout, 'cli', 'main.ts'), "console.log('built');\n");
+    // The bundle's second entry point, the integrity check's worker thread.
+    mkdirSync(join(checkout, 'cli', 'client'));
+    writeFileSync(join(checkout, 'cli', 'client', 'mdc-check-worker.ts'), '');
     symlinkSync(join(root, 'node_modules', 'esbuild'), join(checkout, 'node_modules', 'esbuild'));
     const ownCache = join(checkout, 'node_modules', '.cache', 'dump-bag');
     const old = join(ownCache, 'cli-0000000000000000');

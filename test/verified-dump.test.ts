@@ -113,19 +113,23 @@ describe('withVerifiedDump', () => {
 
   it('a download that breaks off fails, without hanging the check that reads beside it', async () => {
     const { released, error, left } = await release('/cut');
+    expect(error?.name).toBe('IntegrityError');
     expect(error?.message).toMatch(/the download broke off/);
     expect(released).toBeUndefined();
     expect(left).toEqual([]);
   });
 
   it('a changed object is reported by its SHA-256, not by the MDC that also fails', async () => {
-    const { released, error } = await release('/changed');
+    const { released, error, left } = await release('/changed');
+    expect(error?.name).toBe('IntegrityError');
     expect(error?.message).toMatch(/do not match the recorded SHA-256/);
     expect(released).toBeUndefined();
+    expect(left).toEqual([]);
   });
 
   it('a changed object with a re-recorded SHA-256 fails on the MDC', async () => {
     const { released, error } = await release('/changed', PASSPHRASE, recordOf(flipped()));
+    expect(error?.name).toBe('DecryptError');
     expect(error?.message).toMatch(/does not decrypt cleanly/);
     expect(released).toBeUndefined();
   });
@@ -134,6 +138,8 @@ describe('withVerifiedDump', () => {
     // The server sends 256 KiB and stalls: only a check that runs beside the download can answer.
     const { released, error, seconds, left } = await release('/stall', 'wrong');
     expect(error?.message).toMatch(/wrong passphrase/);
+    // Stopped before the end, it cannot have checked the SHA-256: it says so.
+    expect(error?.message).toMatch(/before the SHA-256 could tell .* verify --checksum-only/);
     expect(seconds).toBeLessThan(30);
     expect(released).toBeUndefined();
     expect(left).toEqual([]);
@@ -149,6 +155,7 @@ describe('withVerifiedDump', () => {
         // No data comes: the stream ends or errors.
       }
     })();
-    await expect(drained).rejects.toThrow(/cipher/i);
+    // The worker's own failure, not taken for a damaged dump.
+    await expect(drained).rejects.toThrow(/the integrity check's worker thread failed: .*cipher/i);
   });
 });

@@ -7,6 +7,7 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Worker } from 'node:worker_threads';
+import { DumpBagError, errorMessage } from '../../functions/core/errors';
 import { SeipdError, type SeipdKey } from '../../functions/core/seipd-body';
 
 /** Ciphertext handed to the worker and not yet decrypted by it: past this the download waits. */
@@ -14,6 +15,11 @@ const IN_FLIGHT_BYTES = 8 * 1024 * 1024;
 
 /** What the worker says: bytes it has decrypted, or its verdict at the end. */
 export type CheckMessage = { readonly taken: number } | { readonly ok: true } | { readonly failed: string };
+
+/** The worker itself failed (not the dump): a broken install, or no memory for a thread. */
+function workerFailure(error: unknown): DumpBagError {
+  return new DumpBagError(`the integrity check's worker thread failed: ${errorMessage(error)}`);
+}
 
 function startWorker(seipd: SeipdKey): Worker {
   const here = import.meta.url;
@@ -23,10 +29,8 @@ function startWorker(seipd: SeipdKey): Worker {
   // From the sources (tests, or without esbuild): tsx compiles the worker's TypeScript too.
   const tsx = import.meta.resolve('tsx/esm/api');
   const entry = new URL('./mdc-check-worker.ts', here).href;
-  return new Worker(
-    `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`,
-    { eval: true, workerData: seipd },
-  );
+  const boot = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
+  return new Worker(boot, { eval: true, workerData: seipd });
 }
 
 /**
@@ -34,7 +38,13 @@ function startWorker(seipd: SeipdKey): Worker {
  * and ends when the MDC held or errors when it did not. `body` is read no faster than the worker decrypts.
  */
 export function checkedInWorker(seipd: SeipdKey, body: Readable): Readable {
-  const worker = startWorker(seipd);
+  let worker: Worker;
+  try {
+    worker = startWorker(seipd);
+  } catch (error: unknown) {
+    body.destroy();
+    throw workerFailure(error);
+  }
   const verdict = new Readable({ read() {} });
   let settled = false;
   const fail = (error: Error) => {
@@ -57,10 +67,8 @@ export function checkedInWorker(seipd: SeipdKey, body: Readable): Readable {
       verdict.push(null);
     } else fail(new SeipdError(message.failed));
   });
-  worker.once('error', fail);
-  worker.once('exit', (code) =>
-    fail(new SeipdError(`the integrity check's thread stopped (exit code ${code})`)),
-  );
+  worker.once('error', (error) => fail(workerFailure(error)));
+  worker.once('exit', (code) => fail(workerFailure(`it stopped with exit code ${code}`)));
   const feed = new Writable({
     write(chunk: Buffer, _encoding, callback) {
       // Cloning a Buffer would copy the whole memory it is a view of; a copy of its own bytes moves as it is.

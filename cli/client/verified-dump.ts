@@ -35,35 +35,42 @@ async function drain(stream: Readable): Promise<void> {
 
 /** A failure of the download or of the work file, worded for the user. */
 function downloadFailure(error: unknown, failedOnDisk: boolean, workDir: string): Error {
-  if (failedOnDisk) return workFileFailure(error, workDir);
   if (error instanceof DumpBagError) return error;
+  if (failedOnDisk) return workFileFailure(error, workDir);
   return new IntegrityError(`the download broke off: ${errorMessage(error)}`);
 }
+
+/** Said of a dump refused at its first bytes, where the SHA-256 of the whole could not speak yet. */
+const STOPPED_EARLY =
+  '; the download stopped there, before the SHA-256 could tell whether the stored dump was changed' +
+  ' (dump-bag verify --checksum-only tells)';
 
 /**
  * Decrypts `copy` into nothing, Dump Bag's own shape in a worker thread (mdc-check.ts), a --foreign
  * message here with openpgp.js: fails unless the MDC holds. A dump that cannot be opened (wrong
- * passphrase, not Dump Bag's shape) stops the download at once through `abort`; a failure later on
- * waits for the download's end, whose verdict on the bytes comes first.
+ * passphrase, not Dump Bag's shape) stops the download at once through `abort`, rather than after
+ * gigabytes; a failure later on waits for the download's end, whose verdict on the bytes comes first.
+ * `stopCopy` stops feeding the copy, so that the file alone goes on.
  */
 async function checkMdc(
   copy: Readable,
   options: VerifiedDumpOptions,
   abort: (error: Error) => void,
+  stopCopy: () => void,
 ): Promise<void> {
   let plaintext: Readable;
   try {
     plaintext = await decryptStream(copy, { ...options, readBody: checkedInWorker });
   } catch (error: unknown) {
     const failure = plaintextFailure(error, options.decryption);
+    failure.message += STOPPED_EARLY;
     abort(failure);
     throw failure;
   }
   try {
     await drain(plaintext);
   } catch (error: unknown) {
-    // The copy's reader stops here; the file goes on to the download's end.
-    copy.destroy();
+    stopCopy();
     throw plaintextFailure(error, options.decryption);
   }
 }
@@ -79,18 +86,25 @@ async function downloadAndCheck(options: VerifiedDumpOptions, path: string): Pro
   const file = createWriteStream(path, { flags: 'wx', mode: 0o600 });
   let failedOnDisk = false;
   file.once('error', () => {
-    failedOnDisk = true;
+    // The pipeline also destroys the file with an error from upstream; only one of its own is the disk's.
+    failedOnDisk = !stored.errored && !check.errored;
   });
   const encrypted = options.decryption.mode !== 'none';
   // The same bytes as the file gets, for the MDC check; piping waits for the slower of the two.
   const copy = new PassThrough();
   if (encrypted) check.pipe(copy);
+  const stopCopy = () => {
+    check.unpipe(copy);
+    copy.destroy();
+  };
   const written = pipeline(stored, check, file).catch((error: unknown) => {
     // A download that stopped never ends the copy: the check would wait for it forever.
-    copy.destroy();
+    stopCopy();
     throw downloadFailure(error, failedOnDisk, options.workDir);
   });
-  const decrypted = encrypted ? checkMdc(copy, options, (error) => stored.destroy(error)) : Promise.resolve();
+  const decrypted = encrypted
+    ? checkMdc(copy, options, (error) => stored.destroy(error), stopCopy)
+    : Promise.resolve();
   const [download, mdc] = await Promise.allSettled([written, decrypted]);
   // Bytes that are not the recorded ones explain whatever the decryption said of them.
   if (download.status === 'rejected') throw download.reason;
@@ -113,7 +127,8 @@ export async function withVerifiedDump<T>(
 ): Promise<T> {
   const work = await createWorkFile(options.workDir, options.record.bytes + (options.alsoNeeded ?? 0));
   try {
-    // Decrypting twice (check, then release) costs one more AES pass, cheaper than a plaintext work file's disk and writes.
+    // Decrypting twice (check, then release) costs one more AES pass, cheaper than a plaintext work
+    // file's disk and writes.
     await downloadAndCheck(options, work.path);
     await options.checkRecord?.(options.record);
     return await use(await plaintextOf(work.path, options));

@@ -51,7 +51,10 @@ export function readLength(
     : undefined;
 }
 
-/** What decrypts a SEIPD body: node:crypto's cipher name, the session key, and the packet's first part. Plain data, so a worker can be given it. */
+/**
+ * What decrypts a SEIPD body: node:crypto's cipher name, the session key, and the packet's first part.
+ * Plain data, so that a worker thread can be given it.
+ */
 export interface SeipdKey {
   readonly cipher: string;
   readonly key: Uint8Array;
@@ -59,7 +62,7 @@ export interface SeipdKey {
   readonly firstPart: { readonly length: number; readonly partial: boolean };
 }
 
-/** A stream taking the SEIPD body after its version byte and giving the literal data; it errors unless the MDC matches. */
+/** The SEIPD body after its version byte in, the literal data out; the stream errors unless the MDC matches. */
 export function seipdBodyReader(seipd: SeipdKey): Transform {
   return new SeipdReader(createDecipheriv(seipd.cipher, seipd.key, Buffer.alloc(BLOCK)), seipd.firstPart);
 }

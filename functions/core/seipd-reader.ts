@@ -177,7 +177,7 @@ export async function openSeipd(
     return {
       plaintext: undefined,
       replay: replay(),
-      shape: `a cipher Dump Bag does not write (${sessionKey?.algorithm})`,
+      shape: otherCipher(sessionKey?.algorithm, secrets),
     };
   }
   const trial = createDecipheriv(cipher, sessionKey.data, Buffer.alloc(BLOCK)).update(
@@ -215,9 +215,18 @@ export async function openSeipd(
   return { plaintext: readBody(seipd, rest) };
 }
 
+/** The shape named for a session key of a cipher Dump Bag does not write. */
+function otherCipher(algorithm: string | undefined | null, secrets: Secrets): string {
+  // A wrong passphrase gives a random algorithm, now and then one that openpgp.js takes.
+  const orPassphrase = secrets.passwords ? ', or a wrong passphrase' : '';
+  return `a cipher Dump Bag does not write (${algorithm})${orPassphrase}`;
+}
+
 /** The SEIPD body decrypted in this thread. */
 function readBodyHere(seipd: SeipdKey, body: Readable): Readable {
   const reader = seipdBodyReader(seipd);
   body.once('error', (error) => reader.destroy(error));
+  // A reader given up on (pg_restore failed) stops reading its input, the work file, too.
+  reader.once('close', () => body.destroy());
   return body.pipe(reader);
 }
