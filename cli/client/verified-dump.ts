@@ -48,14 +48,15 @@ const STOPPED_EARLY =
 /**
  * Decrypts `copy` into nothing, Dump Bag's own shape in a worker thread (mdc-check.ts), a --foreign
  * message here with openpgp.js: fails unless the MDC holds. A dump that cannot be opened (wrong
- * passphrase, not Dump Bag's shape) stops the download at once through `abort`, rather than after
- * gigabytes; a failure later on waits for the download's end, whose verdict on the bytes comes first.
+ * passphrase, not Dump Bag's shape) stops the download at once through `abort` (false if it had
+ * already ended), rather than after gigabytes; a failure later on waits for the download's end, whose
+ * verdict on the bytes comes first.
  * `stopCopy` stops feeding the copy, so that the file alone goes on.
  */
 async function checkMdc(
   copy: Readable,
   options: VerifiedDumpOptions,
-  abort: (error: Error) => void,
+  abort: (error: Error) => boolean,
   stopCopy: () => void,
 ): Promise<void> {
   let plaintext: Readable;
@@ -63,8 +64,7 @@ async function checkMdc(
     plaintext = await decryptStream(copy, { ...options, readBody: checkedInWorker });
   } catch (error: unknown) {
     const failure = plaintextFailure(error, options.decryption);
-    failure.message += STOPPED_EARLY;
-    abort(failure);
+    if (abort(failure)) failure.message += STOPPED_EARLY;
     throw failure;
   }
   try {
@@ -102,9 +102,13 @@ async function downloadAndCheck(options: VerifiedDumpOptions, path: string): Pro
     stopCopy();
     throw downloadFailure(error, failedOnDisk, options.workDir);
   });
-  const decrypted = encrypted
-    ? checkMdc(copy, options, (error) => stored.destroy(error), stopCopy)
-    : Promise.resolve();
+  const stopDownload = (error: Error): boolean => {
+    // A download already at its end still gets its SHA-256 verdict.
+    if (stored.readableEnded) return false;
+    stored.destroy(error);
+    return true;
+  };
+  const decrypted = encrypted ? checkMdc(copy, options, stopDownload, stopCopy) : Promise.resolve();
   const [download, mdc] = await Promise.allSettled([written, decrypted]);
   // Bytes that are not the recorded ones explain whatever the decryption said of them.
   if (download.status === 'rejected') throw download.reason;
