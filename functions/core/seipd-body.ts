@@ -1,6 +1,6 @@
 /**
  * The bulk of a Dump Bag message: the SEIPD v1 packet's ciphertext decrypted with node:crypto, its one
- * literal packet's data passed on, and its MDC checked at the end (RFC 9580 §5.13.1, §5.9, §5.14), with
+ * literal packet's data passed on, and its MDC checked at the end (RFC 9580 §5.13.1, §5.9), with
  * the packet framing rules it shares with the head reader (seipd-reader.ts) and the writer (encrypt.ts).
  * It imports no openpgp.js, so that a worker thread can load it alone (cli/client/mdc-check.ts).
  */
@@ -17,7 +17,7 @@ export const LITERAL_HEADER = 0xc0 | TAG_LITERAL;
 const MDC = Buffer.of(0xc0 | TAG_MDC, 20);
 /** The MDC packet: its two header bytes and SHA-1's 20. */
 const MDC_BYTES = 22;
-/** The random prefix and its two check bytes (RFC 9580 §5.13.2). */
+/** The random prefix and its two check bytes (RFC 9580 §5.13.1). */
 export const PREFIX = BLOCK + 2;
 const PIECE = 64 * 1024;
 
