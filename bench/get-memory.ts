@@ -6,15 +6,14 @@
  *
  * Needs a dump of DATABASE kept by the local S3 server (`npm run bench -- --s3 local` leaves one).
  */
-import { spawn, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort } from '../cli/local/services';
 import { benchKeys } from './keys';
-import { GNU_TIME } from './measure';
+import { GNU_TIME, measure } from './measure';
 import { startS3Target } from './s3-targets';
+import { startServe } from './scenarios/restore';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = join(root, '.dump-bag', 'bench');
@@ -33,54 +32,29 @@ const checkouts = [root, ...positionals.map((p) => resolve(p))];
 const s3 = await startS3Target('local', benchDir);
 const keys = await benchKeys(benchDir);
 const env = { ...process.env, ...s3.env, DUMP_BAG_ENCRYPTION: 'gpg', DUMP_BAG_PUBLIC_KEYS: keys.publicFile };
-const port = await freePort();
-const serve = spawn(process.execPath, [join(root, 'bin', 'dump-bag.js'), 'serve', '--port', String(port)], {
-  env,
-  stdio: 'ignore',
+const serve = await startServe(root, env).catch(async (error: unknown) => {
+  await s3.stop();
+  throw error;
 });
 const out = join(benchDir, 'tmp', 'get-memory.pgdump');
 try {
-  for (
-    let i = 0;
-    i < 100 &&
-    !(await fetch(`http://127.0.0.1:${port}/recipients`).then(
-      (r) => r.ok,
-      () => false,
-    ));
-    i++
-  ) {
-    await new Promise((r) => setTimeout(r, 100));
-  }
   for (let round = 0; round < Number(values.rounds); round++) {
     for (const checkout of checkouts) {
       rmSync(out, { force: true });
-      const started = performance.now();
-      const run = spawnSync(
-        GNU_TIME,
-        [
-          '-f',
-          '%M %U %S',
-          process.execPath,
-          join(checkout, 'bin', 'dump-bag.js'),
-          'get',
-          values.database,
-          'latest',
-          '-o',
-          out,
-        ],
+      const run = await measure(
+        [process.execPath, join(checkout, 'bin', 'dump-bag.js'), 'get', values.database, 'latest', '-o', out],
         {
-          env: { ...env, DUMP_BAG_SECRET_KEY: keys.secretFile, DUMP_BAG_URL: `http://127.0.0.1:${port}` },
-          encoding: 'utf8',
+          env: { ...env, DUMP_BAG_SECRET_KEY: keys.secretFile, DUMP_BAG_URL: serve.url },
+          scratch: join(benchDir, 'tmp'),
         },
       );
-      const [rssKiB = '0', user = '0', system = '0'] = run.stderr.trim().split('\n').pop()?.split(' ') ?? [];
       console.log(
-        `${round + 1} ${checkout}: exit ${run.status}, ${((performance.now() - started) / 1000).toFixed(2)} s, peak RSS ${(Number(rssKiB) / 1024).toFixed(1)} MiB, CPU ${user} + ${system} s`,
+        `${round + 1} ${checkout}: exit ${run.code}, ${run.wallSeconds.toFixed(2)} s, peak RSS ${((run.peakRssBytes ?? 0) / 1024 / 1024).toFixed(1)} MiB, CPU ${run.cpuSecondsWithChildren?.toFixed(2)} s`,
       );
     }
   }
 } finally {
   rmSync(out, { force: true });
-  serve.kill();
+  serve.stop();
   await s3.stop();
 }

@@ -11,17 +11,19 @@ export interface Measured {
   readonly wallSeconds: number;
   /** User + system CPU of the command and every child it waited for (GNU time), when available. */
   readonly cpuSecondsWithChildren?: number;
+  /** The largest peak RSS of the command and the children it waited for (GNU time), when available. */
+  readonly peakRssBytes?: number;
   readonly stdout: string;
   readonly stderr: string;
 }
 
-/** Runs a command (argv, no shell), timing it; under GNU time when present, for its CPU seconds. */
+/** Runs a command (argv, no shell), timing it; under GNU time when present, for its CPU and peak RSS. */
 export async function measure(
   argv: readonly string[],
   options: { env?: NodeJS.ProcessEnv; scratch: string; input?: string },
 ): Promise<Measured> {
   const timeFile = join(options.scratch, `time-${process.pid}-${Date.now()}.txt`);
-  const [command, ...args] = GNU_TIME ? [GNU_TIME, '-f', '%U %S', '-o', timeFile, ...argv] : argv;
+  const [command, ...args] = GNU_TIME ? [GNU_TIME, '-f', '%U %S %M', '-o', timeFile, ...argv] : argv;
   const started = performance.now();
   const child = spawn(command as string, args, {
     env: options.env ?? process.env,
@@ -38,10 +40,12 @@ export async function measure(
   });
   const wallSeconds = (performance.now() - started) / 1000;
   let cpuSecondsWithChildren: number | undefined;
+  let peakRssBytes: number | undefined;
   if (GNU_TIME && existsSync(timeFile)) {
-    const fields = readFileSync(timeFile, 'utf8').trim().split(/\s+/).slice(-2).map(Number);
-    if (fields.length === 2 && fields.every(Number.isFinite)) {
+    const fields = readFileSync(timeFile, 'utf8').trim().split(/\s+/).slice(-3).map(Number);
+    if (fields.length === 3 && fields.every(Number.isFinite)) {
       cpuSecondsWithChildren = (fields[0] ?? 0) + (fields[1] ?? 0);
+      peakRssBytes = (fields[2] ?? 0) * 1024;
     }
     rmSync(timeFile, { force: true });
   }
@@ -49,6 +53,7 @@ export async function measure(
     code,
     wallSeconds,
     cpuSecondsWithChildren,
+    peakRssBytes,
     stdout: Buffer.concat(out).toString('utf8'),
     stderr: Buffer.concat(err).toString('utf8'),
   };

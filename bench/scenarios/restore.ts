@@ -29,7 +29,10 @@ async function recreate(env: NodeJS.ProcessEnv, database: string): Promise<void>
 }
 
 /** `dump-bag serve` on a free loopback port, for `dump-bag get`; resolves once it answers. */
-async function startServe(root: string, env: NodeJS.ProcessEnv): Promise<{ url: string; stop: () => void }> {
+export async function startServe(
+  root: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ url: string; stop: () => void }> {
   const port = await freePort();
   const child = spawn(process.execPath, [join(root, 'bin', 'dump-bag.js'), 'serve', '--port', String(port)], {
     env,
