@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startLocalPostgres } from '../cli/local/services';
 import { type BenchKeys, benchKeys } from './keys';
-import { measure, median } from './measure';
+import { measure, median, range } from './measure';
 import { parseS3Choices, startS3Target } from './s3-targets';
 import { backupOnce } from './scenarios/backup';
 import { restoreComparison } from './scenarios/restore';
@@ -48,7 +48,6 @@ if (values.restore && choice !== 'local') {
   console.error('bench/ab.ts --restore needs --s3 local: the sink keeps no dump to restore');
   process.exit(2);
 }
-const range = (v: number[]) => `${Math.min(...v).toFixed(2)}–${Math.max(...v).toFixed(2)}`;
 
 /** `get --restore` of one stored dump under each variant, in turn, each beside pg_restore from a file. */
 async function compareRestores(pgEnv: NodeJS.ProcessEnv, database: string, keys: BenchKeys): Promise<void> {

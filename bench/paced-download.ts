@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import * as openpgp from 'openpgp';
 import type { withVerifiedDump } from '../cli/client/verified-dump';
 import type { DumpRecord } from '../functions/core/catalog';
-import { median } from './measure';
+import { median, range } from './measure';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values, positionals } = parseArgs({
@@ -106,6 +106,6 @@ const floor = bytes / (mbps * 1e6);
 for (const [i, checkout] of checkouts.entries()) {
   const runs = seconds[i] ?? [];
   console.log(
-    `${checkout}: ${median(runs).toFixed(2)} s (${Math.min(...runs).toFixed(2)}–${Math.max(...runs).toFixed(2)})${mbps > 0 ? `, the transfer alone ${floor.toFixed(2)} s` : ''}`,
+    `${checkout}: ${median(runs).toFixed(2)} s (${range(runs)})${mbps > 0 ? `, the transfer alone ${floor.toFixed(2)} s` : ''}`,
   );
 }
